@@ -1,0 +1,33 @@
+# The two commands of the README: `make demo` and `make test`. Each bootstraps a local venv.
+#
+# torch goes in first, pinned, so that no unpinned requirement can pull the multi-GB CUDA build:
+# `pip install torch==2.13.0` takes the local CPU wheel on our machines. A torch that is already
+# importable in the venv is kept as it is. Set PYTHON to choose the interpreter.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_PIN ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/unetweights demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_weightmaps.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache .hypothesis

@@ -1,0 +1,19 @@
+"""U-Net border weight maps and distance maps: numpy in, numpy out (scipy.ndimage, scikit-image).
+
+This subpackage never imports torch, so data-loader workers can use it without loading a framework.
+"""
+
+from .balance import class_balance_weights
+from .distance import nearest_two_distances, signed_distance_map
+from .instances import label_instances, separate_touching
+from .unet import border_cutoff, unet_weight_map
+
+__all__ = [
+    "border_cutoff",
+    "class_balance_weights",
+    "label_instances",
+    "nearest_two_distances",
+    "separate_touching",
+    "signed_distance_map",
+    "unet_weight_map",
+]
