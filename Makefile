@@ -2,10 +2,12 @@
 #
 # torch goes in first, pinned, so that no unpinned requirement can pull the multi-GB CUDA build:
 # `pip install torch==2.13.0` takes the local CPU wheel on our machines. A torch that is already
-# importable in the venv is kept as it is. Set PYTHON to choose the interpreter.
+# importable in the venv is kept as it is: `make test VENV_FLAGS=--system-site-packages` lets the
+# venv see (and keep) a torch installed outside it. Set PYTHON to choose the interpreter.
 
 PYTHON ?= python3
 VENV ?= .venv
+VENV_FLAGS ?=
 TORCH_PIN ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -15,7 +17,7 @@ STAMP := $(VENV)/.installed
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)

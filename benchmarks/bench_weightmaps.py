@@ -6,7 +6,8 @@ For each case this prints, from one run, the median time of
 - one ``scipy.ndimage.distance_transform_edt`` of the same mask (with its spacing),
 - the per-object reference of the tests (one full-image EDT per object, two smallest kept),
 
-and the ratios between them. Ratios taken in the same run are what to compare across machines.
+and the ratios between them. The contenders run interleaved (EDT, auto, windows, colouring, EDT,
+...), so that a noisy machine slows them alike; ratios from one run are what to compare.
 
     python benchmarks/bench_weightmaps.py                 # all four cases, 5 repeats
     python benchmarks/bench_weightmaps.py --cases 2d small3d --repeats 7
@@ -40,14 +41,28 @@ CASES = {
 }
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up: first-touch page faults and imports stay out of the figures
-    times = []
+def median_times(fns: dict, repeats: int) -> dict:
+    """Median wall time of each callable, run interleaved so that machine noise hits all alike."""
+    for fn in fns.values():
+        fn()  # warm-up: first-touch page faults and imports stay out of the figures
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def forced(strategy, labels, spacing):
+    def run():
+        distance._FORCED_STRATEGY = strategy
+        try:
+            unet_weight_map(labels, spacing=spacing)
+        finally:
+            distance._FORCED_STRATEGY = None
+
+    return run
 
 
 def run_case(name: str, repeats: int, ref_repeats: int) -> None:
@@ -58,20 +73,17 @@ def run_case(name: str, repeats: int, ref_repeats: int) -> None:
     print(f"\n[{name}] shape {shape}, spacing {spacing}, {n_found} objects of radius {radius:g}, "
           f"foreground {np.mean(labels > 0):.0%}, contact/edge pixels {touching / labels.size:.1%}")
 
-    edt = median_time(lambda: ndi.distance_transform_edt(labels == 0, sampling=spacing), repeats)
-    rows = [("one scipy EDT", edt)]
+    contenders = {"one scipy EDT": lambda: ndi.distance_transform_edt(labels == 0, sampling=spacing)}
     for strategy in (None, "windows", "colouring"):
-        distance._FORCED_STRATEGY = strategy
-        try:
-            t = median_time(lambda: unet_weight_map(labels, spacing=spacing), repeats)
-        finally:
-            distance._FORCED_STRATEGY = None
-        rows.append((f"unet_weight_map [{strategy or 'auto'}]", t))
-    ours = rows[1][1]
+        contenders[f"unet_weight_map [{strategy or 'auto'}]"] = forced(strategy, labels, spacing)
+    timed = median_times(contenders, repeats)
     if with_reference:
-        ref = median_time(lambda: reference_unet_weight_map(labels, spacing=spacing), ref_repeats)
-        rows.append(("per-object reference", ref))
-
+        timed.update(median_times({"per-object reference": lambda: reference_unet_weight_map(labels, spacing=spacing)},
+                                  ref_repeats))
+    rows = list(timed.items())
+    edt = timed["one scipy EDT"]
+    ours = timed["unet_weight_map [auto]"]
+    ref = timed.get("per-object reference")
     for label, t in rows:
         line = f"  {label:32s} {t * 1e3:10.1f} ms   {t / edt:7.2f}x EDT"
         if with_reference:
