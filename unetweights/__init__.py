@@ -1,23 +1,8 @@
 """unetweights: U-Net weight maps, weight-map aware losses, and exported evaluation graphs."""
 
-from .weightmaps import (
-    border_cutoff,
-    class_balance_weights,
-    label_instances,
-    nearest_two_distances,
-    separate_touching,
-    signed_distance_map,
-    unet_weight_map,
-)
+from . import weightmaps
+from .weightmaps import *  # noqa: F401,F403  (the public names are listed in weightmaps.__all__)
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "border_cutoff",
-    "class_balance_weights",
-    "label_instances",
-    "nearest_two_distances",
-    "separate_touching",
-    "signed_distance_map",
-    "unet_weight_map",
-]
+__all__ = [*weightmaps.__all__]

@@ -14,6 +14,17 @@ PROPERTY_SETTINGS = settings(
 )
 PROPERTY_SETTINGS_3D = settings(PROPERTY_SETTINGS, max_examples=40)
 
+# Tiny and one-pixel-wide images: 1x1 with and without an object, 1xN, Nx1, and a 4x1x1 volume.
+DEGENERATE_LABELS = [
+    np.array([[0]], dtype=np.int32),
+    np.array([[4]], dtype=np.int32),
+    np.array([[0, 1, 0, 0, 2, 2, 0, 3]], dtype=np.int32),
+    np.array([[0], [1], [0], [0], [2], [0], [0]], dtype=np.uint8),
+    np.array([[1, 2]], dtype=np.int64),
+    np.array([[[0]], [[5]], [[0]], [[6]]], dtype=np.int32),
+]
+DEGENERATE_IDS = ["1x1-empty", "1x1-object", "1xN", "Nx1", "1x2-two", "4x1x1"]
+
 _ID_DTYPES = {
     "consecutive": (np.uint8, np.int16, np.uint16, np.int32, np.int64),
     "random": (np.uint16, np.int32, np.uint32, np.int64),

@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 
 from .reference import reference_nearest_two
 from .strategies import (
+    DEGENERATE_IDS,
+    DEGENERATE_LABELS,
     PROPERTY_SETTINGS,
     PROPERTY_SETTINGS_3D,
     assert_distances_match,
@@ -194,15 +196,8 @@ def test_strided_and_fortran_inputs(strategy):
 
 @pytest.mark.parametrize(
     "labels",
-    [
-        np.array([[0]], dtype=np.int32),
-        np.array([[4]], dtype=np.int32),
-        np.array([[0, 1, 0, 0, 2, 2, 0, 3]], dtype=np.int32),
-        np.array([[0], [1], [0], [0], [2], [0], [0]], dtype=np.uint8),
-        np.array([[1, 2]], dtype=np.int64),
-        np.array([[[0]], [[5]], [[0]], [[6]]], dtype=np.int32),
-    ],
-    ids=["1x1-empty", "1x1-object", "1xN", "Nx1", "1x2-two", "4x1x1"],
+    DEGENERATE_LABELS,
+    ids=DEGENERATE_IDS,
 )
 def test_degenerate_shapes(strategy, labels):
     check(labels)

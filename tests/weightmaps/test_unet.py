@@ -13,6 +13,8 @@ from .reference import (
     reference_unet_weight_map,
 )
 from .strategies import (
+    DEGENERATE_IDS,
+    DEGENERATE_LABELS,
     PROPERTY_SETTINGS,
     PROPERTY_SETTINGS_3D,
     assert_weights_match,
@@ -266,15 +268,8 @@ def test_strided_and_fortran(strategy):
 
 @pytest.mark.parametrize(
     "labels",
-    [
-        np.array([[0]], dtype=np.int32),
-        np.array([[4]], dtype=np.int32),
-        np.array([[0, 1, 0, 0, 2, 2, 0, 3]], dtype=np.int32),
-        np.array([[0], [1], [0], [0], [2], [0], [0]], dtype=np.uint8),
-        np.array([[1, 2]], dtype=np.int64),
-        np.array([[[0]], [[5]], [[0]], [[6]]], dtype=np.int32),
-    ],
-    ids=["1x1-empty", "1x1-object", "1xN", "Nx1", "1x2-two", "4x1x1"],
+    DEGENERATE_LABELS,
+    ids=DEGENERATE_IDS,
 )
 @pytest.mark.parametrize("border", ["background", "all"])
 def test_degenerate_shapes(strategy, labels, border):
@@ -353,3 +348,27 @@ def test_border_cutoff_zero_when_w0_not_above_tol(w0, tol):
     from unetweights.weightmaps import border_cutoff
 
     assert border_cutoff(w0=w0, sigma=3.0, tol=tol) == 0.0
+
+
+@pytest.mark.parametrize(
+    "shape, n, radius, spacing, expect_split",
+    [
+        ((128, 128), 30, 9.0, (1.0, 1.0), False),  # windows stay small next to the image
+        ((16, 32, 32), 40, 5.0, (1.0, 1.0, 1.0), True),  # crowded volume: windows overlap heavily
+        ((12, 40, 40), 30, 6.0, (2.0, 1.0, 1.0), True),
+    ],
+)
+def test_automatic_strategy_on_realistic_masks(monkeypatch, shape, n, radius, spacing, expect_split):
+    """Touching nuclei bigger than the property tests: the automatic choice is exact, and it picks
+    the colour splits exactly where windows would cover the volume many times over."""
+    from unetweights.synthetic import touching_nuclei
+    from unetweights.weightmaps import distance
+
+    plans = []
+    real = distance._plan
+    monkeypatch.setattr(distance, "_plan", lambda *a: plans.append(real(*a)) or plans[-1])
+    labels = touching_nuclei(shape, n, radius=radius, spacing=spacing, seed=7)
+    for border in ("background", "all"):
+        run_and_compare(labels, spacing=spacing, border=border)
+    assert distance._FORCED_STRATEGY is None and len(plans) == 2
+    assert all((plan is not None) == expect_split for plan in plans)

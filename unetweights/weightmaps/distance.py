@@ -177,6 +177,22 @@ class _TopTwo:
         np.minimum(d1, distance, out=d1)
 
 
+def _plan(
+    boxes: list, windows: list, shape: tuple, spacing: np.ndarray, pair_reach: float, strategy: Optional[str]
+) -> Optional[list]:
+    """The colour splits to run, or None to run per-object windows, by the cost model."""
+    if strategy == "windows" or len(boxes) < 2 or math.isinf(pair_reach):
+        return None
+    window_cost = sum(_volume(w) for w in windows)
+    # Any split needs two region transforms at least; skip the graph when windows are cheaper.
+    if strategy != "colouring" and window_cost <= 2 * _region_cost(tuple(slice(0, n) for n in shape)):
+        return None
+    partitions = _bit_partitions(_greedy_colouring(_conflict_graph(boxes, spacing, pair_reach)), windows)
+    if strategy != "colouring" and sum(_region_cost(r) for p in partitions for _, r in p) >= window_cost:
+        return None
+    return partitions
+
+
 def _nearest_two(
     labels: np.ndarray, spacing: np.ndarray, reach: float, pair_reach: float, strategy: Optional[str] = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -195,16 +211,7 @@ def _nearest_two(
     margin = _margin(reach, spacing, labels.shape)
     windows = [_grow(b, margin, labels.shape) for b in boxes]
 
-    partitions = None
-    if strategy != "windows" and ids.size > 1 and not math.isinf(pair_reach):
-        window_cost = sum(_volume(w) for w in windows)
-        # Any split needs two region transforms at least; skip the graph when windows are cheaper.
-        if strategy == "colouring" or window_cost > 2 * _region_cost(tuple(slice(0, n) for n in labels.shape)):
-            colours = _greedy_colouring(_conflict_graph(boxes, spacing, pair_reach))
-            partitions = _bit_partitions(colours, windows)
-            if strategy != "colouring" and sum(_region_cost(r) for p in partitions for _, r in p) >= window_cost:
-                partitions = None
-
+    partitions = _plan(boxes, windows, labels.shape, spacing, pair_reach, strategy)
     if partitions is None:
         for obj_id, window in zip(ids.tolist(), windows):
             top.update(window, ndi.distance_transform_edt(labels[window] != obj_id, sampling=spacing))
