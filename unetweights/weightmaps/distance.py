@@ -166,7 +166,7 @@ class _TopTwo:
         self._scratch = np.empty(0)
 
     def update(self, region: tuple, distance: np.ndarray) -> None:
-        """Fold in one object's (or one colour's) distances over ``region``."""
+        """Fold in the distances to one object (or one side of a split) over ``region``."""
         d1 = self.d1[region]
         d2 = self.d2[region]
         if self._scratch.size < distance.size:
