@@ -1,0 +1,120 @@
+"""Every loss gives the eager values and gradients under TorchScript, torch.compile and torch.export.
+
+Each mode is built from the first shape and then also called on a second one it never saw
+(batch 1, odd and non-square sizes), in 2D and 3D.
+"""
+
+import warnings
+
+import pytest
+import torch
+from torch.export import Dim, export
+
+import unetweights.losses as L
+
+from .cases import CASES, SHAPES, loss_and_grad, make_inputs
+
+MODES = ("script", "compile", "export")
+TOL = dict(rtol=2e-5, atol=2e-6)
+
+
+def _spec(t, spatial_rank, batch, spatial):
+    """Dynamic batch and spatial dims for a (N, *spatial) or (N, C, *spatial) tensor."""
+    if t is None:
+        return None
+    first = 2 if t.dim() == spatial_rank + 2 else 1
+    spec = {0: batch}
+    spec.update({first + i: d for i, d in enumerate(spatial)})
+    return spec
+
+
+def _build(mode, module, example, spatial_rank, tmp_path):
+    if mode == "script":
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
+            scripted = torch.jit.script(module)
+            path = tmp_path / "loss.pt"
+            torch.jit.save(scripted, str(path))
+            return torch.jit.load(str(path))
+    if mode == "compile":
+        torch._dynamo.reset()
+        return torch.compile(module, fullgraph=True)
+    batch = Dim("batch")
+    spatial = [Dim(f"s{i}") for i in range(spatial_rank)]
+    shapes = tuple(_spec(t, spatial_rank, batch, spatial) for t in example)
+    return export(module, example, dynamic_shapes=shapes).module()
+
+
+@pytest.mark.parametrize("dims", sorted(SHAPES))
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_mode_matches_eager(case, mode, dims, tmp_path):
+    first, second = SHAPES[dims]
+    spatial_rank = len(first) - 2
+    module = case.build(spatial_rank)
+    example = make_inputs(case.kind, first, seed=1)
+    run = _build(mode, module, example, spatial_rank, tmp_path)
+    for seed, shape in enumerate((first, second)):
+        x, target, weight = make_inputs(case.kind, shape, seed=seed + 10)
+        want, want_grad = loss_and_grad(module, x, target, weight)
+        got, got_grad = loss_and_grad(run, x, target, weight)
+        assert torch.isfinite(want).all()
+        torch.testing.assert_close(got, want, **TOL)
+        torch.testing.assert_close(got_grad, want_grad, **TOL)
+        assert want_grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_without_weight_map(mode, tmp_path):
+    module = L.WeightedCrossEntropyLoss(ignore_index=-1)
+    first, second = SHAPES["2d"]
+    x, target, _ = make_inputs("index", first, seed=3)
+    run = _build(mode, module, (x, target), 2, tmp_path)
+    for shape in (first, second):
+        x, target, _ = make_inputs("index", shape, seed=4)
+        want, want_grad = loss_and_grad(lambda a, b, c: module(a, b), x, target, None)
+        got, got_grad = loss_and_grad(lambda a, b, c: run(a, b), x, target, None)
+        torch.testing.assert_close(got, want, **TOL)
+        torch.testing.assert_close(got_grad, want_grad, **TOL)
+
+
+class _DeepSupervised(torch.nn.Module):
+    """Takes the outputs as separate arguments so that export sees plain tensors."""
+
+    def __init__(self):
+        super().__init__()
+        self.loss = L.DeepSupervisionLoss(L.WeightedCrossEntropyLoss(ignore_index=-1), [1.0, 0.5, 0.25])
+
+    def forward(self, x0: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, target: torch.Tensor, weight: torch.Tensor):
+        return self.loss([x0, x1, x2], target, weight)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_deep_supervision_modes(mode, tmp_path):
+    module = _DeepSupervised()
+
+    def inputs(n, h, w, seed):
+        g = torch.Generator().manual_seed(seed)
+        outs = [torch.randn(n, 3, h // 2**k, w // 2**k, generator=g) for k in range(3)]
+        target = torch.randint(-1, 3, (n, h, w), generator=g)
+        weight = torch.rand(n, h, w, generator=g) + 0.1
+        return outs, target, weight
+
+    outs, target, weight = inputs(2, 16, 24, 0)
+    if mode == "export":
+        b, h, w = Dim("b"), Dim("h"), Dim("w")
+        specs = ({0: b, 2: 4 * h, 3: 4 * w}, {0: b, 2: 2 * h, 3: 2 * w}, {0: b, 2: h, 3: w}, {0: b, 1: 4 * h, 2: 4 * w}, {0: b, 1: 4 * h, 2: 4 * w})
+        run = export(module, (*outs, target, weight), dynamic_shapes=specs).module()
+    else:
+        run = _build(mode, module, None, 2, tmp_path)
+    for n, h, w in ((2, 16, 24), (1, 8, 20)):
+        outs, target, weight = inputs(n, h, w, n)
+        want_outs = [o.clone().requires_grad_(True) for o in outs]
+        got_outs = [o.clone().requires_grad_(True) for o in outs]
+        want = module(*want_outs, target, weight)
+        got = run(*got_outs, target, weight)
+        want.backward()
+        got.backward()
+        torch.testing.assert_close(got, want, **TOL)
+        for a, b in zip(got_outs, want_outs):
+            torch.testing.assert_close(a.grad, b.grad, **TOL)

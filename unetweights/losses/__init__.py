@@ -1,0 +1,64 @@
+"""Losses that take a per-pixel weight map, identical eager, scripted, compiled and exported.
+
+Every loss has a functional form ``name(input, target, weight=None, <options>)`` and an
+``nn.Module`` twin that keeps the options and runs ``forward(input, target, weight=None)``.
+Layout is torch's: ``input`` (N, C, *spatial) logits, ``target`` (N, *spatial) class indices or
+(N, C, *spatial) probabilities, ``weight`` (N, *spatial), finite and non-negative.
+
+The reduction rule, the same for every loss
+-------------------------------------------
+- "none" returns w·ℓ per element; set losses (Dice, Tversky, Lovasz) return one value per set
+  instead: per image, or per image and class, as each docstring says.
+- "sum" is Σ w·ℓ.
+- "mean" is Σ w·ℓ / Σ w over the elements that are not ignored, where w folds in the class weight
+  where a loss has one. With no weight map it is the plain mean.
+- If Σ w = 0 (everything ignored, all weights zero) the loss is 0 with zero gradient, never NaN.
+
+With ``weight=None`` each loss equals its ``torch.nn.functional`` counterpart (cross_entropy,
+nll_loss, binary_cross_entropy_with_logits, mse_loss, l1_loss, smooth_l1_loss, huber_loss, kl_div)
+for every reduction, except that a mean over nothing is 0 where torch gives NaN.
+
+Execution modes
+---------------
+The sources are plain, type-annotated torch: no data-dependent shapes, no ``.item()`` in the
+computation, label smoothing written out. Bad shapes, dtypes and options raise ``ValueError``
+naming the argument in every mode (``torch.jit.Error`` carrying the same text under TorchScript).
+Checks that read values (NaN or negative weights, class indices out of range) run in eager mode
+and TorchScript and are skipped inside ``torch.compile`` and ``torch.export`` graphs.
+
+Importing this package does not touch TorchScript, so it emits no deprecation warning;
+``torch.jit.script(loss)`` is the caller's choice.
+"""
+
+from typing import List
+
+from . import classification, compose, lovasz, overlap, regression
+from .classification import (
+    FocalLoss,
+    WeightedBCEWithLogitsLoss,
+    WeightedCrossEntropyLoss,
+    WeightedNLLLoss,
+    focal_loss,
+    weighted_bce_with_logits,
+    weighted_cross_entropy,
+    weighted_nll_loss,
+)
+from .compose import CombinedLoss, DeepSupervisionLoss, resize_area, resize_nearest
+from .lovasz import LovaszHingeLoss, LovaszSoftmaxLoss, lovasz_hinge, lovasz_softmax
+from .overlap import SoftDiceLoss, TverskyLoss, soft_dice_loss, tversky_loss
+from .regression import (
+    WeightedHuberLoss,
+    WeightedKLDivLoss,
+    WeightedL1Loss,
+    WeightedMSELoss,
+    WeightedSmoothL1Loss,
+    weighted_huber_loss,
+    weighted_kl_div,
+    weighted_l1_loss,
+    weighted_mse_loss,
+    weighted_smooth_l1_loss,
+)
+
+__all__: List[str] = sorted(
+    classification.__all__ + compose.__all__ + lovasz.__all__ + overlap.__all__ + regression.__all__
+)

@@ -1,0 +1,150 @@
+"""The one reduction rule and the input checks that every loss shares.
+
+Every function here is written so that the losses calling it run unchanged in eager mode, under
+``torch.jit.script``, ``torch.compile(fullgraph=True)`` and ``torch.export``:
+
+- checks of shapes, dtypes and options are plain ``if ...: raise ValueError(...)``; they run in
+  every mode (under tracing the shapes are symbolic and a check becomes a guard);
+- checks of *values* (NaN weights, a class index out of range) need the data on the host. They run
+  in eager mode and in TorchScript, and are skipped while ``torch.compile`` or ``torch.export``
+  traces, where reading a value would break the graph (:func:`checking_values`).
+
+TorchScript turns a raised ``ValueError`` into ``torch.jit.Error`` whose message starts with
+``builtins.ValueError:``; the text after it is the same.
+"""
+
+from typing import List, Optional
+
+import torch
+from torch import Tensor
+
+
+def checking_values() -> bool:
+    """Whether data-dependent checks run: True in eager mode and TorchScript, False while tracing."""
+    return not torch.compiler.is_compiling()
+
+
+def check_reduction(reduction: str) -> None:
+    """Raise unless ``reduction`` is "none", "mean" or "sum"."""
+    if reduction != "none" and reduction != "mean" and reduction != "sum":
+        raise ValueError(f"reduction: expected 'none', 'mean' or 'sum', got '{reduction}'")
+
+
+def check_floating(x: Tensor, name: str) -> None:
+    """Raise unless ``x`` has a floating dtype."""
+    if not x.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point tensor, got an integer or bool tensor")
+
+
+def check_finite_non_negative(x: Tensor, name: str) -> None:
+    """Raise if ``x`` holds NaN, an infinity or a negative value (eager and TorchScript only)."""
+    if checking_values():
+        if bool((~torch.isfinite(x)).any()):
+            raise ValueError(f"{name}: expected finite values, found NaN or inf")
+        if bool((x < 0).any()):
+            raise ValueError(f"{name}: expected non-negative values, found a minimum of {float(x.min())}")
+
+
+def check_input_rank(input: Tensor, min_dim: int, layout: str) -> None:
+    """Raise unless ``input`` has at least ``min_dim`` dims and no empty dim."""
+    if input.dim() < min_dim:
+        raise ValueError(f"input: expected shape {layout}, got {list(input.shape)}")
+    if input.numel() == 0:
+        raise ValueError(f"input: expected a non-empty tensor, got shape {list(input.shape)}")
+
+
+def check_same_shape(x: Tensor, name: str, shape: List[int], layout: str) -> None:
+    """Raise unless ``x`` has exactly ``shape``; ``layout`` names the expected axes."""
+    if list(x.shape) != shape:
+        raise ValueError(f"{name}: expected shape {layout} = {shape}, got {list(x.shape)}")
+
+
+def check_class_weight(class_weight: Optional[Tensor], num_classes: int) -> None:
+    """Raise unless ``class_weight`` is None or a finite, non-negative float vector of length C."""
+    if class_weight is not None:
+        check_floating(class_weight, "class_weight")
+        if class_weight.dim() != 1 or class_weight.shape[0] != num_classes:
+            raise ValueError(
+                f"class_weight: expected shape (C,) = [{num_classes}], got {list(class_weight.shape)}"
+            )
+        check_finite_non_negative(class_weight, "class_weight")
+
+
+def check_index_target(target: Tensor, input: Tensor, ignore_index: int) -> None:
+    """Check class indices (N, *) against logits (N, C, *).
+
+    Every value must lie in [0, C) or equal ``ignore_index``.
+    """
+    expected = [input.shape[0]] + list(input.shape[2:])
+    if target.is_floating_point() or target.dtype == torch.bool or target.is_complex():
+        raise ValueError(
+            f"target: expected integer class indices of shape (N, *) = {expected}, got a "
+            f"non-integer tensor of shape {list(target.shape)} (probabilities have shape "
+            f"(N, C, *) = {list(input.shape)})"
+        )
+    check_same_shape(target, "target", expected, "(N, *)")
+    if checking_values():
+        num_classes = input.shape[1]
+        bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
+        if bool(bad.any()):
+            raise ValueError(
+                f"target: class indices must lie in [0, {num_classes}) or equal "
+                f"ignore_index={ignore_index}, found values in [{int(target.min())}, {int(target.max())}]"
+            )
+
+
+def elementwise_weight(weight: Optional[Tensor], shape: List[int]) -> Optional[Tensor]:
+    """Check a weight map against an element-wise loss of ``shape`` and return it broadcastable.
+
+    ``weight`` has the loss's shape, or the same rank with size-1 dims that broadcast (a
+    per-image weight (N, 1, 1), say). When the loss has a channel dim, (N, C, *), a weight of the
+    spatial layout (N, *) is also accepted and applies to every channel. Weights must be finite and
+    non-negative.
+    """
+    if weight is None:
+        return None
+    check_floating(weight, "weight")
+    w = weight
+    if w.dim() == len(shape) - 1 and len(shape) >= 2:
+        w = w.unsqueeze(1)
+    if w.dim() != len(shape):
+        raise ValueError(
+            f"weight: expected shape {shape} (size-1 dims broadcast), or {[shape[0]] + shape[2:]} "
+            f"for a per-pixel map, got {list(weight.shape)}"
+        )
+    for d in range(len(shape)):
+        if w.shape[d] != 1 and w.shape[d] != shape[d]:
+            raise ValueError(
+                f"weight: expected shape {shape} (size-1 dims broadcast), got {list(weight.shape)}"
+            )
+    check_finite_non_negative(weight, "weight")
+    return w
+
+
+def safe_divide(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den`` where ``den > 0`` and 0 elsewhere, with a zero (never NaN) gradient there."""
+    positive = den > 0
+    return torch.where(positive, num / torch.where(positive, den, torch.ones_like(den)), torch.zeros_like(num))
+
+
+def reduce_loss(loss: Tensor, norm: Optional[Tensor], reduction: str) -> Tensor:
+    """Apply the package's one reduction rule.
+
+    Parameters
+    ----------
+    loss : Tensor
+        Element values already multiplied by their weight, w·ℓ. This is what "none" returns.
+    norm : Tensor or None
+        The weight of each element in the mean (broadcastable to ``loss``): the weight map times
+        the class weight, zero where ignored. None means every element counts once.
+    reduction : str
+        "none", "mean" (Σ w·ℓ / Σ w, and 0 with zero gradient when Σ w = 0) or "sum" (Σ w·ℓ).
+    """
+    if reduction == "none":
+        return loss
+    total = loss.sum()
+    if reduction == "sum":
+        return total
+    if norm is None:
+        return total / max(loss.numel(), 1)
+    return safe_divide(total, norm.expand(loss.shape).sum())

@@ -1,0 +1,444 @@
+"""Per-pixel weighted cross-entropy, NLL, BCE and focal losses (functional forms and Modules)."""
+
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._reduce import (
+    check_class_weight,
+    check_finite_non_negative,
+    check_floating,
+    check_index_target,
+    check_input_rank,
+    check_reduction,
+    check_same_shape,
+    checking_values,
+    elementwise_weight,
+    reduce_loss,
+    safe_divide,
+)
+
+
+def _class_view(class_weight: Tensor, ndim: int) -> Tensor:
+    """Reshape a (C,) vector to broadcast along dim 1 of an ``ndim``-dim tensor."""
+    shape = [1] * ndim
+    shape[1] = class_weight.shape[0]
+    return class_weight.view(shape)
+
+
+def _log_prob_loss(
+    log_prob: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor],
+    class_weight: Optional[Tensor],
+    ignore_index: int,
+    label_smoothing: float,
+    reduction: str,
+    gamma: float,
+) -> Tensor:
+    """Shared body of cross-entropy, NLL and the softmax focal loss, on log-probabilities.
+
+    With ``gamma > 0`` each class term is multiplied by (1 - p)^gamma (the focal modulation).
+    """
+    check_reduction(reduction)
+    check_input_rank(log_prob, 2, "(N, C, *)")
+    num_classes = log_prob.shape[1]
+    if label_smoothing < 0.0 or label_smoothing > 1.0:
+        raise ValueError(f"label_smoothing: expected a value in [0, 1], got {label_smoothing}")
+    check_class_weight(class_weight, num_classes)
+    # Per-class terms -log p_c, with the focal factor and the class weight folded in.
+    terms = -log_prob
+    if gamma > 0.0:
+        terms = terms * _focal_factor(1.0 - log_prob.exp(), gamma)
+    if class_weight is not None:
+        terms = terms * _class_view(class_weight, log_prob.dim())
+    if target.dim() == log_prob.dim():
+        # Class probabilities (N, C, *): every element counts once in the mean, as in torch.
+        check_floating(target, "target")
+        check_same_shape(target, "target", list(log_prob.shape), "(N, C, *)")
+        if label_smoothing > 0.0:
+            target = target * (1.0 - label_smoothing) + label_smoothing / num_classes
+        loss = (target * terms).sum(1)
+        norm: Optional[Tensor] = None
+    else:
+        check_index_target(target, log_prob, ignore_index)
+        valid = target != ignore_index
+        safe = torch.where(valid, target, torch.zeros_like(target)).long()
+        loss = terms.gather(1, safe.unsqueeze(1)).squeeze(1)
+        if class_weight is None:
+            norm = valid.to(loss.dtype)
+        else:
+            norm = torch.where(valid, class_weight[safe], torch.zeros_like(loss))
+        if label_smoothing > 0.0:
+            # torch's definition: (1 - eps) of the target term plus eps/C of every class's term,
+            # normalised by the target classes' weights in the mean.
+            loss = (1.0 - label_smoothing) * loss + (label_smoothing / num_classes) * terms.sum(1)
+        loss = torch.where(valid, loss, torch.zeros_like(loss))
+    w = elementwise_weight(weight, list(loss.shape))
+    if w is not None:
+        loss = loss * w
+        norm = w if norm is None else norm * w
+    return reduce_loss(loss, norm, reduction)
+
+
+def _focal_factor(one_minus_p: Tensor, gamma: float) -> Tensor:
+    """(1 - p)^gamma, floored at a tiny base so that gamma < 1 keeps a finite gradient at p = 1."""
+    return one_minus_p.clamp_min(1e-30).pow(gamma)
+
+
+def weighted_nll_loss(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor] = None,
+    class_weight: Optional[Tensor] = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+) -> Tensor:
+    """Negative log-likelihood of log-probabilities, weighted per pixel.
+
+    Parameters
+    ----------
+    input : Tensor
+        Log-probabilities, shape (N, C, *).
+    target : Tensor
+        Class indices (N, *), integer, each in [0, C) or equal to ``ignore_index``; or class
+        probabilities (N, C, *), floating.
+    weight : Tensor, optional
+        Per-pixel weight map (N, *), finite and non-negative; same-rank shapes with size-1 dims
+        broadcast.
+    class_weight : Tensor, optional
+        Weight of each class, shape (C,).
+    ignore_index : int
+        Index targets equal to it contribute nothing, not even to the mean's denominator.
+    label_smoothing : float
+        In [0, 1]. Written out as torch defines it: (1 - eps) times the target term plus eps/C
+        times the sum over all classes.
+    reduction : str
+        "none" (per pixel, shape (N, *)), "mean" or "sum".
+
+    Returns
+    -------
+    Tensor
+        With index targets, ℓ = cw[y]·(-log p_y) (before smoothing); the "mean" is
+        Σ w·ℓ / Σ w·cw[y] over non-ignored pixels. With probability targets,
+        ℓ = -Σ_c cw[c]·t_c·log p_c and the "mean" is Σ w·ℓ / Σ w (class weights are not in the
+        denominator, as in torch). If the denominator is 0 the loss is 0, with zero gradient.
+
+    Notes
+    -----
+    With ``weight=None`` this equals ``torch.nn.functional.nll_loss`` (index targets) for every
+    reduction, except that a mean over nothing is 0 where torch returns NaN.
+    """
+    return _log_prob_loss(input, target, weight, class_weight, ignore_index, label_smoothing, reduction, 0.0)
+
+
+def weighted_cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor] = None,
+    class_weight: Optional[Tensor] = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+) -> Tensor:
+    """Cross-entropy of logits, weighted per pixel: :func:`weighted_nll_loss` of ``log_softmax(input)``.
+
+    Parameters
+    ----------
+    input : Tensor
+        Logits, shape (N, C, *).
+    target, weight, class_weight, ignore_index, label_smoothing, reduction
+        As in :func:`weighted_nll_loss`.
+
+    Returns
+    -------
+    Tensor
+        The "mean" is Σ w·ℓ / Σ w·cw[y] over non-ignored pixels (index targets) or Σ w·ℓ / Σ w
+        (probability targets); 0 with zero gradient when that denominator is 0. "none" has shape
+        (N, *) and is w·ℓ.
+
+    Notes
+    -----
+    With ``weight=None`` this equals ``torch.nn.functional.cross_entropy`` for every reduction,
+    including ``ignore_index``, class weights, label smoothing and probability targets, except that
+    a mean over nothing (everything ignored) is 0 where torch returns NaN. Label smoothing is written
+    out here; the torch.export-based ONNX exporter drops torch's own.
+    """
+    check_input_rank(input, 2, "(N, C, *)")
+    check_floating(input, "input")
+    return _log_prob_loss(
+        F.log_softmax(input, 1), target, weight, class_weight, ignore_index, label_smoothing, reduction, 0.0
+    )
+
+
+def _binary_check(input: Tensor, target: Tensor) -> Tensor:
+    """Check a logit/target pair of the same shape; return the target as a float tensor."""
+    if input.dim() < 1:
+        raise ValueError(f"input: expected at least one dim, got shape {list(input.shape)}")
+    if input.numel() == 0:
+        raise ValueError(f"input: expected a non-empty tensor, got shape {list(input.shape)}")
+    check_floating(input, "input")
+    check_same_shape(target, "target", list(input.shape), "input.shape")
+    if not target.is_floating_point():
+        target = target.to(input.dtype)
+    if checking_values():
+        if bool(((target < 0) | (target > 1) | torch.isnan(target)).any()):
+            raise ValueError("target: expected binary targets or probabilities in [0, 1]")
+    return target
+
+
+def _softplus_neg(input: Tensor) -> Tensor:
+    """-log sigmoid(x) = log(1 + exp(-x)), stable for logits of any size."""
+    return (-input).clamp_min(0) + torch.log1p(torch.exp(-input.abs()))
+
+
+def weighted_bce_with_logits(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor] = None,
+    pos_weight: Optional[Tensor] = None,
+    balance: Optional[Tuple[float, float]] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Binary cross-entropy of logits, weighted per pixel.
+
+    ℓ = -[pw·t·log σ(x) + (1 - t)·log(1 - σ(x))].
+
+    Parameters
+    ----------
+    input : Tensor
+        Logits of any shape.
+    target : Tensor
+        Same shape as ``input``: binary labels or probabilities in [0, 1] (integer and bool
+        targets are converted).
+    weight : Tensor, optional
+        Weight map, the shape of ``input`` (size-1 dims broadcast), or (N, *) for an (N, C, *)
+        input (applied to every channel).
+    pos_weight : Tensor, optional
+        Weight of the positive term, broadcast against ``input`` as in torch (a (C,) vector
+        aligns with the *last* dim; use (C, 1, 1) for (N, C, H, W)).
+    balance : tuple of float, optional
+        ``(pos_share, neg_share)``: the loss becomes
+        pos_share·Σ w·t·ℓ⁺ / Σ w·t + neg_share·Σ w·(1-t)·ℓ⁻ / Σ w·(1-t), where ℓ⁺ = -pw·log σ(x)
+        and ℓ⁻ = -log(1 - σ(x)). A side with no weight (no positives, say) contributes 0. Then
+        "mean" and "sum" both return this value and "none" returns each element's share of it.
+    reduction : str
+        "none" (the shape of ``input``), "mean" (Σ w·ℓ / Σ w) or "sum".
+
+    Notes
+    -----
+    With ``weight=None`` and no ``balance`` this equals
+    ``torch.nn.functional.binary_cross_entropy_with_logits`` (with ``pos_weight``) for every
+    reduction. torch's own ``weight`` argument divides a weighted sum by the element count; here
+    "mean" divides by Σ w.
+    """
+    check_reduction(reduction)
+    target = _binary_check(input, target)
+    shape = list(input.shape)
+    if pos_weight is not None:
+        check_floating(pos_weight, "pos_weight")
+        if pos_weight.dim() > input.dim():
+            raise ValueError(f"pos_weight: expected at most {input.dim()} dims, got {list(pos_weight.shape)}")
+        offset = input.dim() - pos_weight.dim()
+        for d in range(pos_weight.dim()):
+            if pos_weight.shape[d] != 1 and pos_weight.shape[d] != shape[offset + d]:
+                raise ValueError(
+                    f"pos_weight: shape {list(pos_weight.shape)} does not broadcast against input {shape}"
+                )
+        check_finite_non_negative(pos_weight, "pos_weight")
+    w = elementwise_weight(weight, shape)
+    neg_log_p = _softplus_neg(input)
+    if balance is None:
+        if pos_weight is None:
+            loss = (1.0 - target) * input + neg_log_p
+        else:
+            loss = (1.0 - target) * input + (1.0 + (pos_weight - 1.0) * target) * neg_log_p
+        if w is not None:
+            loss = loss * w
+        return reduce_loss(loss, w, reduction)
+    pos_share, neg_share = balance
+    if pos_share < 0.0 or neg_share < 0.0:
+        raise ValueError(f"balance: expected non-negative (pos_share, neg_share), got {balance}")
+    pos_loss = neg_log_p if pos_weight is None else pos_weight * neg_log_p
+    neg_loss = neg_log_p + input
+    pos_mass = target if w is None else target * w
+    neg_mass = 1.0 - target if w is None else (1.0 - target) * w
+    pos_total = pos_mass.sum()
+    neg_total = neg_mass.sum()
+    pos_scale = pos_share * safe_divide(torch.ones_like(pos_total), pos_total)
+    neg_scale = neg_share * safe_divide(torch.ones_like(neg_total), neg_total)
+    loss = pos_scale * pos_mass * pos_loss + neg_scale * neg_mass * neg_loss
+    if reduction == "none":
+        return loss
+    return loss.sum()
+
+
+def focal_loss(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor] = None,
+    activation: str = "sigmoid",
+    alpha: Optional[float] = None,
+    gamma: float = 2.0,
+    class_weight: Optional[Tensor] = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
+    """Focal loss (Lin et al. 2017), sigmoid or softmax, weighted per pixel.
+
+    Parameters
+    ----------
+    input : Tensor
+        Logits. Sigmoid: any shape. Softmax: (N, C, *).
+    target : Tensor
+        Sigmoid: the shape of ``input``, binary or probabilities in [0, 1]. Softmax: class
+        indices (N, *) or probabilities (N, C, *), as in :func:`weighted_cross_entropy`.
+    weight : Tensor, optional
+        Weight map, as in :func:`weighted_bce_with_logits` (sigmoid) or
+        :func:`weighted_cross_entropy` (softmax).
+    activation : str
+        "sigmoid": ℓ = α_t·(1 - p_t)^γ·BCE with p_t = p·t + (1 - p)·(1 - t) and
+        α_t = α·t + (1 - α)·(1 - t) (torchvision's ``sigmoid_focal_loss``).
+        "softmax": ℓ = -α·Σ_c cw[c]·t_c·(1 - p_c)^γ·log p_c, with t one-hot for index targets.
+    alpha : float, optional
+        Sigmoid: the positive/negative balance in [0, 1]; softmax: a scalar factor. None (the
+        default) leaves it out; torchvision uses 0.25 for the sigmoid form.
+    gamma : float
+        Focusing exponent, ≥ 0. With γ = 0 and no ``alpha`` the loss equals
+        :func:`weighted_bce_with_logits` (sigmoid) or :func:`weighted_cross_entropy` (softmax).
+    class_weight, ignore_index : optional
+        Softmax only, as in :func:`weighted_cross_entropy`.
+    reduction : str
+        "none", "mean" or "sum" under the package's rule; the softmax form normalises like
+        :func:`weighted_cross_entropy`.
+    """
+    check_reduction(reduction)
+    if gamma < 0.0:
+        raise ValueError(f"gamma: expected a value >= 0, got {gamma}")
+    if activation == "softmax":
+        check_input_rank(input, 2, "(N, C, *)")
+        check_floating(input, "input")
+        loss = _log_prob_loss(F.log_softmax(input, 1), target, weight, class_weight, ignore_index, 0.0, reduction, gamma)
+        if alpha is not None:
+            loss = alpha * loss
+        return loss
+    if activation != "sigmoid":
+        raise ValueError(f"activation: expected 'sigmoid' or 'softmax', got '{activation}'")
+    if class_weight is not None:
+        raise ValueError("class_weight: only the softmax focal loss takes class weights; use alpha for sigmoid")
+    target = _binary_check(input, target)
+    w = elementwise_weight(weight, list(input.shape))
+    loss = (1.0 - target) * input + _softplus_neg(input)
+    if gamma > 0.0:
+        p = torch.sigmoid(input)
+        loss = loss * _focal_factor(p + target * (1.0 - 2.0 * p), gamma)
+    if alpha is not None:
+        if alpha < 0.0 or alpha > 1.0:
+            raise ValueError(f"alpha: expected a value in [0, 1] for the sigmoid form, got {alpha}")
+        loss = loss * (alpha * target + (1.0 - alpha) * (1.0 - target))
+    if w is not None:
+        loss = loss * w
+    return reduce_loss(loss, w, reduction)
+
+
+class WeightedNLLLoss(nn.Module):
+    """Module form of :func:`weighted_nll_loss`; options are fixed at construction."""
+
+    def __init__(
+        self,
+        class_weight: Optional[Tensor] = None,
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        self.register_buffer("class_weight", class_weight)
+        self.ignore_index = ignore_index
+        self.label_smoothing = float(label_smoothing)
+        check_reduction(reduction)
+        self.reduction = reduction
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return weighted_nll_loss(
+            input, target, weight, self.class_weight, self.ignore_index, self.label_smoothing, self.reduction
+        )
+
+
+class WeightedCrossEntropyLoss(WeightedNLLLoss):
+    """Module form of :func:`weighted_cross_entropy`; options are fixed at construction."""
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return weighted_cross_entropy(
+            input, target, weight, self.class_weight, self.ignore_index, self.label_smoothing, self.reduction
+        )
+
+
+class WeightedBCEWithLogitsLoss(nn.Module):
+    """Module form of :func:`weighted_bce_with_logits`; options are fixed at construction."""
+
+    def __init__(
+        self,
+        pos_weight: Optional[Tensor] = None,
+        balance: Optional[Tuple[float, float]] = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        self.register_buffer("pos_weight", pos_weight)
+        self.balance = None if balance is None else (float(balance[0]), float(balance[1]))
+        check_reduction(reduction)
+        self.reduction = reduction
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return weighted_bce_with_logits(input, target, weight, self.pos_weight, self.balance, self.reduction)
+
+
+class FocalLoss(nn.Module):
+    """Module form of :func:`focal_loss`; options are fixed at construction."""
+
+    def __init__(
+        self,
+        activation: str = "sigmoid",
+        alpha: Optional[float] = None,
+        gamma: float = 2.0,
+        class_weight: Optional[Tensor] = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        if activation != "sigmoid" and activation != "softmax":
+            raise ValueError(f"activation: expected 'sigmoid' or 'softmax', got '{activation}'")
+        self.activation = activation
+        self.alpha = None if alpha is None else float(alpha)
+        self.gamma = float(gamma)
+        self.register_buffer("class_weight", class_weight)
+        self.ignore_index = ignore_index
+        check_reduction(reduction)
+        self.reduction = reduction
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return focal_loss(
+            input,
+            target,
+            weight,
+            self.activation,
+            self.alpha,
+            self.gamma,
+            self.class_weight,
+            self.ignore_index,
+            self.reduction,
+        )
+
+
+__all__: List[str] = [
+    "FocalLoss",
+    "WeightedBCEWithLogitsLoss",
+    "WeightedCrossEntropyLoss",
+    "WeightedNLLLoss",
+    "focal_loss",
+    "weighted_bce_with_logits",
+    "weighted_cross_entropy",
+    "weighted_nll_loss",
+]

@@ -1,0 +1,335 @@
+"""Soft Dice and Tversky losses whose weight map enters tp, fp and fn linearly.
+
+Both losses are set losses: they compare a set of pixels at once. With ``per_image=True`` each
+image is its own set; otherwise the batch is pooled into one. For each set and class
+
+    tp = Σ w·p·t,    fp = Σ w·p·(1 - t),    fn = Σ w·(1 - p)·t,
+
+where p is the activated prediction, t the target and w the weight map (zero where the target is
+``ignore_index``). The weight multiplies the counts once: it is never squared, and never applied
+to the logits before the activation.
+"""
+
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._reduce import (
+    check_class_weight,
+    check_floating,
+    check_index_target,
+    check_input_rank,
+    check_reduction,
+    check_same_shape,
+    elementwise_weight,
+    reduce_loss,
+    safe_divide,
+)
+
+
+def check_activation(activation: str) -> None:
+    """Raise unless ``activation`` is "softmax", "sigmoid" or "none"."""
+    if activation != "softmax" and activation != "sigmoid" and activation != "none":
+        raise ValueError(f"activation: expected 'softmax', 'sigmoid' or 'none', got '{activation}'")
+
+
+def one_hot_target(target: Tensor, input: Tensor, ignore_index: int) -> Tuple[Tensor, Tensor]:
+    """Class indices (N, *) as a one-hot (N, C, *) in ``input``'s dtype, and the valid mask (N, *)."""
+    check_index_target(target, input, ignore_index)
+    valid = target != ignore_index
+    classes = torch.arange(input.shape[1], device=target.device).view([1, -1] + [1] * (target.dim() - 1))
+    one_hot = (target.unsqueeze(1) == classes).to(input.dtype)
+    return one_hot, valid
+
+
+def _activate(input: Tensor, activation: str) -> Tensor:
+    if activation == "softmax":
+        return F.softmax(input, 1)
+    if activation == "sigmoid":
+        return torch.sigmoid(input)
+    return input
+
+
+def overlap_counts(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor],
+    activation: str,
+    ignore_index: int,
+    per_image: bool,
+    include_background: bool,
+    squared: bool,
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Weighted counts per set and class, each of shape (N, C') or (1, C').
+
+    Returns ``(tp, sum_p, sum_t, counted)``: Σ w·p·t, Σ w·p (Σ w·p² when ``squared``), Σ w·t
+    (Σ w·t² when ``squared``), and 1.0 for each set with a positive weight mass (0.0 for a set
+    whose pixels are all ignored or zero-weighted), shape (N, 1) or (1, 1). C' = C - 1 without
+    the background class.
+    """
+    check_activation(activation)
+    check_input_rank(input, 3, "(N, C, *)")
+    check_floating(input, "input")
+    num_classes = input.shape[1]
+    if not include_background and num_classes < 2:
+        raise ValueError(
+            f"include_background: False leaves no class for an input with C = {num_classes} channel"
+        )
+    prob = _activate(input, activation)
+    if target.dim() == input.dim():
+        check_same_shape(target, "target", list(input.shape), "(N, C, *)")
+        truth = target if target.is_floating_point() else target.to(input.dtype)
+        mask = torch.ones_like(input[:, :1])
+    else:
+        if activation == "sigmoid":
+            raise ValueError(
+                f"target: activation='sigmoid' needs a (N, C, *) = {list(input.shape)} binary target, got "
+                f"{list(target.shape)}; for one channel pass target.unsqueeze(1)"
+            )
+        truth, valid = one_hot_target(target, input, ignore_index)
+        mask = valid.unsqueeze(1).to(input.dtype)
+    w = elementwise_weight(weight, [input.shape[0]] + [1] + list(input.shape[2:]))
+    if w is not None:
+        mask = mask * w
+    if not include_background:
+        prob = prob[:, 1:]
+        truth = truth[:, 1:]
+    dims = list(range(2, input.dim()))
+    weighted_truth = mask * truth
+    tp = (weighted_truth * prob).sum(dims)
+    if squared:
+        sum_p = (mask * prob * prob).sum(dims)
+        sum_t = (weighted_truth * truth).sum(dims)
+    else:
+        sum_p = (mask * prob).sum(dims)
+        sum_t = weighted_truth.sum(dims)
+    mass = mask.expand([mask.shape[0], 1] + list(input.shape[2:])).sum(dims)
+    if not per_image:
+        tp = tp.sum(0, keepdim=True)
+        sum_p = sum_p.sum(0, keepdim=True)
+        sum_t = sum_t.sum(0, keepdim=True)
+        mass = mass.sum(0, keepdim=True)
+    return tp, sum_p, sum_t, (mass > 0).to(tp.dtype)
+
+
+def _reduce_sets(
+    loss: Tensor, counted: Tensor, class_weight: Optional[Tensor], include_background: bool, reduction: str
+) -> Tensor:
+    """Reduce (sets, classes) losses: sets with no weight mass and the class weights set the mean."""
+    norm = counted
+    if class_weight is not None:
+        cw = class_weight if include_background else class_weight[1:]
+        norm = norm * cw.unsqueeze(0)
+    return reduce_loss(loss * norm, norm, reduction)
+
+
+def soft_dice_loss(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor] = None,
+    activation: str = "softmax",
+    smooth: float = 1.0,
+    per_image: bool = False,
+    include_background: bool = True,
+    squared: bool = False,
+    class_weight: Optional[Tensor] = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
+    """Soft Dice loss with a per-pixel weight map, 1 - (2·tp + s) / (2·tp + fp + fn + s).
+
+    Parameters
+    ----------
+    input : Tensor
+        Logits (N, C, *), or probabilities with ``activation="none"``.
+    target : Tensor
+        Class indices (N, *) (softmax or none), or a binary/probability target (N, C, *).
+    weight : Tensor, optional
+        Per-pixel weight map (N, *) (or (N, 1, *)), finite and non-negative. It enters tp, fp and
+        fn linearly, after the activation.
+    activation : str
+        "softmax" (over dim 1), "sigmoid" (per channel; needs a (N, C, *) target) or "none".
+    smooth : float
+        s ≥ 0, added to both numerator and denominator.
+    per_image : bool
+        True: one Dice per image and class. False: the batch is pooled into one set per class.
+    include_background : bool
+        False drops channel 0 from the loss (it still takes part in the softmax).
+    squared : bool
+        Use Σ w·p² + Σ w·t² as the denominator (Milletari et al.'s V-Net form) instead of
+        Σ w·p + Σ w·t = 2·tp + fp + fn.
+    class_weight : Tensor, optional
+        Weight of each class in the mean, shape (C,) (entry 0 is dropped with
+        ``include_background=False``).
+    ignore_index : int
+        Pixels whose index target equals it count nowhere.
+    reduction : str
+        "none": cw·(1 - Dice) per set and class, shape (N, C') with ``per_image`` and (1, C')
+        otherwise. "mean": Σ cw·(1 - Dice) / Σ cw over counted sets. "sum": Σ cw·(1 - Dice).
+
+    Notes
+    -----
+    Empty ground truth: a class absent from a set's target (Σ w·t = 0) scores
+    Dice = s / (Σ w·p + s), so the loss penalises any predicted mass. With ``smooth=0`` and
+    nothing predicted either, 0/0 is defined as Dice = 1 (loss 0), never NaN. A set whose pixels
+    are all ignored or zero-weighted has loss 0 with zero gradient and is left out of the mean.
+    """
+    check_reduction(reduction)
+    if smooth < 0.0:
+        raise ValueError(f"smooth: expected a value >= 0, got {smooth}")
+    check_class_weight(class_weight, input.shape[1] if input.dim() >= 2 else 0)
+    tp, sum_p, sum_t, counted = overlap_counts(
+        input, target, weight, activation, ignore_index, per_image, include_background, squared
+    )
+    den = sum_p + sum_t + smooth
+    dice = torch.where(den > 0, safe_divide(2.0 * tp + smooth, den), torch.ones_like(den))
+    return _reduce_sets(1.0 - dice, counted, class_weight, include_background, reduction)
+
+
+def tversky_loss(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor] = None,
+    activation: str = "softmax",
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    gamma: float = 1.0,
+    smooth: float = 1.0,
+    per_image: bool = False,
+    include_background: bool = True,
+    class_weight: Optional[Tensor] = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
+    """Tversky loss with a per-pixel weight map, (1 - TI)^γ with TI = (tp + s) / (tp + α·fp + β·fn + s).
+
+    Parameters
+    ----------
+    input, target, weight, activation, smooth, per_image, include_background, class_weight, ignore_index
+        As in :func:`soft_dice_loss`.
+    alpha, beta : float
+        Non-negative weights of false positives and false negatives. α = β = 0.5 is Dice's index
+        (up to how ``smooth`` enters); β > α favours recall.
+    gamma : float
+        > 0. γ = 1 is the Tversky loss; other values give the focal Tversky loss (Abraham & Khan
+        2019 write the exponent as 1/γ: their γ = 4/3 is ``gamma=0.75`` here).
+    reduction : str
+        As in :func:`soft_dice_loss`.
+
+    Notes
+    -----
+    The empty-ground-truth and everything-ignored policies are those of :func:`soft_dice_loss`:
+    0/0 is TI = 1, and a set with no weight mass has loss 0 and is left out of the mean.
+    """
+    check_reduction(reduction)
+    if smooth < 0.0:
+        raise ValueError(f"smooth: expected a value >= 0, got {smooth}")
+    if alpha < 0.0 or beta < 0.0:
+        raise ValueError(f"alpha, beta: expected non-negative values, got alpha={alpha}, beta={beta}")
+    if gamma <= 0.0:
+        raise ValueError(f"gamma: expected a value > 0, got {gamma}")
+    check_class_weight(class_weight, input.shape[1] if input.dim() >= 2 else 0)
+    tp, sum_p, sum_t, counted = overlap_counts(
+        input, target, weight, activation, ignore_index, per_image, include_background, False
+    )
+    den = tp + alpha * (sum_p - tp) + beta * (sum_t - tp) + smooth
+    index = torch.where(den > 0, safe_divide(tp + smooth, den), torch.ones_like(den))
+    loss = 1.0 - index
+    if gamma != 1.0:
+        loss = loss.clamp_min(1e-30).pow(gamma)
+    return _reduce_sets(loss, counted, class_weight, include_background, reduction)
+
+
+class SoftDiceLoss(nn.Module):
+    """Module form of :func:`soft_dice_loss`; options are fixed at construction."""
+
+    def __init__(
+        self,
+        activation: str = "softmax",
+        smooth: float = 1.0,
+        per_image: bool = False,
+        include_background: bool = True,
+        squared: bool = False,
+        class_weight: Optional[Tensor] = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        check_activation(activation)
+        check_reduction(reduction)
+        self.activation = activation
+        self.smooth = float(smooth)
+        self.per_image = bool(per_image)
+        self.include_background = bool(include_background)
+        self.squared = bool(squared)
+        self.register_buffer("class_weight", class_weight)
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return soft_dice_loss(
+            input,
+            target,
+            weight,
+            self.activation,
+            self.smooth,
+            self.per_image,
+            self.include_background,
+            self.squared,
+            self.class_weight,
+            self.ignore_index,
+            self.reduction,
+        )
+
+
+class TverskyLoss(nn.Module):
+    """Module form of :func:`tversky_loss`; options are fixed at construction."""
+
+    def __init__(
+        self,
+        activation: str = "softmax",
+        alpha: float = 0.5,
+        beta: float = 0.5,
+        gamma: float = 1.0,
+        smooth: float = 1.0,
+        per_image: bool = False,
+        include_background: bool = True,
+        class_weight: Optional[Tensor] = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        check_activation(activation)
+        check_reduction(reduction)
+        self.activation = activation
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.gamma = float(gamma)
+        self.smooth = float(smooth)
+        self.per_image = bool(per_image)
+        self.include_background = bool(include_background)
+        self.register_buffer("class_weight", class_weight)
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return tversky_loss(
+            input,
+            target,
+            weight,
+            self.activation,
+            self.alpha,
+            self.beta,
+            self.gamma,
+            self.smooth,
+            self.per_image,
+            self.include_background,
+            self.class_weight,
+            self.ignore_index,
+            self.reduction,
+        )
+
+
+__all__: List[str] = ["SoftDiceLoss", "TverskyLoss", "soft_dice_loss", "tversky_loss"]

@@ -1,0 +1,216 @@
+"""Per-pixel weighted regression losses: mse, l1, smooth_l1, huber and kl_div.
+
+Each takes ``input`` and ``target`` of the same shape and a weight map of that shape (size-1 dims
+broadcast), or (N, *) for an (N, C, *) input. "mean" is Σ w·ℓ / Σ w over all elements, which with
+``weight=None`` is the plain mean, so each equals its ``torch.nn.functional`` counterpart there
+(torch's own weighted forms differ: mse and l1 divide by Σ w, huber by the element count).
+"""
+
+from typing import List, Optional
+
+import torch
+from torch import Tensor, nn
+
+from ._reduce import (
+    check_floating,
+    check_reduction,
+    check_same_shape,
+    elementwise_weight,
+    reduce_loss,
+)
+
+
+def _pair(input: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str) -> Optional[Tensor]:
+    """Check a regression input/target pair and return the weight ready to broadcast."""
+    check_reduction(reduction)
+    check_floating(input, "input")
+    check_floating(target, "target")
+    if input.numel() == 0:
+        raise ValueError(f"input: expected a non-empty tensor, got shape {list(input.shape)}")
+    check_same_shape(target, "target", list(input.shape), "input.shape")
+    return elementwise_weight(weight, list(input.shape))
+
+
+def _weighted(loss: Tensor, w: Optional[Tensor], reduction: str) -> Tensor:
+    if w is not None:
+        loss = loss * w
+    return reduce_loss(loss, w, reduction)
+
+
+def weighted_mse_loss(
+    input: Tensor, target: Tensor, weight: Optional[Tensor] = None, reduction: str = "mean"
+) -> Tensor:
+    """Squared error (x - y)², weighted per element; equals ``F.mse_loss`` when ``weight`` is None.
+
+    Parameters
+    ----------
+    input, target : Tensor
+        Floating tensors of the same shape.
+    weight : Tensor, optional
+        Finite, non-negative weights: ``input``'s shape (size-1 dims broadcast), or (N, *) for an
+        (N, C, *) input.
+    reduction : str
+        "none" (w·ℓ, ``input``'s shape), "mean" (Σ w·ℓ / Σ w; 0 when Σ w = 0) or "sum".
+    """
+    w = _pair(input, target, weight, reduction)
+    return _weighted((input - target) ** 2, w, reduction)
+
+
+def weighted_l1_loss(
+    input: Tensor, target: Tensor, weight: Optional[Tensor] = None, reduction: str = "mean"
+) -> Tensor:
+    """Absolute error |x - y|, weighted per element; equals ``F.l1_loss`` when ``weight`` is None.
+
+    Parameters are those of :func:`weighted_mse_loss`.
+    """
+    w = _pair(input, target, weight, reduction)
+    return _weighted((input - target).abs(), w, reduction)
+
+
+def weighted_huber_loss(
+    input: Tensor, target: Tensor, weight: Optional[Tensor] = None, delta: float = 1.0, reduction: str = "mean"
+) -> Tensor:
+    """Huber loss, weighted per element; equals ``F.huber_loss`` when ``weight`` is None.
+
+    ℓ = ½·d² where d = |x - y| < δ, and δ·(d - ½·δ) elsewhere. ``delta`` must be positive; the
+    other parameters are those of :func:`weighted_mse_loss`.
+    """
+    if delta <= 0.0:
+        raise ValueError(f"delta: expected a value > 0, got {delta}")
+    w = _pair(input, target, weight, reduction)
+    d = (input - target).abs()
+    return _weighted(torch.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta)), w, reduction)
+
+
+def weighted_smooth_l1_loss(
+    input: Tensor, target: Tensor, weight: Optional[Tensor] = None, beta: float = 1.0, reduction: str = "mean"
+) -> Tensor:
+    """Smooth L1 loss, weighted per element; equals ``F.smooth_l1_loss`` when ``weight`` is None.
+
+    ℓ = ½·d²/β where d = |x - y| < β, and d - ½·β elsewhere; β = 0 is the L1 loss. ``beta`` must
+    be non-negative; the other parameters are those of :func:`weighted_mse_loss`.
+    """
+    if beta < 0.0:
+        raise ValueError(f"beta: expected a value >= 0, got {beta}")
+    w = _pair(input, target, weight, reduction)
+    d = (input - target).abs()
+    if beta == 0.0:
+        return _weighted(d, w, reduction)
+    return _weighted(torch.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta), w, reduction)
+
+
+def weighted_kl_div(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor] = None,
+    reduction: str = "mean",
+    log_target: bool = False,
+) -> Tensor:
+    """Kullback-Leibler divergence terms t·(log t - x), weighted per element.
+
+    Parameters
+    ----------
+    input : Tensor
+        Log-probabilities x.
+    target : Tensor
+        Probabilities t (terms with t = 0 are 0), or log-probabilities with ``log_target``.
+    weight : Tensor, optional
+        As in :func:`weighted_mse_loss`.
+    reduction : str
+        "none", "mean" (Σ w·ℓ / Σ w over elements), "sum", or "batchmean" (Σ w·ℓ / N, the true
+        KL divergence per sample when the class dim is summed).
+    log_target : bool
+        Whether ``target`` holds log-probabilities.
+
+    Notes
+    -----
+    With ``weight=None`` this equals ``torch.nn.functional.kl_div`` for every reduction.
+    """
+    batchmean = reduction == "batchmean"
+    if not batchmean and reduction != "none" and reduction != "mean" and reduction != "sum":
+        raise ValueError(f"reduction: expected 'none', 'mean', 'sum' or 'batchmean', got '{reduction}'")
+    w = _pair(input, target, weight, "sum" if batchmean else reduction)
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        positive = target > 0
+        log_t = torch.log(torch.where(positive, target, torch.ones_like(target)))
+        loss = torch.where(positive, target * (log_t - input), -target * input)
+    if batchmean:
+        return _weighted(loss, w, "sum") / input.shape[0]
+    return _weighted(loss, w, reduction)
+
+
+class _Regression(nn.Module):
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        check_reduction(reduction)
+        self.reduction = reduction
+
+
+class WeightedMSELoss(_Regression):
+    """Module form of :func:`weighted_mse_loss`."""
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return weighted_mse_loss(input, target, weight, self.reduction)
+
+
+class WeightedL1Loss(_Regression):
+    """Module form of :func:`weighted_l1_loss`."""
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return weighted_l1_loss(input, target, weight, self.reduction)
+
+
+class WeightedHuberLoss(_Regression):
+    """Module form of :func:`weighted_huber_loss`."""
+
+    def __init__(self, delta: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        if delta <= 0.0:
+            raise ValueError(f"delta: expected a value > 0, got {delta}")
+        self.delta = float(delta)
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return weighted_huber_loss(input, target, weight, self.delta, self.reduction)
+
+
+class WeightedSmoothL1Loss(_Regression):
+    """Module form of :func:`weighted_smooth_l1_loss`."""
+
+    def __init__(self, beta: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        if beta < 0.0:
+            raise ValueError(f"beta: expected a value >= 0, got {beta}")
+        self.beta = float(beta)
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return weighted_smooth_l1_loss(input, target, weight, self.beta, self.reduction)
+
+
+class WeightedKLDivLoss(nn.Module):
+    """Module form of :func:`weighted_kl_div`."""
+
+    def __init__(self, reduction: str = "mean", log_target: bool = False) -> None:
+        super().__init__()
+        if reduction != "batchmean" and reduction != "none" and reduction != "mean" and reduction != "sum":
+            raise ValueError(f"reduction: expected 'none', 'mean', 'sum' or 'batchmean', got '{reduction}'")
+        self.reduction = reduction
+        self.log_target = bool(log_target)
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return weighted_kl_div(input, target, weight, self.reduction, self.log_target)
+
+
+__all__: List[str] = [
+    "WeightedHuberLoss",
+    "WeightedKLDivLoss",
+    "WeightedL1Loss",
+    "WeightedMSELoss",
+    "WeightedSmoothL1Loss",
+    "weighted_huber_loss",
+    "weighted_kl_div",
+    "weighted_l1_loss",
+    "weighted_mse_loss",
+    "weighted_smooth_l1_loss",
+]
