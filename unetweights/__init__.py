@@ -1,8 +1,67 @@
-"""unetweights: U-Net weight maps, weight-map aware losses, and exported evaluation graphs."""
+"""unetweights: U-Net weight maps, weight-map aware losses, and exported evaluation graphs.
+
+The weight-map functions need only numpy and scipy, so data-loader workers can use them without
+loading torch: the torch-based names (the losses) are imported on first use.
+"""
+
+from importlib import import_module
 
 from . import weightmaps
 from .weightmaps import *  # noqa: F401,F403  (the public names are listed in weightmaps.__all__)
 
 __version__ = "0.1.0"
 
-__all__ = [*weightmaps.__all__]
+# Public torch-based names and the submodule that defines each; loaded lazily by __getattr__.
+_LAZY = {
+    "losses": None,
+    **{
+        name: "losses"
+        for name in (
+            "CombinedLoss",
+            "DeepSupervisionLoss",
+            "FocalLoss",
+            "LovaszHingeLoss",
+            "LovaszSoftmaxLoss",
+            "SoftDiceLoss",
+            "TverskyLoss",
+            "WeightedBCEWithLogitsLoss",
+            "WeightedCrossEntropyLoss",
+            "WeightedHuberLoss",
+            "WeightedKLDivLoss",
+            "WeightedL1Loss",
+            "WeightedMSELoss",
+            "WeightedNLLLoss",
+            "WeightedSmoothL1Loss",
+            "focal_loss",
+            "lovasz_hinge",
+            "lovasz_softmax",
+            "resize_area",
+            "resize_nearest",
+            "soft_dice_loss",
+            "tversky_loss",
+            "weighted_bce_with_logits",
+            "weighted_cross_entropy",
+            "weighted_huber_loss",
+            "weighted_kl_div",
+            "weighted_l1_loss",
+            "weighted_mse_loss",
+            "weighted_nll_loss",
+            "weighted_smooth_l1_loss",
+        )
+    },
+}
+
+__all__ = [*weightmaps.__all__, *_LAZY]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'unetweights' has no attribute '{name}'")
+    module = import_module(f".{_LAZY[name] or name}", __name__)
+    value = module if _LAZY[name] is None else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -32,7 +32,6 @@ Importing this package does not touch TorchScript, so it emits no deprecation wa
 
 from typing import List
 
-from . import classification, compose, lovasz, overlap, regression
 from .classification import (
     FocalLoss,
     WeightedBCEWithLogitsLoss,
@@ -59,6 +58,35 @@ from .regression import (
     weighted_smooth_l1_loss,
 )
 
-__all__: List[str] = sorted(
-    classification.__all__ + compose.__all__ + lovasz.__all__ + overlap.__all__ + regression.__all__
-)
+__all__: List[str] = [
+    "CombinedLoss",
+    "DeepSupervisionLoss",
+    "FocalLoss",
+    "LovaszHingeLoss",
+    "LovaszSoftmaxLoss",
+    "SoftDiceLoss",
+    "TverskyLoss",
+    "WeightedBCEWithLogitsLoss",
+    "WeightedCrossEntropyLoss",
+    "WeightedHuberLoss",
+    "WeightedKLDivLoss",
+    "WeightedL1Loss",
+    "WeightedMSELoss",
+    "WeightedNLLLoss",
+    "WeightedSmoothL1Loss",
+    "focal_loss",
+    "lovasz_hinge",
+    "lovasz_softmax",
+    "resize_area",
+    "resize_nearest",
+    "soft_dice_loss",
+    "tversky_loss",
+    "weighted_bce_with_logits",
+    "weighted_cross_entropy",
+    "weighted_huber_loss",
+    "weighted_kl_div",
+    "weighted_l1_loss",
+    "weighted_mse_loss",
+    "weighted_nll_loss",
+    "weighted_smooth_l1_loss",
+]

@@ -1,0 +1,571 @@
+"""Brute-force float64 reference implementations of the weighted losses in ``unetweights.losses``.
+
+Everything here is derived from the docstrings of ``unetweights.losses`` (the specification) and
+from the papers / torch definitions they cite.  The code is deliberately naive: plain Python loops
+over images, classes and pixels, ``math`` scalar functions, and (for the Lovasz losses) the
+Jaccard loss of every prefix recomputed from scratch.  Nothing here imports ``unetweights``.
+
+Conventions
+-----------
+- Arrays are numpy float64 (targets: int64 for class indices).
+- ``input`` is (N, C, *spatial); index targets are (N, *spatial).
+- A weight map is either ``None``, or an array whose shape is the loss's element shape with size-1
+  dims broadcasting, or (for an element shape (N, C, *)) an (N, *) map applied to every channel.
+- Scalar results are returned as Python floats, "none" results as numpy arrays.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# Small scalar helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _log_sigmoid(x: float) -> float:
+    """log sigma(x), computed stably for either sign."""
+    if x >= 0:
+        return -math.log1p(math.exp(-x))
+    return x - math.log1p(math.exp(x))
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _log_softmax_vec(values: Sequence[float]) -> List[float]:
+    m = max(values)
+    s = 0.0
+    for v in values:
+        s += math.exp(v - m)
+    lse = m + math.log(s)
+    return [v - lse for v in values]
+
+
+def _softmax_vec(values: Sequence[float]) -> List[float]:
+    return [math.exp(v) for v in _log_softmax_vec(values)]
+
+
+def _spatial_indices(spatial: Sequence[int]):
+    return itertools.product(*[range(s) for s in spatial])
+
+
+def _weight_at(weight: Optional[np.ndarray], index: Tuple[int, ...]) -> float:
+    """Weight of the element at ``index`` of the full element shape.
+
+    ``weight`` either has the rank of ``index`` (size-1 dims broadcast) or one dim less, in which
+    case it is an (N, *) map for an (N, C, *) element shape and the channel index is skipped.
+    """
+    if weight is None:
+        return 1.0
+    if weight.ndim == len(index) - 1:
+        index = (index[0],) + tuple(index[2:])
+    if weight.ndim != len(index):
+        raise AssertionError(f"bad weight rank {weight.shape} for index {index}")
+    sub = tuple(0 if weight.shape[d] == 1 else index[d] for d in range(len(index)))
+    return float(weight[sub])
+
+
+def _pixel_weight(weight: Optional[np.ndarray], n: int, pos: Tuple[int, ...]) -> float:
+    """Weight of pixel (n, *pos) for a map given as (N, *) or (N, 1, *) (size-1 dims broadcast)."""
+    if weight is None:
+        return 1.0
+    if weight.ndim == len(pos) + 1:
+        full = (n,) + tuple(pos)
+    else:
+        full = (n, 0) + tuple(pos)
+    sub = tuple(0 if weight.shape[d] == 1 else full[d] for d in range(weight.ndim))
+    return float(weight[sub])
+
+
+def _finish(total: float, norm: float, reduction: str, none_value: np.ndarray):
+    if reduction == "none":
+        return none_value
+    if reduction == "sum":
+        return total
+    if reduction == "mean":
+        return total / norm if norm > 0 else 0.0
+    raise AssertionError(reduction)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cross-entropy / NLL / softmax focal
+# ---------------------------------------------------------------------------------------------
+
+
+def ref_nll(
+    log_prob: np.ndarray,
+    target: np.ndarray,
+    weight: Optional[np.ndarray] = None,
+    class_weight: Optional[Sequence[float]] = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    gamma: float = 0.0,
+    alpha: Optional[float] = None,
+):
+    """Weighted NLL on log-probabilities, pixel by pixel.
+
+    Index target y (not ignored):
+        l = (1 - eps) * cw[y] * f(p_y) * (-log p_y) + eps / C * sum_c cw[c] * f(p_c) * (-log p_c)
+        with f(p) = (1 - p)^gamma (f = 1 for plain NLL); mean = sum w*l / sum w*cw[y].
+    Probability target t (torch's smoothing t' = (1 - eps) t + eps / C):
+        l = -sum_c cw[c] * t'_c * f(p_c) * log p_c; mean = sum w*l / sum w.
+    ``alpha`` (softmax focal) multiplies the final value.
+    """
+    n_img, n_cls = log_prob.shape[:2]
+    spatial = log_prob.shape[2:]
+    cw = [1.0] * n_cls if class_weight is None else [float(v) for v in class_weight]
+    prob_target = target.ndim == log_prob.ndim
+    out = np.zeros((n_img,) + tuple(spatial))
+    total = 0.0
+    norm = 0.0
+
+    def term(lp: float) -> float:
+        t = -lp
+        if gamma > 0.0:
+            t *= (1.0 - math.exp(lp)) ** gamma
+        return t
+
+    for n in range(n_img):
+        for pos in _spatial_indices(spatial):
+            w = _pixel_weight(weight, n, pos)
+            lps = [float(log_prob[(n, c) + pos]) for c in range(n_cls)]
+            if prob_target:
+                loss = 0.0
+                for c in range(n_cls):
+                    tc = float(target[(n, c) + pos])
+                    tc = (1.0 - label_smoothing) * tc + label_smoothing / n_cls
+                    loss += cw[c] * tc * term(lps[c])
+                pixel_norm = w
+            else:
+                y = int(target[(n,) + pos])
+                if y == ignore_index:
+                    continue
+                loss = (1.0 - label_smoothing) * cw[y] * term(lps[y])
+                if label_smoothing > 0.0:
+                    smooth = 0.0
+                    for c in range(n_cls):
+                        smooth += cw[c] * term(lps[c])
+                    loss += label_smoothing / n_cls * smooth
+                pixel_norm = w * cw[y]
+            out[(n,) + pos] = w * loss
+            total += w * loss
+            norm += pixel_norm
+    result = _finish(total, norm, reduction, out)
+    if alpha is not None:
+        result = alpha * result
+    return result
+
+
+def log_softmax(input: np.ndarray) -> np.ndarray:
+    """log_softmax over dim 1, pixel by pixel."""
+    out = np.zeros_like(input, dtype=np.float64)
+    n_img, n_cls = input.shape[:2]
+    for n in range(n_img):
+        for pos in _spatial_indices(input.shape[2:]):
+            lps = _log_softmax_vec([float(input[(n, c) + pos]) for c in range(n_cls)])
+            for c in range(n_cls):
+                out[(n, c) + pos] = lps[c]
+    return out
+
+
+def softmax(input: np.ndarray) -> np.ndarray:
+    return np.exp(log_softmax(input))
+
+
+def ref_cross_entropy(input, target, weight=None, class_weight=None, ignore_index=-100, label_smoothing=0.0,
+                      reduction="mean"):
+    return ref_nll(log_softmax(input), target, weight, class_weight, ignore_index, label_smoothing, reduction)
+
+
+def ref_softmax_focal(input, target, weight=None, alpha=None, gamma=2.0, class_weight=None, ignore_index=-100,
+                      reduction="mean"):
+    """-alpha * sum_c cw[c] t_c (1 - p_c)^gamma log p_c, normalised like cross-entropy."""
+    return ref_nll(log_softmax(input), target, weight, class_weight, ignore_index, 0.0, reduction, gamma, alpha)
+
+
+# ---------------------------------------------------------------------------------------------
+# Binary cross-entropy and sigmoid focal
+# ---------------------------------------------------------------------------------------------
+
+
+def _pos_weight_at(pos_weight: Optional[np.ndarray], index: Tuple[int, ...]) -> float:
+    """torch broadcasting: pos_weight aligns with the trailing dims of the input."""
+    if pos_weight is None:
+        return 1.0
+    pw = np.asarray(pos_weight)
+    offset = len(index) - pw.ndim
+    sub = tuple(0 if pw.shape[d] == 1 else index[offset + d] for d in range(pw.ndim))
+    return float(pw[sub])
+
+
+def ref_bce_with_logits(input, target, weight=None, pos_weight=None, balance=None, reduction="mean"):
+    """l = -[pw t log s(x) + (1 - t) log(1 - s(x))], element by element.
+
+    balance=(a, b): a * sum w t l+ / sum w t + b * sum w (1-t) l- / sum w (1-t), with
+    l+ = -pw log s(x), l- = -log(1 - s(x)); a side with zero mass contributes 0.  "none" then
+    returns each element's share; "mean"/"sum" both the value.
+    """
+    out = np.zeros(input.shape)
+    total = 0.0
+    norm = 0.0
+    pos_mass = 0.0
+    neg_mass = 0.0
+    for idx in np.ndindex(*input.shape):
+        w = _weight_at(weight, idx)
+        x = float(input[idx])
+        t = float(target[idx])
+        pw = _pos_weight_at(pos_weight, idx)
+        lpos = -pw * _log_sigmoid(x)
+        lneg = -_log_sigmoid(-x)
+        loss = t * lpos + (1.0 - t) * lneg
+        out[idx] = w * loss
+        total += w * loss
+        norm += w
+        pos_mass += w * t
+        neg_mass += w * (1.0 - t)
+    if balance is None:
+        return _finish(total, norm, reduction, out)
+    a, b = balance
+    shares = np.zeros(input.shape)
+    value = 0.0
+    for idx in np.ndindex(*input.shape):
+        w = _weight_at(weight, idx)
+        x = float(input[idx])
+        t = float(target[idx])
+        pw = _pos_weight_at(pos_weight, idx)
+        s = 0.0
+        if pos_mass > 0:
+            s += a * w * t * (-pw * _log_sigmoid(x)) / pos_mass
+        if neg_mass > 0:
+            s += b * w * (1.0 - t) * (-_log_sigmoid(-x)) / neg_mass
+        shares[idx] = s
+        value += s
+    if reduction == "none":
+        return shares
+    return value
+
+
+def ref_sigmoid_focal(input, target, weight=None, alpha=None, gamma=2.0, reduction="mean"):
+    """torchvision's sigmoid_focal_loss, element by element, with the package's reduction."""
+    out = np.zeros(input.shape)
+    total = 0.0
+    norm = 0.0
+    for idx in np.ndindex(*input.shape):
+        w = _weight_at(weight, idx)
+        x = float(input[idx])
+        t = float(target[idx])
+        p = _sigmoid(x)
+        ce = -(t * _log_sigmoid(x) + (1.0 - t) * _log_sigmoid(-x))
+        p_t = p * t + (1.0 - p) * (1.0 - t)
+        loss = ce * (1.0 - p_t) ** gamma
+        if alpha is not None:
+            loss *= alpha * t + (1.0 - alpha) * (1.0 - t)
+        out[idx] = w * loss
+        total += w * loss
+        norm += w
+    return _finish(total, norm, reduction, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dice and Tversky
+# ---------------------------------------------------------------------------------------------
+
+
+def _activated(input: np.ndarray, activation: str) -> np.ndarray:
+    if activation == "softmax":
+        return softmax(input)
+    if activation == "sigmoid":
+        out = np.zeros(input.shape)
+        for idx in np.ndindex(*input.shape):
+            out[idx] = _sigmoid(float(input[idx]))
+        return out
+    if activation == "none":
+        return np.array(input, dtype=np.float64)
+    raise AssertionError(activation)
+
+
+def _overlap_sets(input, target, weight, activation, ignore_index, per_image, include_background, squared):
+    """Per set and (kept) class: tp, sum_p, sum_t, plus each set's weight mass.
+
+    Returns (stats, mass, classes) where stats[s][k] = (tp, sum_p, sum_t) for set s and the k-th
+    kept class, mass[s] = sum of weights of non-ignored pixels, classes the kept class indices.
+    """
+    prob = _activated(input, activation)
+    n_img, n_cls = input.shape[:2]
+    spatial = input.shape[2:]
+    index_target = target.ndim == input.ndim - 1
+    classes = list(range(n_cls)) if include_background else list(range(1, n_cls))
+    sets = [[n] for n in range(n_img)] if per_image else [list(range(n_img))]
+    stats = []
+    masses = []
+    for images in sets:
+        mass = 0.0
+        row = []
+        for c in classes:
+            tp = sp = st = 0.0
+            for n in images:
+                for pos in _spatial_indices(spatial):
+                    if index_target:
+                        y = int(target[(n,) + pos])
+                        if y == ignore_index:
+                            continue
+                        t = 1.0 if y == c else 0.0
+                    else:
+                        t = float(target[(n, c) + pos])
+                    w = _pixel_weight(weight, n, pos)
+                    p = float(prob[(n, c) + pos])
+                    tp += w * p * t
+                    if squared:
+                        sp += w * p * p
+                        st += w * t * t
+                    else:
+                        sp += w * p
+                        st += w * t
+            row.append((tp, sp, st))
+        for n in images:
+            for pos in _spatial_indices(spatial):
+                if index_target and int(target[(n,) + pos]) == ignore_index:
+                    continue
+                mass += _pixel_weight(weight, n, pos)
+        stats.append(row)
+        masses.append(mass)
+    return stats, masses, classes
+
+
+def _reduce_set_losses(losses, masses, classes, class_weight, reduction):
+    """losses[s][k]: per set and kept class. cw*(1 - score), mean over counted sets."""
+    n_sets = len(losses)
+    out = np.zeros((n_sets, len(classes)))
+    total = 0.0
+    norm = 0.0
+    for s in range(n_sets):
+        if masses[s] <= 0:
+            continue  # loss 0, left out of the mean
+        for k, c in enumerate(classes):
+            cw = 1.0 if class_weight is None else float(class_weight[c])
+            out[s, k] = cw * losses[s][k]
+            total += cw * losses[s][k]
+            norm += cw
+    return _finish(total, norm, reduction, out)
+
+
+def ref_soft_dice(input, target, weight=None, activation="softmax", smooth=1.0, per_image=False,
+                  include_background=True, squared=False, class_weight=None, ignore_index=-100, reduction="mean"):
+    stats, masses, classes = _overlap_sets(
+        input, target, weight, activation, ignore_index, per_image, include_background, squared
+    )
+    losses = []
+    for row in stats:
+        lrow = []
+        for tp, sp, st in row:
+            if squared:
+                den = sp + st + smooth
+            else:
+                fp = sp - tp
+                fn = st - tp
+                den = 2.0 * tp + fp + fn + smooth
+            dice = 1.0 if den == 0 else (2.0 * tp + smooth) / den
+            lrow.append(1.0 - dice)
+        losses.append(lrow)
+    return _reduce_set_losses(losses, masses, classes, class_weight, reduction)
+
+
+def ref_tversky(input, target, weight=None, activation="softmax", alpha=0.5, beta=0.5, gamma=1.0, smooth=1.0,
+                per_image=False, include_background=True, class_weight=None, ignore_index=-100, reduction="mean"):
+    stats, masses, classes = _overlap_sets(
+        input, target, weight, activation, ignore_index, per_image, include_background, False
+    )
+    losses = []
+    for row in stats:
+        lrow = []
+        for tp, sp, st in row:
+            fp = sp - tp
+            fn = st - tp
+            den = tp + alpha * fp + beta * fn + smooth
+            ti = 1.0 if den == 0 else (tp + smooth) / den
+            lrow.append(max(1.0 - ti, 0.0) ** gamma)
+        losses.append(lrow)
+    return _reduce_set_losses(losses, masses, classes, class_weight, reduction)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lovasz
+# ---------------------------------------------------------------------------------------------
+
+
+def weighted_jaccard_loss(truth: Sequence[float], weights: Sequence[float], mispredicted: Sequence[bool]) -> float:
+    """1 - |w-intersection| / |w-union| of gt and the prediction that gets ``mispredicted`` wrong.
+
+    The prediction is gt with the mispredicted pixels flipped. 0/0 (no weight anywhere in the
+    union) is taken as loss 0.
+    """
+    inter = 0.0
+    union = 0.0
+    for t, w, wrong in zip(truth, weights, mispredicted):
+        gt = t == 1
+        pred = (not gt) if wrong else gt
+        if gt and pred:
+            inter += w
+        if gt or pred:
+            union += w
+    if union == 0:
+        return 0.0
+    return 1.0 - inter / union
+
+
+def lovasz_extension(errors: Sequence[float], truth: Sequence[float], weights: Sequence[float], hinge: bool) -> float:
+    """sum_k g(e_(k)) * (Delta(first k) - Delta(first k-1)), errors sorted in decreasing order.
+
+    Delta is recomputed from scratch for every prefix. g = relu for the hinge, identity otherwise.
+    """
+    order = sorted(range(len(errors)), key=lambda i: -errors[i])
+    wrong = [False] * len(errors)
+    prev = weighted_jaccard_loss(truth, weights, wrong)  # Delta(empty set)
+    total = 0.0
+    for i in order:
+        wrong[i] = True
+        cur = weighted_jaccard_loss(truth, weights, wrong)
+        e = errors[i]
+        if hinge:
+            e = max(e, 0.0)
+        total += e * (cur - prev)
+        prev = cur
+    return total
+
+
+def ref_lovasz_hinge(input, target, weight=None, per_image=True, ignore_index=-100, weight_mode="jaccard",
+                     reduction="mean"):
+    """Binary Lovasz hinge. input/target (N, *) or (N, 1, *); weight of target's shape or (N, *)."""
+    n_img = input.shape[0]
+    sets = [[n] for n in range(n_img)] if per_image else [list(range(n_img))]
+    values = np.zeros(len(sets))
+    total = 0.0
+    counted = 0
+    for s, images in enumerate(sets):
+        errors, truth, counts = [], [], []
+        for n in images:
+            for idx in np.ndindex(*input.shape[1:]):
+                full = (n,) + idx
+                y = int(target[full])
+                if y == ignore_index:
+                    continue  # left out entirely
+                w = _weight_at(weight, full)
+                sign = 2.0 * y - 1.0
+                x = float(input[full])
+                if weight_mode == "jaccard":
+                    errors.append(1.0 - x * sign)
+                    counts.append(w)
+                else:
+                    errors.append(w - x * sign)
+                    counts.append(1.0)
+                truth.append(float(y))
+        if sum(counts) <= 0:
+            continue
+        v = lovasz_extension(errors, truth, counts, hinge=True)
+        values[s] = v
+        total += v
+        counted += 1
+    return _finish(total, counted, reduction, values)
+
+
+def ref_lovasz_softmax(input, target, weight=None, classes="present", per_image=False, ignore_index=-100,
+                       reduction="mean"):
+    prob = softmax(input)
+    n_img, n_cls = input.shape[:2]
+    spatial = input.shape[2:]
+    sets = [[n] for n in range(n_img)] if per_image else [list(range(n_img))]
+    values = np.zeros(len(sets))
+    total = 0.0
+    counted = 0
+    for s, images in enumerate(sets):
+        per_class = []
+        for c in range(n_cls):
+            errors, truth, counts = [], [], []
+            for n in images:
+                for pos in _spatial_indices(spatial):
+                    y = int(target[(n,) + pos])
+                    if y == ignore_index:
+                        continue
+                    fg = 1.0 if y == c else 0.0
+                    errors.append(abs(fg - float(prob[(n, c) + pos])))
+                    truth.append(fg)
+                    counts.append(_pixel_weight(weight, n, pos))
+            set_mass = sum(counts)
+            present_mass = sum(w for w, t in zip(counts, truth) if t == 1.0)
+            selected = present_mass > 0 if classes == "present" else set_mass > 0
+            if selected:
+                per_class.append(lovasz_extension(errors, truth, counts, hinge=False))
+        if not per_class:
+            continue
+        v = sum(per_class) / len(per_class)
+        values[s] = v
+        total += v
+        counted += 1
+    return _finish(total, counted, reduction, values)
+
+
+# ---------------------------------------------------------------------------------------------
+# Regression
+# ---------------------------------------------------------------------------------------------
+
+
+def _elementwise(fn, input, target, weight, reduction):
+    out = np.zeros(input.shape)
+    total = 0.0
+    norm = 0.0
+    for idx in np.ndindex(*input.shape):
+        w = _weight_at(weight, idx)
+        loss = fn(float(input[idx]), float(target[idx]))
+        out[idx] = w * loss
+        total += w * loss
+        norm += w
+    return _finish(total, norm, reduction, out)
+
+
+def ref_mse(input, target, weight=None, reduction="mean"):
+    return _elementwise(lambda x, y: (x - y) ** 2, input, target, weight, reduction)
+
+
+def ref_l1(input, target, weight=None, reduction="mean"):
+    return _elementwise(lambda x, y: abs(x - y), input, target, weight, reduction)
+
+
+def ref_huber(input, target, weight=None, delta=1.0, reduction="mean"):
+    def f(x, y):
+        d = abs(x - y)
+        return 0.5 * d * d if d < delta else delta * (d - 0.5 * delta)
+
+    return _elementwise(f, input, target, weight, reduction)
+
+
+def ref_smooth_l1(input, target, weight=None, beta=1.0, reduction="mean"):
+    def f(x, y):
+        d = abs(x - y)
+        if beta == 0.0:
+            return d
+        return 0.5 * d * d / beta if d < beta else d - 0.5 * beta
+
+    return _elementwise(f, input, target, weight, reduction)
+
+
+def ref_kl_div(input, target, weight=None, reduction="mean", log_target=False):
+    def f(x, t):
+        if log_target:
+            return math.exp(t) * (t - x)
+        if t == 0:
+            return 0.0
+        return t * (math.log(t) - x)
+
+    if reduction == "batchmean":
+        return _elementwise(f, input, target, weight, "sum") / input.shape[0]
+    return _elementwise(f, input, target, weight, reduction)

@@ -1,0 +1,42 @@
+"""Importing emits no warning; scripting works with every warning but TorchScript's own an error."""
+
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+from .cases import CASES, make_inputs
+
+TORCHSCRIPT_DEPRECATION = r"`torch\.jit\.\w+` is deprecated"
+
+
+def test_import_emits_no_warning():
+    code = "import unetweights, unetweights.losses; from unetweights import WeightedCrossEntropyLoss"
+    result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_script_save_load_with_warnings_as_errors(case, tmp_path):
+    module = case.build(2)
+    x, target, weight = make_inputs(case.kind, (2, 3, 4, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", message=TORCHSCRIPT_DEPRECATION)
+        scripted = torch.jit.script(module)
+        scripted.save(str(tmp_path / "loss.pt"))
+        loaded = torch.jit.load(str(tmp_path / "loss.pt"))
+        torch.testing.assert_close(loaded(x, target, weight), module(x, target, weight))
+
+
+def test_top_level_names_are_the_losses_package():
+    import unetweights
+    import unetweights.losses as losses
+
+    assert set(losses.__all__) <= set(unetweights.__all__)
+    for name in losses.__all__:
+        assert getattr(unetweights, name) is getattr(losses, name)
+    assert unetweights.losses is losses
