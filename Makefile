@@ -30,6 +30,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_weightmaps.py
+	$(BIN)/python benchmarks/bench_losses.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .hypothesis

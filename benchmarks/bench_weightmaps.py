@@ -16,9 +16,7 @@ and the ratios between them. The contenders run interleaved (EDT, auto, windows,
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,7 @@ from scipy import ndimage as ndi
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._timing import median_times  # noqa: E402
 from tests.weightmaps.reference import reference_unet_weight_map  # noqa: E402
 from unetweights import unet_weight_map  # noqa: E402
 from unetweights.synthetic import touching_nuclei  # noqa: E402
@@ -39,19 +38,6 @@ CASES = {
     "small3d": ((32, 64, 64), 50, 8.0, (1.0, 1.0, 1.0), True),
     "mosaic": ((4096, 4096), 8000, 20.0, (1.0, 1.0), False),
 }
-
-
-def median_times(fns: dict, repeats: int) -> dict:
-    """Median wall time of each callable, run interleaved so that machine noise hits all alike."""
-    for fn in fns.values():
-        fn()  # warm-up: first-touch page faults and imports stay out of the figures
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def forced(strategy, labels, spacing):

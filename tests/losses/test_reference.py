@@ -662,17 +662,17 @@ EMPTY_CASES = {
     "focal_softmax_ignored": lambda x: L.focal_loss(x, _idx(True), _pos_w(), "softmax", 0.5, 0.5),
     "focal_softmax_zero_w": lambda x: L.focal_loss(x, _idx(), _zero_w(), "softmax", None, 2.0, t(CLASS_WEIGHT)),
     "dice_zero_w": lambda x: L.soft_dice_loss(x, _idx(), _zero_w(), smooth=0.0),
-    "dice_ignored_per_image": lambda x: L.soft_dice_loss(x, _idx(True), _pos_w(), smooth=1.0, per_image=True),
+    "dice_ignored_per_image": lambda x: L.soft_dice_loss(x, _idx(True), _pos_w(), smooth=1.0, per_image=True, ignore_index=-100),
     "dice_sigmoid_zero_w": lambda x: L.soft_dice_loss(
         x, t(binary_target(SHAPE0, 99)), _zero_w(), "sigmoid", smooth=0.0, squared=True
     ),
     "tversky_zero_w": lambda x: L.tversky_loss(x, _idx(), _zero_w(), gamma=0.75, smooth=0.0),
-    "tversky_ignored": lambda x: L.tversky_loss(x, _idx(True), _pos_w(), gamma=2.0, per_image=True),
+    "tversky_ignored": lambda x: L.tversky_loss(x, _idx(True), _pos_w(), gamma=2.0, per_image=True, ignore_index=-100),
     "lovasz_softmax_zero_w": lambda x: L.lovasz_softmax(x, _idx(), _zero_w()),
-    "lovasz_softmax_ignored_per_image": lambda x: L.lovasz_softmax(x, _idx(True), _pos_w(), "all", True),
+    "lovasz_softmax_ignored_per_image": lambda x: L.lovasz_softmax(x, _idx(True), _pos_w(), "all", True, -100),
     "lovasz_hinge_zero_w": lambda x: L.lovasz_hinge(x[:, :1], t(binary_target((N0, 1, H0, W0), 99)), _zero_w()),
     "lovasz_hinge_ignored_margin": lambda x: L.lovasz_hinge(
-        x[:, :1], torch.full((N0, 1, H0, W0), -100, dtype=torch.int64), _pos_w(), False, weight_mode="margin"
+        x[:, :1], torch.full((N0, 1, H0, W0), -100, dtype=torch.int64), _pos_w(), False, -100, weight_mode="margin"
     ),
     "mse_zero_w": lambda x: L.weighted_mse_loss(x, torch.ones_like(x), _zero_w()),
     "l1_zero_w": lambda x: L.weighted_l1_loss(x, torch.ones_like(x), _zero_w()),
@@ -709,17 +709,17 @@ def test_everything_ignored_without_weight_map(name):
     elif name == "focal_softmax":
         out = L.focal_loss(x, y, None, "softmax", 0.3, 2.0, t(CLASS_WEIGHT))
     elif name == "dice":
-        out = L.soft_dice_loss(x, y, None, smooth=0.0, per_image=True)
+        out = L.soft_dice_loss(x, y, None, smooth=0.0, per_image=True, ignore_index=-100)
     elif name == "tversky":
-        out = L.tversky_loss(x, y, None, alpha=0.3, beta=0.7, gamma=0.5, smooth=0.0)
+        out = L.tversky_loss(x, y, None, alpha=0.3, beta=0.7, gamma=0.5, smooth=0.0, ignore_index=-100)
     elif name == "lovasz_softmax":
-        out = L.lovasz_softmax(x, y)
+        out = L.lovasz_softmax(x, y, ignore_index=-100)
     else:
-        out = L.lovasz_softmax(x, y, None, "all", True)
+        out = L.lovasz_softmax(x, y, None, "all", True, -100)
     assert float(out.detach()) == 0.0
     out.backward()
     assert torch.all(x.grad == 0.0)
-    hinge = L.lovasz_hinge(x[:, 0], torch.full((N0, H0, W0), -100, dtype=torch.int64))
+    hinge = L.lovasz_hinge(x[:, 0], torch.full((N0, H0, W0), -100, dtype=torch.int64), ignore_index=-100)
     assert float(hinge.detach()) == 0.0
 
 
@@ -741,14 +741,14 @@ def test_set_losses_weight_layouts(layout, reduction):
         wl = np.array([0.3, 2.2]).reshape(2, 1, 1)
     else:
         wl = np.array([0.3, 2.2]).reshape(2, 1, 1, 1)
-    out = L.soft_dice_loss(t(x), t(y), t(wl), per_image=True, class_weight=t(CLASS_WEIGHT), reduction=reduction)
+    out = L.soft_dice_loss(t(x), t(y), t(wl), per_image=True, class_weight=t(CLASS_WEIGHT), ignore_index=-100, reduction=reduction)
     ref = R.ref_soft_dice(x, y, wl, per_image=True, class_weight=CLASS_WEIGHT, reduction=reduction)
     check(out, ref, none_shape(reduction, (2, 3)))
-    out = L.tversky_loss(t(x), t(y), t(wl), alpha=0.2, beta=0.8, reduction=reduction)
+    out = L.tversky_loss(t(x), t(y), t(wl), alpha=0.2, beta=0.8, ignore_index=-100, reduction=reduction)
     ref = R.ref_tversky(x, y, wl, alpha=0.2, beta=0.8, reduction=reduction)
     check(out, ref, none_shape(reduction, (1, 3)))
     if layout != "N1HW":
-        out = L.lovasz_softmax(t(x), t(y), t(wl), per_image=True, reduction=reduction)
+        out = L.lovasz_softmax(t(x), t(y), t(wl), per_image=True, ignore_index=-100, reduction=reduction)
         ref = R.ref_lovasz_softmax(x, y, wl, per_image=True, reduction=reduction)
         check(out, ref, none_shape(reduction, (2,)))
 
@@ -865,11 +865,11 @@ def _tiny_case(name):
                           lambda a: R.ref_sigmoid_focal(a, b, w, 0.25, 1.5)),
         "focal_softmax": (lambda a: L.focal_loss(a, t(y), t(w), "softmax", 0.5, 2.0, cw),
                           lambda a: R.ref_softmax_focal(a, y, w, 0.5, 2.0, CLASS_WEIGHT)),
-        "dice": (lambda a: L.soft_dice_loss(a, t(y), t(w), per_image=True, squared=True, class_weight=cw),
+        "dice": (lambda a: L.soft_dice_loss(a, t(y), t(w), per_image=True, squared=True, class_weight=cw, ignore_index=-100),
                  lambda a: R.ref_soft_dice(a, y, w, per_image=True, squared=True, class_weight=CLASS_WEIGHT)),
-        "tversky": (lambda a: L.tversky_loss(a, t(y), t(w), alpha=0.3, beta=0.7, gamma=0.75),
+        "tversky": (lambda a: L.tversky_loss(a, t(y), t(w), alpha=0.3, beta=0.7, gamma=0.75, ignore_index=-100),
                     lambda a: R.ref_tversky(a, y, w, alpha=0.3, beta=0.7, gamma=0.75)),
-        "lovasz_softmax": (lambda a: L.lovasz_softmax(a, t(y), t(w), "all", True),
+        "lovasz_softmax": (lambda a: L.lovasz_softmax(a, t(y), t(w), "all", True, -100),
                            lambda a: R.ref_lovasz_softmax(a, y, w, "all", True)),
         "lovasz_hinge": (lambda a: L.lovasz_hinge(a[:, :1], t(b[:, :1].astype(np.int64)), t(w), True),
                          lambda a: R.ref_lovasz_hinge(a[:, :1], b[:, :1].astype(np.int64), w, True)),

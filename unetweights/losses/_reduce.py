@@ -13,7 +13,7 @@ TorchScript turns a raised ``ValueError`` into ``torch.jit.Error`` whose message
 ``builtins.ValueError:``; the text after it is the same.
 """
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -70,11 +70,8 @@ def check_class_weight(class_weight: Optional[Tensor], num_classes: int) -> None
         check_finite_non_negative(class_weight, "class_weight")
 
 
-def check_index_target(target: Tensor, input: Tensor, ignore_index: int) -> None:
-    """Check class indices (N, *) against logits (N, C, *).
-
-    Every value must lie in [0, C) or equal ``ignore_index``.
-    """
+def _indices_layout(target: Tensor, input: Tensor) -> Tensor:
+    """Check that ``target`` holds integer class indices (N, *) for an (N, C, *) input; as int64."""
     expected = [input.shape[0]] + list(input.shape[2:])
     if target.is_floating_point() or target.dtype == torch.bool or target.is_complex():
         raise ValueError(
@@ -83,14 +80,39 @@ def check_index_target(target: Tensor, input: Tensor, ignore_index: int) -> None
             f"(N, C, *) = {list(input.shape)})"
         )
     check_same_shape(target, "target", expected, "(N, *)")
+    return target.long()
+
+
+def _check_index_range(indices: Tensor, num_classes: int, ignore_index: Optional[int]) -> None:
+    """Raise unless every index lies in [0, C) (ignored pixels already replaced by 0)."""
     if checking_values():
-        num_classes = input.shape[1]
-        bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
-        if bool(bad.any()):
+        low, high = torch.aminmax(indices)
+        if int(low) < 0 or int(high) >= num_classes:
+            allowed = "" if ignore_index is None else f" or equal ignore_index={ignore_index}"
             raise ValueError(
-                f"target: class indices must lie in [0, {num_classes}) or equal "
-                f"ignore_index={ignore_index}, found values in [{int(target.min())}, {int(target.max())}]"
+                f"target: class indices must lie in [0, {num_classes}){allowed}, found values "
+                f"in [{int(low)}, {int(high)}]"
             )
+
+
+def class_indices(target: Tensor, input: Tensor) -> Tensor:
+    """Check class indices (N, *), each in [0, C), against an (N, C, *) input; return them as int64."""
+    indices = _indices_layout(target, input)
+    _check_index_range(indices, input.shape[1], None)
+    return indices
+
+
+def index_target(target: Tensor, input: Tensor, ignore_index: int) -> Tuple[Tensor, Tensor]:
+    """Check class indices (N, *) that may hold ``ignore_index``; return ``(valid, safe)``.
+
+    ``valid`` is False where the target equals ``ignore_index``; ``safe`` is the int64 target
+    with those pixels set to class 0, ready for ``gather``. Every other value must lie in [0, C).
+    """
+    indices = _indices_layout(target, input)
+    valid = indices != ignore_index
+    safe = torch.where(valid, indices, torch.zeros_like(indices))
+    _check_index_range(safe, input.shape[1], ignore_index)
+    return valid, safe
 
 
 def elementwise_weight(weight: Optional[Tensor], shape: List[int]) -> Optional[Tensor]:

@@ -10,7 +10,7 @@ from ._reduce import (
     check_class_weight,
     check_finite_non_negative,
     check_floating,
-    check_index_target,
+    index_target,
     check_input_rank,
     check_reduction,
     check_same_shape,
@@ -63,9 +63,7 @@ def _log_prob_loss(
         loss = (target * terms).sum(1)
         norm: Optional[Tensor] = None
     else:
-        check_index_target(target, log_prob, ignore_index)
-        valid = target != ignore_index
-        safe = torch.where(valid, target, torch.zeros_like(target)).long()
+        valid, safe = index_target(target, log_prob, ignore_index)
         loss = terms.gather(1, safe.unsqueeze(1)).squeeze(1)
         if class_weight is None:
             norm = valid.to(loss.dtype)

@@ -11,7 +11,7 @@ Sets are rows: one per image with ``per_image=True``, or the whole batch pooled 
 rows are sorted in one call, so there is no Python loop over images.
 """
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -23,38 +23,37 @@ from ._reduce import (
     check_reduction,
     check_same_shape,
     checking_values,
+    class_indices,
     elementwise_weight,
+    index_target,
     reduce_loss,
 )
-from .overlap import one_hot_target
 
 
-def lovasz_gradient(truth_sorted: Tensor, weight_sorted: Tensor) -> Tensor:
+def lovasz_gradient(weighted_truth: Tensor, weight: Tensor) -> Tensor:
     """Discrete gradient of the weighted Jaccard loss along the last dim, for sorted rows.
 
-    ``truth_sorted`` (0/1) and ``weight_sorted`` hold each row's pixels in decreasing order of
-    error. Entry k is J(first k + 1 pixels) - J(first k), where J = 1 - Σ w·t·[kept] /
-    Σ w·max(t, [taken]) is the Jaccard loss of mispredicting those pixels. A prefix with no weight
-    at all has J = 0.
+    ``weighted_truth`` (w·t, t in {0, 1}) and ``weight`` (w) hold each row's pixels in decreasing
+    order of error. Mispredicting the first k pixels costs
+    J_k = 1 - (weighted intersection) / (weighted union) = W_k / (P + W_k - T_k), with P = Σ w·t
+    over the row, W_k = Σ w and T_k = Σ w·t over the first k pixels; a prefix with no weight
+    costs 0. Entry k is J_k - J_(k-1).
     """
-    weighted_truth = weight_sorted * truth_sorted
-    total = weighted_truth.sum(-1, keepdim=True)
-    intersection = total - weighted_truth.cumsum(-1)
-    union = total + (weight_sorted - weighted_truth).cumsum(-1)
-    positive = union > 0
-    jaccard = torch.where(
-        positive, 1.0 - intersection / torch.where(positive, union, torch.ones_like(union)), torch.zeros_like(union)
-    )
+    seen = weight.cumsum(-1)
+    union = weighted_truth.sum(-1, keepdim=True) + seen - weighted_truth.cumsum(-1)
+    jaccard = seen / torch.where(union > 0, union, torch.ones_like(union))
     return torch.cat([jaccard[..., :1], jaccard[..., 1:] - jaccard[..., :-1]], -1)
 
 
-def _sorted_dot(errors: Tensor, truth: Tensor, weight: Tensor) -> Tensor:
-    """Σ_k relu(error)_(k) · gradient_k over the last dim, errors sorted in decreasing order."""
+def _sorted(errors: Tensor, sources: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+    """Sort the rows of ``errors`` (R, K, L) in decreasing order; gather each source (R, L) alike.
+
+    The K rows of a set (its classes) share the set's per-pixel sources, so they are gathered
+    from the (R, L) originals instead of K-fold copies.
+    """
     errors_sorted, order = torch.sort(errors, dim=-1, descending=True)
-    truth_sorted = truth.gather(-1, order)
-    weight_sorted = weight.gather(-1, order)
-    gradient = lovasz_gradient(truth_sorted, weight_sorted).detach()
-    return (F.relu(errors_sorted) * gradient).sum(-1)
+    flat_order = order.reshape(order.shape[0], -1)
+    return errors_sorted, [source.gather(-1, flat_order).reshape(order.shape) for source in sources]
 
 
 def _reduce_rows(loss: Tensor, counted: Tensor, reduction: str) -> Tensor:
@@ -72,7 +71,7 @@ def lovasz_hinge(
     target: Tensor,
     weight: Optional[Tensor] = None,
     per_image: bool = True,
-    ignore_index: int = -100,
+    ignore_index: Optional[int] = None,
     weight_mode: str = "jaccard",
     reduction: str = "mean",
 ) -> Tensor:
@@ -90,8 +89,8 @@ def lovasz_hinge(
     per_image : bool
         True: one loss per image (the default, as in the paper's segmentation experiments).
         False: the batch is one set.
-    ignore_index : int
-        Pixels whose target equals it are left out.
+    ignore_index : int, optional
+        Pixels whose target equals it are left out; None (the default) allows none.
     weight_mode : str
         "jaccard": the weight multiplies each pixel's count in the Jaccard index, and the hinge
         errors are 1 - x·s with s = ±1. "margin": the weight is each pixel's hinge margin,
@@ -111,24 +110,32 @@ def lovasz_hinge(
     check_input_rank(input, 1, "(N, 1, *) or (N, *)")
     check_floating(input, "input")
     check_same_shape(target, "target", list(input.shape), "input.shape")
-    valid = target != ignore_index
-    truth = torch.where(valid, target, torch.zeros_like(target)).to(input.dtype)
+    if ignore_index is None:
+        truth = target.to(input.dtype)
+        count = torch.ones_like(input)
+    else:
+        valid = target != ignore_index
+        truth = torch.where(valid, target, torch.zeros_like(target)).to(input.dtype)
+        count = valid.to(input.dtype)
     if checking_values():
         if bool(((truth != 0) & (truth != 1)).any()):
-            raise ValueError(f"target: expected 0/1 labels or ignore_index={ignore_index}")
-    count = valid.to(input.dtype)
-    margin = torch.ones_like(input)
+            allowed = "" if ignore_index is None else f" or ignore_index={ignore_index}"
+            raise ValueError(f"target: expected 0/1 labels{allowed}")
+    signs = 2.0 * truth - 1.0
+    errors = 1.0 - input * signs
     w = elementwise_weight(weight, list(input.shape))
     if w is not None:
         if weight_mode == "jaccard":
             count = count * w
         else:
-            margin = margin * w
-    count = count.expand(input.shape)
+            errors = errors + (w - 1.0)
     rows = input.shape[0] if per_image else 1
-    errors = margin - input * (2.0 * truth - 1.0)
-    loss = _sorted_dot(errors.reshape(rows, -1), truth.reshape(rows, -1), count.reshape(rows, -1))
-    counted = (count.reshape(rows, -1).sum(-1) > 0).to(loss.dtype)
+    # One gather carries both the weight and the label: w·(2t - 1) (a zero weight needs no label).
+    errors_sorted, picked = _sorted(errors.reshape(rows, 1, -1), [(count.expand(input.shape) * signs).reshape(rows, -1)])
+    signed = picked[0]
+    gradient = lovasz_gradient(F.relu(signed), signed.abs()).detach()
+    loss = (F.relu(errors_sorted) * gradient).sum(-1).squeeze(1)
+    counted = (count.expand(input.shape).reshape(rows, -1).sum(-1) > 0).to(loss.dtype)
     return _reduce_rows(loss, counted, reduction)
 
 
@@ -138,7 +145,7 @@ def lovasz_softmax(
     weight: Optional[Tensor] = None,
     classes: str = "present",
     per_image: bool = False,
-    ignore_index: int = -100,
+    ignore_index: Optional[int] = None,
     reduction: str = "mean",
 ) -> Tensor:
     """Lovasz-softmax loss with a per-pixel weight map.
@@ -160,8 +167,8 @@ def lovasz_softmax(
         target, as in the original. "all": average over all C classes.
     per_image : bool
         True: one loss per image. False (the default, as in the original): the batch is one set.
-    ignore_index : int
-        Pixels whose target equals it are left out.
+    ignore_index : int, optional
+        Pixels whose target equals it are left out; None (the default) allows none.
     reduction : str
         "none": one value per set, shape (N,) with ``per_image`` or (1,) otherwise. "mean": the
         mean over sets with at least one counted pixel. "sum": their sum.
@@ -176,27 +183,36 @@ def lovasz_softmax(
         raise ValueError(f"classes: expected 'present' or 'all', got '{classes}'")
     check_input_rank(input, 3, "(N, C, *)")
     check_floating(input, "input")
+    num_images = input.shape[0]
     num_classes = input.shape[1]
-    truth, valid = one_hot_target(target, input, ignore_index)
-    count = valid.unsqueeze(1).to(input.dtype)
-    w = elementwise_weight(weight, [input.shape[0], 1] + list(input.shape[2:]))
+    if ignore_index is None:
+        safe = class_indices(target, input)
+        count = torch.ones_like(safe, dtype=input.dtype)
+    else:
+        valid, safe = index_target(target, input, ignore_index)
+        count = valid.to(input.dtype)
+    w = elementwise_weight(weight, [num_images, 1] + list(input.shape[2:]))
     if w is not None:
-        count = count * w
-    count = count.expand(input.shape)
-    prob = F.softmax(input, 1)
-    errors = (truth - prob).abs()
-    if per_image:
-        shape = [input.shape[0], num_classes, -1]
-        errors, truth, count = errors.reshape(shape), truth.reshape(shape), count.reshape(shape)
-    else:
+        count = count * w.squeeze(1)
+    prob = F.softmax(input, 1).reshape(num_images, num_classes, -1)
+    classes_view = torch.arange(num_classes, device=input.device).view(1, -1, 1)
+    is_class = safe.reshape(num_images, 1, -1) == classes_view
+    errors = torch.where(is_class, 1.0 - prob, prob)
+    rows = num_images if per_image else 1
+    if not per_image:
         errors = errors.transpose(0, 1).reshape(1, num_classes, -1)
-        truth = truth.transpose(0, 1).reshape(1, num_classes, -1)
-        count = count.transpose(0, 1).reshape(1, num_classes, -1)
-    per_class = _sorted_dot(errors, truth, count)
+    count = count.reshape(rows, -1)
+    labels = safe.reshape(rows, -1)
+    errors_sorted, picked = _sorted(errors, [labels, count])
+    weight_sorted = picked[1]
+    truth_weight_sorted = torch.where(picked[0] == classes_view, weight_sorted, torch.zeros_like(weight_sorted))
+    gradient = lovasz_gradient(truth_weight_sorted, weight_sorted).detach()
+    per_class = (errors_sorted * gradient).sum(-1)
     if classes == "present":
-        selected = ((count * truth).sum(-1) > 0).to(per_class.dtype)
+        mass = torch.zeros_like(per_class).scatter_add(1, labels, count)
     else:
-        selected = (count.sum(-1) > 0).to(per_class.dtype)
+        mass = count.sum(-1, keepdim=True).expand(per_class.shape)
+    selected = (mass > 0).to(per_class.dtype)
     selected_count = selected.sum(-1)
     loss = (per_class * selected).sum(-1) / selected_count.clamp_min(1.0)
     return _reduce_rows(loss, (selected_count > 0).to(loss.dtype), reduction)
@@ -206,7 +222,7 @@ class LovaszHingeLoss(nn.Module):
     """Module form of :func:`lovasz_hinge`; options are fixed at construction."""
 
     def __init__(
-        self, per_image: bool = True, ignore_index: int = -100, weight_mode: str = "jaccard", reduction: str = "mean"
+        self, per_image: bool = True, ignore_index: Optional[int] = None, weight_mode: str = "jaccard", reduction: str = "mean"
     ) -> None:
         super().__init__()
         _check_margin_mode(weight_mode)
@@ -224,7 +240,7 @@ class LovaszSoftmaxLoss(nn.Module):
     """Module form of :func:`lovasz_softmax`; options are fixed at construction."""
 
     def __init__(
-        self, classes: str = "present", per_image: bool = False, ignore_index: int = -100, reduction: str = "mean"
+        self, classes: str = "present", per_image: bool = False, ignore_index: Optional[int] = None, reduction: str = "mean"
     ) -> None:
         super().__init__()
         if classes != "present" and classes != "all":

@@ -19,11 +19,12 @@ from torch import Tensor, nn
 from ._reduce import (
     check_class_weight,
     check_floating,
-    check_index_target,
     check_input_rank,
     check_reduction,
     check_same_shape,
+    class_indices,
     elementwise_weight,
+    index_target,
     reduce_loss,
     safe_divide,
 )
@@ -33,15 +34,6 @@ def check_activation(activation: str) -> None:
     """Raise unless ``activation`` is "softmax", "sigmoid" or "none"."""
     if activation != "softmax" and activation != "sigmoid" and activation != "none":
         raise ValueError(f"activation: expected 'softmax', 'sigmoid' or 'none', got '{activation}'")
-
-
-def one_hot_target(target: Tensor, input: Tensor, ignore_index: int) -> Tuple[Tensor, Tensor]:
-    """Class indices (N, *) as a one-hot (N, C, *) in ``input``'s dtype, and the valid mask (N, *)."""
-    check_index_target(target, input, ignore_index)
-    valid = target != ignore_index
-    classes = torch.arange(input.shape[1], device=target.device).view([1, -1] + [1] * (target.dim() - 1))
-    one_hot = (target.unsqueeze(1) == classes).to(input.dtype)
-    return one_hot, valid
 
 
 def _activate(input: Tensor, activation: str) -> Tensor:
@@ -57,7 +49,7 @@ def overlap_counts(
     target: Tensor,
     weight: Optional[Tensor],
     activation: str,
-    ignore_index: int,
+    ignore_index: Optional[int],
     per_image: bool,
     include_background: bool,
     squared: bool,
@@ -72,40 +64,48 @@ def overlap_counts(
     check_activation(activation)
     check_input_rank(input, 3, "(N, C, *)")
     check_floating(input, "input")
+    num_images = input.shape[0]
     num_classes = input.shape[1]
     if not include_background and num_classes < 2:
         raise ValueError(
             f"include_background: False leaves no class for an input with C = {num_classes} channel"
         )
-    prob = _activate(input, activation)
+    w = elementwise_weight(weight, [num_images] + [1] + list(input.shape[2:]))
+    # mask: the weight of each pixel, (N, 1, P), or None when every pixel weighs 1.
+    mask: Optional[Tensor] = None
+    if w is not None:
+        mask = w.expand([num_images, 1] + list(input.shape[2:])).reshape(num_images, 1, -1)
+    prob = _activate(input, activation).reshape(num_images, num_classes, -1)
     if target.dim() == input.dim():
         check_same_shape(target, "target", list(input.shape), "(N, C, *)")
-        truth = target if target.is_floating_point() else target.to(input.dtype)
-        mask = torch.ones_like(input[:, :1])
+        truth = (target if target.is_floating_point() else target.to(input.dtype)).reshape(prob.shape)
+        one_hot = False
     else:
         if activation == "sigmoid":
             raise ValueError(
                 f"target: activation='sigmoid' needs a (N, C, *) = {list(input.shape)} binary target, got "
                 f"{list(target.shape)}; for one channel pass target.unsqueeze(1)"
             )
-        truth, valid = one_hot_target(target, input, ignore_index)
-        mask = valid.unsqueeze(1).to(input.dtype)
-    w = elementwise_weight(weight, [input.shape[0]] + [1] + list(input.shape[2:]))
-    if w is not None:
-        mask = mask * w
-    if not include_background:
-        prob = prob[:, 1:]
-        truth = truth[:, 1:]
-    dims = list(range(2, input.dim()))
-    weighted_truth = mask * truth
-    tp = (weighted_truth * prob).sum(dims)
-    if squared:
-        sum_p = (mask * prob * prob).sum(dims)
-        sum_t = (weighted_truth * truth).sum(dims)
+        if ignore_index is None:
+            labels = class_indices(target, input)
+        else:
+            valid, labels = index_target(target, input, ignore_index)
+            valid = valid.to(input.dtype).reshape(num_images, 1, -1)
+            mask = valid if mask is None else mask * valid
+        classes = torch.arange(num_classes, device=input.device).view(1, -1, 1)
+        truth = (labels.reshape(num_images, 1, -1) == classes).to(input.dtype)
+        one_hot = True
+    weighted_truth = truth if mask is None else truth * mask
+    tp = (weighted_truth * prob).sum(-1)
+    sum_t = (weighted_truth * truth).sum(-1) if squared and not one_hot else weighted_truth.sum(-1)
+    weighted_prob = prob if mask is None else prob * mask
+    sum_p = (weighted_prob * prob).sum(-1) if squared else weighted_prob.sum(-1)
+    if mask is None:
+        mass = torch.full_like(tp[:, :1], float(prob.shape[2]))
     else:
-        sum_p = (mask * prob).sum(dims)
-        sum_t = weighted_truth.sum(dims)
-    mass = mask.expand([mask.shape[0], 1] + list(input.shape[2:])).sum(dims)
+        mass = mask.sum(-1)
+    if not include_background:
+        tp, sum_p, sum_t = tp[:, 1:], sum_p[:, 1:], sum_t[:, 1:]
     if not per_image:
         tp = tp.sum(0, keepdim=True)
         sum_p = sum_p.sum(0, keepdim=True)
@@ -135,7 +135,7 @@ def soft_dice_loss(
     include_background: bool = True,
     squared: bool = False,
     class_weight: Optional[Tensor] = None,
-    ignore_index: int = -100,
+    ignore_index: Optional[int] = None,
     reduction: str = "mean",
 ) -> Tensor:
     """Soft Dice loss with a per-pixel weight map, 1 - (2·tp + s) / (2·tp + fp + fn + s).
@@ -163,8 +163,9 @@ def soft_dice_loss(
     class_weight : Tensor, optional
         Weight of each class in the mean, shape (C,) (entry 0 is dropped with
         ``include_background=False``).
-    ignore_index : int
-        Pixels whose index target equals it count nowhere.
+    ignore_index : int, optional
+        Pixels whose index target equals it count nowhere. None (the default) allows none, which
+        saves a masking pass.
     reduction : str
         "none": cw·(1 - Dice) per set and class, shape (N, C') with ``per_image`` and (1, C')
         otherwise. "mean": Σ cw·(1 - Dice) / Σ cw over counted sets. "sum": Σ cw·(1 - Dice).
@@ -200,7 +201,7 @@ def tversky_loss(
     per_image: bool = False,
     include_background: bool = True,
     class_weight: Optional[Tensor] = None,
-    ignore_index: int = -100,
+    ignore_index: Optional[int] = None,
     reduction: str = "mean",
 ) -> Tensor:
     """Tversky loss with a per-pixel weight map, (1 - TI)^γ with TI = (tp + s) / (tp + α·fp + β·fn + s).
@@ -253,7 +254,7 @@ class SoftDiceLoss(nn.Module):
         include_background: bool = True,
         squared: bool = False,
         class_weight: Optional[Tensor] = None,
-        ignore_index: int = -100,
+        ignore_index: Optional[int] = None,
         reduction: str = "mean",
     ) -> None:
         super().__init__()
@@ -297,7 +298,7 @@ class TverskyLoss(nn.Module):
         per_image: bool = False,
         include_background: bool = True,
         class_weight: Optional[Tensor] = None,
-        ignore_index: int = -100,
+        ignore_index: Optional[int] = None,
         reduction: str = "mean",
     ) -> None:
         super().__init__()
