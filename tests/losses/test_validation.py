@@ -311,3 +311,17 @@ def test_composition_rejects():
         loss([x], t, w)
     with pytest.raises(ValueError, match="inputs: expected at least one output"):
         loss([], t, w)
+
+
+def test_module_options_accept_sequences_and_are_checked():
+    x, t, w = _good()
+    from_list = L.WeightedCrossEntropyLoss(class_weight=[0.5, 2.0, 1.0])
+    from_tensor = L.WeightedCrossEntropyLoss(class_weight=torch.tensor([0.5, 2.0, 1.0]))
+    torch.testing.assert_close(from_list(x, t, w), from_tensor(x, t, w))
+    assert "class_weight" in dict(from_list.named_buffers())
+    with pytest.raises(ValueError, match="class_weight: expected non-negative values"):
+        L.SoftDiceLoss(class_weight=[1.0, -1.0, 1.0])
+    with pytest.raises(ValueError, match="pos_weight: expected finite values"):
+        L.WeightedBCEWithLogitsLoss(pos_weight=[float("nan")])
+    with pytest.raises(ValueError, match="alpha: expected a value >= 0 for the softmax form"):
+        L.focal_loss(x, t, w, "softmax", alpha=-1.0)

@@ -143,6 +143,20 @@ def elementwise_weight(weight: Optional[Tensor], shape: List[int]) -> Optional[T
     return w
 
 
+def as_option_tensor(value: object, name: str) -> Optional[Tensor]:
+    """A Module option such as ``class_weight``: None, a float tensor, or a sequence made one.
+
+    Called in ``__init__`` only (plain Python, not scripted), so the Module can store a buffer
+    that ``.to(device)`` moves.
+    """
+    if value is None:
+        return None
+    tensor = value if isinstance(value, Tensor) else torch.as_tensor(value, dtype=torch.get_default_dtype())
+    check_floating(tensor, name)
+    check_finite_non_negative(tensor, name)
+    return tensor
+
+
 def safe_divide(num: Tensor, den: Tensor) -> Tensor:
     """``num / den`` where ``den > 0`` and 0 elsewhere, with a zero (never NaN) gradient there."""
     positive = den > 0

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._reduce import (
+    as_option_tensor,
     check_class_weight,
     check_finite_non_negative,
     check_floating,
@@ -321,6 +322,8 @@ def focal_loss(
         check_floating(input, "input")
         loss = _log_prob_loss(F.log_softmax(input, 1), target, weight, class_weight, ignore_index, 0.0, reduction, gamma)
         if alpha is not None:
+            if alpha < 0.0:
+                raise ValueError(f"alpha: expected a value >= 0 for the softmax form, got {alpha}")
             loss = alpha * loss
         return loss
     if activation != "sigmoid":
@@ -353,7 +356,7 @@ class WeightedNLLLoss(nn.Module):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        self.register_buffer("class_weight", class_weight)
+        self.register_buffer("class_weight", as_option_tensor(class_weight, "class_weight"))
         self.ignore_index = ignore_index
         self.label_smoothing = float(label_smoothing)
         check_reduction(reduction)
@@ -384,7 +387,7 @@ class WeightedBCEWithLogitsLoss(nn.Module):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        self.register_buffer("pos_weight", pos_weight)
+        self.register_buffer("pos_weight", as_option_tensor(pos_weight, "pos_weight"))
         self.balance = None if balance is None else (float(balance[0]), float(balance[1]))
         check_reduction(reduction)
         self.reduction = reduction
@@ -411,7 +414,7 @@ class FocalLoss(nn.Module):
         self.activation = activation
         self.alpha = None if alpha is None else float(alpha)
         self.gamma = float(gamma)
-        self.register_buffer("class_weight", class_weight)
+        self.register_buffer("class_weight", as_option_tensor(class_weight, "class_weight"))
         self.ignore_index = ignore_index
         check_reduction(reduction)
         self.reduction = reduction

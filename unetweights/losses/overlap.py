@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._reduce import (
+    as_option_tensor,
     check_class_weight,
     check_floating,
     check_input_rank,
@@ -265,7 +266,7 @@ class SoftDiceLoss(nn.Module):
         self.per_image = bool(per_image)
         self.include_background = bool(include_background)
         self.squared = bool(squared)
-        self.register_buffer("class_weight", class_weight)
+        self.register_buffer("class_weight", as_option_tensor(class_weight, "class_weight"))
         self.ignore_index = ignore_index
         self.reduction = reduction
 
@@ -311,7 +312,7 @@ class TverskyLoss(nn.Module):
         self.smooth = float(smooth)
         self.per_image = bool(per_image)
         self.include_background = bool(include_background)
-        self.register_buffer("class_weight", class_weight)
+        self.register_buffer("class_weight", as_option_tensor(class_weight, "class_weight"))
         self.ignore_index = ignore_index
         self.reduction = reduction
 
