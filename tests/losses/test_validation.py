@@ -325,3 +325,15 @@ def test_module_options_accept_sequences_and_are_checked():
         L.WeightedBCEWithLogitsLoss(pos_weight=[float("nan")])
     with pytest.raises(ValueError, match="alpha: expected a value >= 0 for the softmax form"):
         L.focal_loss(x, t, w, "softmax", alpha=-1.0)
+
+
+def test_weight_with_a_dim_missing_only_where_a_channel_dim_is():
+    x, t, w = _good()
+    with pytest.raises(ValueError, match=r"weight: expected shape \[2, 4, 5\]"):
+        L.weighted_cross_entropy(x, t, w[:, 0])  # (N, W) for an (N, H, W) target
+    with pytest.raises(ValueError, match=r"weight: expected shape \[2, 4, 5\]"):
+        L.weighted_mse_loss(x[:, 0], x[:, 0], w[:, 0])  # no channel dim to skip in (N, H, W)
+    b = (torch.rand(2, 3, 4, 5) > 0.5).float()
+    torch.testing.assert_close(
+        L.weighted_bce_with_logits(x, b, w), L.weighted_bce_with_logits(x, b, w.unsqueeze(1).expand(2, 3, 4, 5))
+    )

@@ -115,30 +115,28 @@ def index_target(target: Tensor, input: Tensor, ignore_index: int) -> Tuple[Tens
     return valid, safe
 
 
-def elementwise_weight(weight: Optional[Tensor], shape: List[int]) -> Optional[Tensor]:
+def elementwise_weight(weight: Optional[Tensor], shape: List[int], channel_dim: bool) -> Optional[Tensor]:
     """Check a weight map against an element-wise loss of ``shape`` and return it broadcastable.
 
     ``weight`` has the loss's shape, or the same rank with size-1 dims that broadcast (a
-    per-image weight (N, 1, 1), say). When the loss has a channel dim, (N, C, *), a weight of the
-    spatial layout (N, *) is also accepted and applies to every channel. Weights must be finite and
-    non-negative.
+    per-image weight (N, 1, 1), say). When dim 1 of the loss is a channel dim (``channel_dim``),
+    a weight of the spatial layout (N, *) is also accepted and applies to every channel. Weights
+    must be finite and non-negative.
     """
     if weight is None:
         return None
     check_floating(weight, "weight")
     w = weight
-    if w.dim() == len(shape) - 1 and len(shape) >= 2:
-        w = w.unsqueeze(1)
+    expected = f"{shape} (size-1 dims broadcast)"
+    if channel_dim:
+        expected += f", or {[shape[0]] + shape[2:]} for a per-pixel map"
+        if w.dim() == len(shape) - 1:
+            w = w.unsqueeze(1)
     if w.dim() != len(shape):
-        raise ValueError(
-            f"weight: expected shape {shape} (size-1 dims broadcast), or {[shape[0]] + shape[2:]} "
-            f"for a per-pixel map, got {list(weight.shape)}"
-        )
+        raise ValueError(f"weight: expected shape {expected}, got {list(weight.shape)}")
     for d in range(len(shape)):
         if w.shape[d] != 1 and w.shape[d] != shape[d]:
-            raise ValueError(
-                f"weight: expected shape {shape} (size-1 dims broadcast), got {list(weight.shape)}"
-            )
+            raise ValueError(f"weight: expected shape {expected}, got {list(weight.shape)}")
     check_finite_non_negative(weight, "weight")
     return w
 

@@ -75,7 +75,7 @@ def _log_prob_loss(
             # normalised by the target classes' weights in the mean.
             loss = (1.0 - label_smoothing) * loss + (label_smoothing / num_classes) * terms.sum(1)
         loss = torch.where(valid, loss, torch.zeros_like(loss))
-    w = elementwise_weight(weight, list(loss.shape))
+    w = elementwise_weight(weight, list(loss.shape), False)
     if w is not None:
         loss = loss * w
         norm = w if norm is None else norm * w
@@ -214,8 +214,8 @@ def weighted_bce_with_logits(
         Same shape as ``input``: binary labels or probabilities in [0, 1] (integer and bool
         targets are converted).
     weight : Tensor, optional
-        Weight map, the shape of ``input`` (size-1 dims broadcast), or (N, *) for an (N, C, *)
-        input (applied to every channel).
+        Weight map, the shape of ``input`` (size-1 dims broadcast), or (N, *spatial) for an
+        (N, C, *spatial) input with two or three spatial dims (applied to every channel).
     pos_weight : Tensor, optional
         Weight of the positive term, broadcast against ``input`` as in torch (a (C,) vector
         aligns with the *last* dim; use (C, 1, 1) for (N, C, H, W)).
@@ -248,7 +248,7 @@ def weighted_bce_with_logits(
                     f"pos_weight: shape {list(pos_weight.shape)} does not broadcast against input {shape}"
                 )
         check_finite_non_negative(pos_weight, "pos_weight")
-    w = elementwise_weight(weight, shape)
+    w = elementwise_weight(weight, shape, input.dim() >= 4)
     neg_log_p = _softplus_neg(input)
     if balance is None:
         if pos_weight is None:
@@ -331,7 +331,7 @@ def focal_loss(
     if class_weight is not None:
         raise ValueError("class_weight: only the softmax focal loss takes class weights; use alpha for sigmoid")
     target = _binary_check(input, target)
-    w = elementwise_weight(weight, list(input.shape))
+    w = elementwise_weight(weight, list(input.shape), input.dim() >= 4)
     loss = (1.0 - target) * input + _softplus_neg(input)
     if gamma > 0.0:
         p = torch.sigmoid(input)

@@ -84,7 +84,7 @@ def lovasz_hinge(
     target : Tensor
         The shape of ``input``: 0/1 labels (integer, bool or float), or ``ignore_index``.
     weight : Tensor, optional
-        Per-pixel map of the shape of ``target`` (or (N, *) for an (N, 1, *) input), finite and
+        Per-pixel map of the shape of ``target`` (or (N, *spatial) for an (N, 1, *spatial) image or volume), finite and
         non-negative. See ``weight_mode``.
     per_image : bool
         True: one loss per image (the default, as in the paper's segmentation experiments).
@@ -123,7 +123,7 @@ def lovasz_hinge(
             raise ValueError(f"target: expected 0/1 labels{allowed}")
     signs = 2.0 * truth - 1.0
     errors = 1.0 - input * signs
-    w = elementwise_weight(weight, list(input.shape))
+    w = elementwise_weight(weight, list(input.shape), input.dim() >= 4 and input.shape[1] == 1)
     if w is not None:
         if weight_mode == "jaccard":
             count = count * w
@@ -191,7 +191,7 @@ def lovasz_softmax(
     else:
         valid, safe = index_target(target, input, ignore_index)
         count = valid.to(input.dtype)
-    w = elementwise_weight(weight, [num_images, 1] + list(input.shape[2:]))
+    w = elementwise_weight(weight, [num_images, 1] + list(input.shape[2:]), True)
     if w is not None:
         count = count * w.squeeze(1)
     prob = F.softmax(input, 1).reshape(num_images, num_classes, -1)

@@ -71,7 +71,7 @@ def overlap_counts(
         raise ValueError(
             f"include_background: False leaves no class for an input with C = {num_classes} channel"
         )
-    w = elementwise_weight(weight, [num_images] + [1] + list(input.shape[2:]))
+    w = elementwise_weight(weight, [num_images] + [1] + list(input.shape[2:]), True)
     # mask: the weight of each pixel, (N, 1, P), or None when every pixel weighs 1.
     mask: Optional[Tensor] = None
     if w is not None:

@@ -1,7 +1,7 @@
 """Per-pixel weighted regression losses: mse, l1, smooth_l1, huber and kl_div.
 
 Each takes ``input`` and ``target`` of the same shape and a weight map of that shape (size-1 dims
-broadcast), or (N, *) for an (N, C, *) input. "mean" is Σ w·ℓ / Σ w over all elements, which with
+broadcast), or (N, *spatial) for an (N, C, *spatial) image or volume. "mean" is Σ w·ℓ / Σ w over all elements, which with
 ``weight=None`` is the plain mean, so each equals its ``torch.nn.functional`` counterpart there
 (torch's own weighted forms differ: mse and l1 divide by Σ w, huber by the element count).
 """
@@ -28,7 +28,7 @@ def _pair(input: Tensor, target: Tensor, weight: Optional[Tensor], reduction: st
     if input.numel() == 0:
         raise ValueError(f"input: expected a non-empty tensor, got shape {list(input.shape)}")
     check_same_shape(target, "target", list(input.shape), "input.shape")
-    return elementwise_weight(weight, list(input.shape))
+    return elementwise_weight(weight, list(input.shape), input.dim() >= 4)
 
 
 def _weighted(loss: Tensor, w: Optional[Tensor], reduction: str) -> Tensor:
@@ -47,8 +47,8 @@ def weighted_mse_loss(
     input, target : Tensor
         Floating tensors of the same shape.
     weight : Tensor, optional
-        Finite, non-negative weights: ``input``'s shape (size-1 dims broadcast), or (N, *) for an
-        (N, C, *) input.
+        Finite, non-negative weights: ``input``'s shape (size-1 dims broadcast), or (N, *spatial)
+        for an (N, C, *spatial) input with two or three spatial dims.
     reduction : str
         "none" (w·ℓ, ``input``'s shape), "mean" (Σ w·ℓ / Σ w; 0 when Σ w = 0) or "sum".
     """
