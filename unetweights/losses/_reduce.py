@@ -127,16 +127,19 @@ def elementwise_weight(weight: Optional[Tensor], shape: List[int], channel_dim: 
         return None
     check_floating(weight, "weight")
     w = weight
-    expected = f"{shape} (size-1 dims broadcast)"
-    if channel_dim:
-        expected += f", or {[shape[0]] + shape[2:]} for a per-pixel map"
-        if w.dim() == len(shape) - 1:
-            w = w.unsqueeze(1)
-    if w.dim() != len(shape):
-        raise ValueError(f"weight: expected shape {expected}, got {list(weight.shape)}")
-    for d in range(len(shape)):
-        if w.shape[d] != 1 and w.shape[d] != shape[d]:
-            raise ValueError(f"weight: expected shape {expected}, got {list(weight.shape)}")
+    if channel_dim and w.dim() == len(shape) - 1:
+        w = w.unsqueeze(1)
+    matches = w.dim() == len(shape)
+    if matches:
+        for d in range(len(shape)):
+            if w.shape[d] != 1 and w.shape[d] != shape[d]:
+                matches = False
+    if not matches:
+        # Built only here: torch.compile cannot trace string concatenation.
+        per_pixel = f", or {[shape[0]] + shape[2:]} for a per-pixel map" if channel_dim else ""
+        raise ValueError(
+            f"weight: expected shape {shape} (size-1 dims broadcast){per_pixel}, got {list(weight.shape)}"
+        )
     check_finite_non_negative(weight, "weight")
     return w
 
