@@ -51,23 +51,6 @@ class CombinedLoss(nn.Module):
         return total
 
 
-def resize_nearest(x: Tensor, size: List[int]) -> Tensor:
-    """Resize the trailing ``len(size)`` dims of ``x`` by nearest neighbour, exactly, for any dtype.
-
-    Output index i takes input index floor(i·n_in / n_out) (integer arithmetic), which is
-    ``F.interpolate(mode="nearest")``'s rule, without a round trip of labels through float.
-    """
-    offset = x.dim() - len(size)
-    if offset < 0:
-        raise ValueError(f"size: expected at most {x.dim()} sizes for a tensor of shape {list(x.shape)}, got {size}")
-    for i in range(len(size)):
-        dim = offset + i
-        if x.shape[dim] != size[i]:
-            index = torch.div(torch.arange(size[i], device=x.device) * x.shape[dim], size[i], rounding_mode="floor")
-            x = x.index_select(dim, index)
-    return x
-
-
 def _area_matrix(n_in: int, n_out: int, like: Tensor) -> Tensor:
     """(n_out, n_in) averaging matrix of adaptive average pooling: row i covers [⌊i·n/m⌋, ⌈(i+1)·n/m⌉)."""
     rows = torch.arange(n_out, device=like.device)
@@ -78,6 +61,32 @@ def _area_matrix(n_in: int, n_out: int, like: Tensor) -> Tensor:
     return inside.to(like.dtype) / (end - start).unsqueeze(1).to(like.dtype)
 
 
+def _resize_trailing(x: Tensor, size: List[int], area: bool) -> Tensor:
+    """Resize the trailing ``len(size)`` dims one at a time, by area averaging or nearest neighbour."""
+    offset = x.dim() - len(size)
+    if offset < 0:
+        raise ValueError(f"size: expected at most {x.dim()} sizes for a tensor of shape {list(x.shape)}, got {size}")
+    for i in range(len(size)):
+        dim = offset + i
+        if x.shape[dim] != size[i]:
+            if area:
+                matrix = _area_matrix(x.shape[dim], size[i], x)
+                x = torch.matmul(x.movedim(dim, -1), matrix.t()).movedim(-1, dim)
+            else:
+                index = torch.div(torch.arange(size[i], device=x.device) * x.shape[dim], size[i], rounding_mode="floor")
+                x = x.index_select(dim, index)
+    return x
+
+
+def resize_nearest(x: Tensor, size: List[int]) -> Tensor:
+    """Resize the trailing ``len(size)`` dims of ``x`` by nearest neighbour, exactly, for any dtype.
+
+    Output index i takes input index floor(i·n_in / n_out) (integer arithmetic), which is
+    ``F.interpolate(mode="nearest")``'s rule, without a round trip of labels through float.
+    """
+    return _resize_trailing(x, size, False)
+
+
 def resize_area(x: Tensor, size: List[int]) -> Tensor:
     """Resize the trailing ``len(size)`` dims of a floating ``x`` by area averaging.
 
@@ -86,15 +95,7 @@ def resize_area(x: Tensor, size: List[int]) -> Tensor:
     matrix product. Unlike the pooling kernel this traces with symbolic sizes under
     ``torch.compile(dynamic=True)`` and ``torch.export``.
     """
-    offset = x.dim() - len(size)
-    if offset < 0:
-        raise ValueError(f"size: expected at most {x.dim()} sizes for a tensor of shape {list(x.shape)}, got {size}")
-    for i in range(len(size)):
-        dim = offset + i
-        if x.shape[dim] != size[i]:
-            matrix = _area_matrix(x.shape[dim], size[i], x)
-            x = torch.matmul(x.movedim(dim, -1), matrix.t()).movedim(-1, dim)
-    return x
+    return _resize_trailing(x, size, True)
 
 
 class DeepSupervisionLoss(nn.Module):
@@ -156,10 +157,7 @@ class DeepSupervisionLoss(nn.Module):
             level_target = resize_nearest(target, size)
             level_weight: Optional[Tensor] = None
             if weight is not None:
-                if self.weight_mode == "area":
-                    level_weight = resize_area(weight, size)
-                else:
-                    level_weight = resize_nearest(weight, size)
+                level_weight = _resize_trailing(weight, size, self.weight_mode == "area")
             total = total + coefficients[k] * self.criterion(output, level_target, level_weight)
         return total
 

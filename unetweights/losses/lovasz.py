@@ -130,12 +130,13 @@ def lovasz_hinge(
         else:
             errors = errors + (w - 1.0)
     rows = input.shape[0] if per_image else 1
+    count = count.expand(input.shape).reshape(rows, -1)
     # One gather carries both the weight and the label: w·(2t - 1) (a zero weight needs no label).
-    errors_sorted, picked = _sorted(errors.reshape(rows, 1, -1), [(count.expand(input.shape) * signs).reshape(rows, -1)])
+    errors_sorted, picked = _sorted(errors.reshape(rows, 1, -1), [count * signs.reshape(rows, -1)])
     signed = picked[0]
     gradient = lovasz_gradient(F.relu(signed), signed.abs()).detach()
     loss = (F.relu(errors_sorted) * gradient).sum(-1).squeeze(1)
-    counted = (count.expand(input.shape).reshape(rows, -1).sum(-1) > 0).to(loss.dtype)
+    counted = (count.sum(-1) > 0).to(loss.dtype)
     return _reduce_rows(loss, counted, reduction)
 
 

@@ -115,6 +115,14 @@ def overlap_counts(
     return tp, sum_p, sum_t, (mass > 0).to(tp.dtype)
 
 
+def _check_set_options(input: Tensor, smooth: float, class_weight: Optional[Tensor], reduction: str) -> None:
+    """The option checks that Dice and Tversky share."""
+    check_reduction(reduction)
+    if smooth < 0.0:
+        raise ValueError(f"smooth: expected a value >= 0, got {smooth}")
+    check_class_weight(class_weight, input.shape[1] if input.dim() >= 2 else 0)
+
+
 def _reduce_sets(
     loss: Tensor, counted: Tensor, class_weight: Optional[Tensor], include_background: bool, reduction: str
 ) -> Tensor:
@@ -178,10 +186,7 @@ def soft_dice_loss(
     nothing predicted either, 0/0 is defined as Dice = 1 (loss 0), never NaN. A set whose pixels
     are all ignored or zero-weighted has loss 0 with zero gradient and is left out of the mean.
     """
-    check_reduction(reduction)
-    if smooth < 0.0:
-        raise ValueError(f"smooth: expected a value >= 0, got {smooth}")
-    check_class_weight(class_weight, input.shape[1] if input.dim() >= 2 else 0)
+    _check_set_options(input, smooth, class_weight, reduction)
     tp, sum_p, sum_t, counted = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, squared
     )
@@ -225,14 +230,11 @@ def tversky_loss(
     The empty-ground-truth and everything-ignored policies are those of :func:`soft_dice_loss`:
     0/0 is TI = 1, and a set with no weight mass has loss 0 and is left out of the mean.
     """
-    check_reduction(reduction)
-    if smooth < 0.0:
-        raise ValueError(f"smooth: expected a value >= 0, got {smooth}")
+    _check_set_options(input, smooth, class_weight, reduction)
     if alpha < 0.0 or beta < 0.0:
         raise ValueError(f"alpha, beta: expected non-negative values, got alpha={alpha}, beta={beta}")
     if gamma <= 0.0:
         raise ValueError(f"gamma: expected a value > 0, got {gamma}")
-    check_class_weight(class_weight, input.shape[1] if input.dim() >= 2 else 0)
     tp, sum_p, sum_t, counted = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, False
     )
