@@ -47,6 +47,7 @@ _LAZY = {
             "weighted_mse_loss",
             "weighted_nll_loss",
             "weighted_smooth_l1_loss",
+            "with_reduction",
         )
     },
 }

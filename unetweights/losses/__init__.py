@@ -12,6 +12,8 @@ The reduction rule, the same for every loss
 - "sum" is Σ w·ℓ.
 - "mean" is Σ w·ℓ / Σ w over the elements that are not ignored, where w folds in the class weight
   where a loss has one. With no weight map it is the plain mean.
+- "per_image" returns shape (N,): entry n is "mean" applied to image n alone. Set losses need
+  ``per_image=True`` for it. Evaluation graphs use it for their per-image losses.
 - If Σ w = 0 (everything ignored, all weights zero) the loss is 0 with zero gradient, never NaN.
 
 With ``weight=None`` each loss equals its ``torch.nn.functional`` counterpart (cross_entropy,
@@ -42,7 +44,7 @@ from .classification import (
     weighted_cross_entropy,
     weighted_nll_loss,
 )
-from .compose import CombinedLoss, DeepSupervisionLoss, resize_area, resize_nearest
+from .compose import CombinedLoss, DeepSupervisionLoss, resize_area, resize_nearest, with_reduction
 from .lovasz import LovaszHingeLoss, LovaszSoftmaxLoss, lovasz_hinge, lovasz_softmax
 from .overlap import SoftDiceLoss, TverskyLoss, soft_dice_loss, tversky_loss
 from .regression import (
@@ -89,4 +91,5 @@ __all__: List[str] = [
     "weighted_mse_loss",
     "weighted_nll_loss",
     "weighted_smooth_l1_loss",
+    "with_reduction",
 ]

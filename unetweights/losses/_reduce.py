@@ -25,9 +25,18 @@ def checking_values() -> bool:
 
 
 def check_reduction(reduction: str) -> None:
-    """Raise unless ``reduction`` is "none", "mean" or "sum"."""
-    if reduction != "none" and reduction != "mean" and reduction != "sum":
-        raise ValueError(f"reduction: expected 'none', 'mean' or 'sum', got '{reduction}'")
+    """Raise unless ``reduction`` is "none", "mean", "sum" or "per_image"."""
+    if reduction != "none" and reduction != "mean" and reduction != "sum" and reduction != "per_image":
+        raise ValueError(f"reduction: expected 'none', 'mean', 'sum' or 'per_image', got '{reduction}'")
+
+
+def check_per_image_sets(reduction: str, per_image: bool) -> None:
+    """Raise if a set loss pools the batch into one set but one value per image is asked for."""
+    if reduction == "per_image" and not per_image:
+        raise ValueError(
+            "reduction: 'per_image' needs per_image=True (one set per image); with per_image=False "
+            "the batch is one set and has no per-image value"
+        )
 
 
 def check_floating(x: Tensor, name: str) -> None:
@@ -175,10 +184,17 @@ def reduce_loss(loss: Tensor, norm: Optional[Tensor], reduction: str) -> Tensor:
         The weight of each element in the mean (broadcastable to ``loss``): the weight map times
         the class weight, zero where ignored. None means every element counts once.
     reduction : str
-        "none", "mean" (Σ w·ℓ / Σ w, and 0 with zero gradient when Σ w = 0) or "sum" (Σ w·ℓ).
+        "none", "mean" (Σ w·ℓ / Σ w, and 0 with zero gradient when Σ w = 0), "sum" (Σ w·ℓ), or
+        "per_image": shape (N,), entry n the "mean" of image n alone (dim 0 of ``loss`` indexes
+        the images).
     """
     if reduction == "none":
         return loss
+    if reduction == "per_image":
+        per_image = loss.reshape(loss.shape[0], -1).sum(1)
+        if norm is None:
+            return per_image / max(loss[0].numel(), 1)
+        return safe_divide(per_image, norm.expand(loss.shape).reshape(loss.shape[0], -1).sum(1))
     total = loss.sum()
     if reduction == "sum":
         return total

@@ -116,7 +116,8 @@ def weighted_nll_loss(
         In [0, 1]. Written out as torch defines it: (1 - eps) times the target term plus eps/C
         times the sum over all classes.
     reduction : str
-        "none" (per pixel, shape (N, *)), "mean" or "sum".
+        "none" (per pixel, shape (N, *)), "mean", "sum" or "per_image" (the mean of each image
+        alone, shape (N,)).
 
     Returns
     -------
@@ -223,9 +224,11 @@ def weighted_bce_with_logits(
         ``(pos_share, neg_share)``: the loss becomes
         pos_share·Σ w·t·ℓ⁺ / Σ w·t + neg_share·Σ w·(1-t)·ℓ⁻ / Σ w·(1-t), where ℓ⁺ = -pw·log σ(x)
         and ℓ⁻ = -log(1 - σ(x)). A side with no weight (no positives, say) contributes 0. Then
-        "mean" and "sum" both return this value and "none" returns each element's share of it.
+        "mean" and "sum" both return this value and "none" returns each element's share of it;
+        "per_image" computes the two means within each image.
     reduction : str
-        "none" (the shape of ``input``), "mean" (Σ w·ℓ / Σ w) or "sum".
+        "none" (the shape of ``input``), "mean" (Σ w·ℓ / Σ w), "sum", or "per_image" (the mean
+        of each image alone, shape (N,)).
 
     Notes
     -----
@@ -265,13 +268,21 @@ def weighted_bce_with_logits(
     neg_loss = neg_log_p + input
     pos_mass = target if w is None else target * w
     neg_mass = 1.0 - target if w is None else (1.0 - target) * w
-    pos_total = pos_mass.sum()
-    neg_total = neg_mass.sum()
+    if reduction == "per_image":
+        # Each image's own positive and negative means, broadcast back over its elements.
+        image_view = [shape[0]] + [1] * (len(shape) - 1)
+        pos_total = pos_mass.reshape(shape[0], -1).sum(1).view(image_view)
+        neg_total = neg_mass.reshape(shape[0], -1).sum(1).view(image_view)
+    else:
+        pos_total = pos_mass.sum()
+        neg_total = neg_mass.sum()
     pos_scale = pos_share * safe_divide(torch.ones_like(pos_total), pos_total)
     neg_scale = neg_share * safe_divide(torch.ones_like(neg_total), neg_total)
     loss = pos_scale * pos_mass * pos_loss + neg_scale * neg_mass * neg_loss
     if reduction == "none":
         return loss
+    if reduction == "per_image":
+        return loss.reshape(shape[0], -1).sum(1)
     return loss.sum()
 
 
@@ -311,7 +322,7 @@ def focal_loss(
     class_weight, ignore_index : optional
         Softmax only, as in :func:`weighted_cross_entropy`.
     reduction : str
-        "none", "mean" or "sum" under the package's rule; the softmax form normalises like
+        "none", "mean", "sum" or "per_image" under the package's rule; the softmax form normalises like
         :func:`weighted_cross_entropy`.
     """
     check_reduction(reduction)

@@ -1,10 +1,13 @@
 """Composition: a weighted sum of losses, and deep supervision over several output resolutions."""
 
+import copy
 import math
 from typing import List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
+
+from ._reduce import check_reduction
 
 
 def _check_coefficients(values: Sequence[float], name: str, length: int) -> List[float]:
@@ -24,7 +27,7 @@ class CombinedLoss(nn.Module):
     losses : sequence of nn.Module
         Loss modules with the package's ``forward(input, target, weight=None)`` signature, for
         example ``[WeightedCrossEntropyLoss(), SoftDiceLoss()]``. They should return tensors of
-        the same shape (scalars, with a "mean" or "sum" reduction).
+        the same shape (scalars with "mean" or "sum", (N,) with "per_image").
     weights : sequence of float, optional
         The λ_i, finite and non-negative; 1 each by default.
 
@@ -162,4 +165,37 @@ class DeepSupervisionLoss(nn.Module):
         return total
 
 
-__all__: List[str] = ["CombinedLoss", "DeepSupervisionLoss", "resize_area", "resize_nearest"]
+def with_reduction(loss: nn.Module, reduction: str) -> nn.Module:
+    """A deep copy of ``loss`` whose every part uses ``reduction``; ``loss`` itself is unchanged.
+
+    Every submodule with a ``reduction`` option gets the new value, so a :class:`CombinedLoss` or
+    :class:`DeepSupervisionLoss` changes as a whole. ``with_reduction(loss, "per_image")`` gives
+    one value per image, shape (N,), which is what evaluation graphs report.
+
+    Raises
+    ------
+    TypeError
+        If ``loss`` is not a module or has no part with a ``reduction`` option.
+    ValueError
+        If ``reduction`` is not one the losses accept, or it is "per_image" and a set loss (Dice,
+        Tversky, Lovasz) pools the batch into one set (``per_image=False``).
+    """
+    if not isinstance(loss, nn.Module):
+        raise TypeError(f"loss: expected an nn.Module, got {type(loss).__name__}")
+    check_reduction(reduction)
+    result = copy.deepcopy(loss)
+    parts = [(name, module) for name, module in result.named_modules() if hasattr(module, "reduction")]
+    if not parts:
+        raise TypeError(f"loss: {type(loss).__name__} has no part with a 'reduction' option")
+    for name, module in parts:
+        if reduction == "per_image" and getattr(module, "per_image", True) is False:
+            where = f" (part '{name}')" if name else ""
+            raise ValueError(
+                f"loss: {type(module).__name__}{where} pools the batch into one set (per_image=False), so it has "
+                "no per-image value; build it with per_image=True"
+            )
+        module.reduction = reduction
+    return result
+
+
+__all__: List[str] = ["CombinedLoss", "DeepSupervisionLoss", "resize_area", "resize_nearest", "with_reduction"]

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from ._reduce import (
     check_floating,
     check_input_rank,
+    check_per_image_sets,
     check_reduction,
     check_same_shape,
     checking_values,
@@ -98,6 +99,8 @@ def lovasz_hinge(
     reduction : str
         "none": one value per set, shape (N,) with ``per_image`` or (1,) otherwise.
         "mean": the mean over sets that have at least one counted pixel. "sum": their sum.
+        "per_image" (needs ``per_image=True``): each image's loss, 0 for an image with no
+        counted pixel, shape (N,).
 
     Notes
     -----
@@ -106,6 +109,7 @@ def lovasz_hinge(
     positive pixel penalises its largest error, as in the original.
     """
     check_reduction(reduction)
+    check_per_image_sets(reduction, per_image)
     _check_margin_mode(weight_mode)
     check_input_rank(input, 1, "(N, 1, *) or (N, *)")
     check_floating(input, "input")
@@ -173,6 +177,8 @@ def lovasz_softmax(
     reduction : str
         "none": one value per set, shape (N,) with ``per_image`` or (1,) otherwise. "mean": the
         mean over sets with at least one counted pixel. "sum": their sum.
+        "per_image" (needs ``per_image=True``): each image's loss, 0 for an image that does not
+        count, shape (N,).
 
     Notes
     -----
@@ -180,6 +186,7 @@ def lovasz_softmax(
     gradient and is left out of the mean; if no set counts, the mean is 0.
     """
     check_reduction(reduction)
+    check_per_image_sets(reduction, per_image)
     if classes != "present" and classes != "all":
         raise ValueError(f"classes: expected 'present' or 'all', got '{classes}'")
     check_input_rank(input, 3, "(N, C, *)")
@@ -228,6 +235,7 @@ class LovaszHingeLoss(nn.Module):
         super().__init__()
         _check_margin_mode(weight_mode)
         check_reduction(reduction)
+        check_per_image_sets(reduction, per_image)
         self.per_image = bool(per_image)
         self.ignore_index = ignore_index
         self.weight_mode = weight_mode
@@ -247,6 +255,7 @@ class LovaszSoftmaxLoss(nn.Module):
         if classes != "present" and classes != "all":
             raise ValueError(f"classes: expected 'present' or 'all', got '{classes}'")
         check_reduction(reduction)
+        check_per_image_sets(reduction, per_image)
         self.classes = classes
         self.per_image = bool(per_image)
         self.ignore_index = ignore_index

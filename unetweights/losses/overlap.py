@@ -21,6 +21,7 @@ from ._reduce import (
     check_class_weight,
     check_floating,
     check_input_rank,
+    check_per_image_sets,
     check_reduction,
     check_same_shape,
     class_indices,
@@ -115,9 +116,12 @@ def overlap_counts(
     return tp, sum_p, sum_t, (mass > 0).to(tp.dtype)
 
 
-def _check_set_options(input: Tensor, smooth: float, class_weight: Optional[Tensor], reduction: str) -> None:
+def _check_set_options(
+    input: Tensor, smooth: float, class_weight: Optional[Tensor], reduction: str, per_image: bool
+) -> None:
     """The option checks that Dice and Tversky share."""
     check_reduction(reduction)
+    check_per_image_sets(reduction, per_image)
     if smooth < 0.0:
         raise ValueError(f"smooth: expected a value >= 0, got {smooth}")
     check_class_weight(class_weight, input.shape[1] if input.dim() >= 2 else 0)
@@ -178,6 +182,7 @@ def soft_dice_loss(
     reduction : str
         "none": cw·(1 - Dice) per set and class, shape (N, C') with ``per_image`` and (1, C')
         otherwise. "mean": Σ cw·(1 - Dice) / Σ cw over counted sets. "sum": Σ cw·(1 - Dice).
+        "per_image" (needs ``per_image=True``): the mean over each image's classes, shape (N,).
 
     Notes
     -----
@@ -186,7 +191,7 @@ def soft_dice_loss(
     nothing predicted either, 0/0 is defined as Dice = 1 (loss 0), never NaN. A set whose pixels
     are all ignored or zero-weighted has loss 0 with zero gradient and is left out of the mean.
     """
-    _check_set_options(input, smooth, class_weight, reduction)
+    _check_set_options(input, smooth, class_weight, reduction, per_image)
     tp, sum_p, sum_t, counted = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, squared
     )
@@ -230,7 +235,7 @@ def tversky_loss(
     The empty-ground-truth and everything-ignored policies are those of :func:`soft_dice_loss`:
     0/0 is TI = 1, and a set with no weight mass has loss 0 and is left out of the mean.
     """
-    _check_set_options(input, smooth, class_weight, reduction)
+    _check_set_options(input, smooth, class_weight, reduction, per_image)
     if alpha < 0.0 or beta < 0.0:
         raise ValueError(f"alpha, beta: expected non-negative values, got alpha={alpha}, beta={beta}")
     if gamma <= 0.0:
@@ -263,6 +268,7 @@ class SoftDiceLoss(nn.Module):
         super().__init__()
         check_activation(activation)
         check_reduction(reduction)
+        check_per_image_sets(reduction, per_image)
         self.activation = activation
         self.smooth = float(smooth)
         self.per_image = bool(per_image)
@@ -307,6 +313,7 @@ class TverskyLoss(nn.Module):
         super().__init__()
         check_activation(activation)
         check_reduction(reduction)
+        check_per_image_sets(reduction, per_image)
         self.activation = activation
         self.alpha = float(alpha)
         self.beta = float(beta)

@@ -37,6 +37,14 @@ def _weighted(loss: Tensor, w: Optional[Tensor], reduction: str) -> Tensor:
     return reduce_loss(loss, w, reduction)
 
 
+def _check_kl_reduction(reduction: str) -> None:
+    if reduction != "batchmean":
+        if reduction != "none" and reduction != "mean" and reduction != "sum" and reduction != "per_image":
+            raise ValueError(
+                f"reduction: expected 'none', 'mean', 'sum', 'per_image' or 'batchmean', got '{reduction}'"
+            )
+
+
 def weighted_mse_loss(
     input: Tensor, target: Tensor, weight: Optional[Tensor] = None, reduction: str = "mean"
 ) -> Tensor:
@@ -50,7 +58,8 @@ def weighted_mse_loss(
         Finite, non-negative weights: ``input``'s shape (size-1 dims broadcast), or (N, *spatial)
         for an (N, C, *spatial) input with two or three spatial dims.
     reduction : str
-        "none" (w·ℓ, ``input``'s shape), "mean" (Σ w·ℓ / Σ w; 0 when Σ w = 0) or "sum".
+        "none" (w·ℓ, ``input``'s shape), "mean" (Σ w·ℓ / Σ w; 0 when Σ w = 0), "sum", or
+        "per_image" (the mean of each image alone, shape (N,)).
     """
     w = _pair(input, target, weight, reduction)
     return _weighted((input - target) ** 2, w, reduction)
@@ -120,8 +129,9 @@ def weighted_kl_div(
     weight : Tensor, optional
         As in :func:`weighted_mse_loss`.
     reduction : str
-        "none", "mean" (Σ w·ℓ / Σ w over elements), "sum", or "batchmean" (Σ w·ℓ / N, the true
-        KL divergence per sample when the class dim is summed).
+        "none", "mean" (Σ w·ℓ / Σ w over elements), "sum", "per_image" (the mean of each image
+        alone, shape (N,)), or "batchmean" (Σ w·ℓ / N, the true KL divergence per sample when
+        the class dim is summed).
     log_target : bool
         Whether ``target`` holds log-probabilities.
 
@@ -130,8 +140,7 @@ def weighted_kl_div(
     With ``weight=None`` this equals ``torch.nn.functional.kl_div`` for every reduction.
     """
     batchmean = reduction == "batchmean"
-    if not batchmean and reduction != "none" and reduction != "mean" and reduction != "sum":
-        raise ValueError(f"reduction: expected 'none', 'mean', 'sum' or 'batchmean', got '{reduction}'")
+    _check_kl_reduction(reduction)
     w = _pair(input, target, weight, "sum" if batchmean else reduction)
     if log_target:
         loss = target.exp() * (target - input)
@@ -196,8 +205,7 @@ class WeightedKLDivLoss(nn.Module):
 
     def __init__(self, reduction: str = "mean", log_target: bool = False) -> None:
         super().__init__()
-        if reduction != "batchmean" and reduction != "none" and reduction != "mean" and reduction != "sum":
-            raise ValueError(f"reduction: expected 'none', 'mean', 'sum' or 'batchmean', got '{reduction}'")
+        _check_kl_reduction(reduction)
         self.reduction = reduction
         self.log_target = bool(log_target)
 
