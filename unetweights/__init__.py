@@ -1,7 +1,8 @@
 """unetweights: U-Net weight maps, weight-map aware losses, and exported evaluation graphs.
 
 The weight-map functions need only numpy and scipy, so data-loader workers can use them without
-loading torch: the torch-based names (the losses) are imported on first use.
+loading torch: the torch-based names (losses, metrics, evaluation graphs, export and the
+onnxruntime evaluator) are imported on first use.
 """
 
 from importlib import import_module
@@ -50,6 +51,14 @@ _LAZY = {
             "with_reduction",
         )
     },
+    "metrics": None,
+    **{name: "metrics" for name in ("DiceScore", "IoUScore", "PixelAccuracy", "dice_score", "iou_score", "pixel_accuracy")},
+    "evaluation": None,
+    "EvaluationGraph": "evaluation",
+    "export": None,
+    **{name: "export" for name in ("append_to_model", "to_onnx", "to_torchscript")},
+    "runtime": None,
+    **{name: "runtime" for name in ("EvaluationResult", "GraphInput", "OnnxEvaluator")},
 }
 
 __all__ = [*weightmaps.__all__, *_LAZY]

@@ -13,7 +13,10 @@ TORCHSCRIPT_DEPRECATION = r"`torch\.jit\.\w+` is deprecated"
 
 
 def test_import_emits_no_warning():
-    code = "import unetweights, unetweights.losses; from unetweights import WeightedCrossEntropyLoss"
+    code = (
+        "import unetweights, unetweights.losses, unetweights.metrics, unetweights.evaluation, unetweights.export, "
+        "unetweights.runtime; from unetweights import WeightedCrossEntropyLoss, EvaluationGraph, OnnxEvaluator"
+    )
     result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -32,11 +35,14 @@ def test_script_save_load_with_warnings_as_errors(case, tmp_path):
         torch.testing.assert_close(loaded(x, target, weight), module(x, target, weight))
 
 
-def test_top_level_names_are_the_losses_package():
-    import unetweights
-    import unetweights.losses as losses
+@pytest.mark.parametrize("module_name", ["losses", "metrics", "evaluation", "runtime"])
+def test_top_level_names_are_the_submodules(module_name):
+    import importlib
 
-    assert set(losses.__all__) <= set(unetweights.__all__)
-    for name in losses.__all__:
-        assert getattr(unetweights, name) is getattr(losses, name)
-    assert unetweights.losses is losses
+    import unetweights
+
+    module = importlib.import_module(f"unetweights.{module_name}")
+    assert set(module.__all__) - {"INPUT_NAMES"} <= set(unetweights.__all__)
+    for name in set(module.__all__) - {"INPUT_NAMES"}:
+        assert getattr(unetweights, name) is getattr(module, name)
+    assert getattr(unetweights, module_name) is module

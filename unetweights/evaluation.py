@@ -1,0 +1,129 @@
+"""EvaluationGraph: losses and metrics per image, as one module that scripts and exports.
+
+An evaluation graph maps ``(logits, target, weight)`` to named per-image outputs: each loss as
+shape (N,) and each metric as (N, C) (or (N,) for an overall accuracy). It is written like the
+losses (no data-dependent Python control flow, no loop over the batch), so the same module runs
+eagerly, under ``torch.jit.script`` (and from C++ through libtorch), and exports to ONNX with
+dynamic batch and spatial dims (:func:`unetweights.export.to_onnx`).
+"""
+
+import keyword
+import re
+from typing import Dict, List, Mapping, Optional
+
+from torch import Tensor, nn
+
+from .losses.compose import DeepSupervisionLoss, with_reduction
+from .metrics import DiceScore, IoUScore, PixelAccuracy
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+INPUT_NAMES: List[str] = ["logits", "target", "weight"]
+
+
+def _check_parts(parts: Optional[Mapping[str, nn.Module]], argument: str) -> Dict[str, nn.Module]:
+    if parts is None:
+        return {}
+    if not isinstance(parts, Mapping):
+        raise TypeError(f"{argument}: expected a mapping from output name to module, got {type(parts).__name__}")
+    checked: Dict[str, nn.Module] = {}
+    for name, module in parts.items():
+        if not isinstance(name, str) or not _NAME.match(name) or keyword.iskeyword(name):
+            raise ValueError(f"{argument}: output names must be identifiers ([A-Za-z_][A-Za-z0-9_]*), got {name!r}")
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"{argument}['{name}']: expected an nn.Module, got {type(module).__name__}")
+        if isinstance(module, DeepSupervisionLoss):
+            raise TypeError(
+                f"{argument}['{name}']: DeepSupervisionLoss takes a list of outputs; an evaluation graph "
+                "scores one output, so pass its criterion instead"
+            )
+        checked[name] = module
+    return checked
+
+
+class EvaluationGraph(nn.Module):
+    """Per-image losses and metrics as one module: ``forward(logits, target, weight=None)``.
+
+    Parameters
+    ----------
+    losses : mapping of str to nn.Module, optional
+        Output name to loss module from :mod:`unetweights.losses`, with its options, for example
+        ``{"ce": WeightedCrossEntropyLoss(class_weight=cw), "dice": SoftDiceLoss(per_image=True)}``.
+        The graph evaluates a copy with ``reduction="per_image"`` (:func:`with_reduction`), so
+        each loss output is shape (N,): the loss's "mean" on each image alone. Set losses must be
+        built with ``per_image=True``. The given modules are not changed.
+    metrics : mapping of str to nn.Module, optional
+        Output name to metric module from :mod:`unetweights.metrics` (or any module with the
+        ``forward(input, target, weight=None)`` signature that returns one row per image).
+
+    Notes
+    -----
+    Output names are the keys, losses first and then metrics, each in the order given; they are
+    identifiers and unique, and ``output_names`` lists them. ``forward`` returns a dict in that
+    order; exported graphs use the same names for their outputs, and ``logits``, ``target`` and
+    ``weight`` for their inputs. ``weight`` may be left out (every pixel weighs 1); a graph
+    exported without it has two inputs.
+
+    Examples
+    --------
+    >>> from unetweights.losses import WeightedCrossEntropyLoss, SoftDiceLoss
+    >>> from unetweights.metrics import DiceScore
+    >>> graph = EvaluationGraph(
+    ...     losses={"ce": WeightedCrossEntropyLoss(), "dice_loss": SoftDiceLoss(per_image=True)},
+    ...     metrics={"dice": DiceScore()},
+    ... )
+    >>> graph.output_names
+    ['ce', 'dice_loss', 'dice']
+    """
+
+    def __init__(
+        self, losses: Optional[Mapping[str, nn.Module]] = None, metrics: Optional[Mapping[str, nn.Module]] = None
+    ) -> None:
+        super().__init__()
+        loss_parts = _check_parts(losses, "losses")
+        metric_parts = _check_parts(metrics, "metrics")
+        shared = sorted(set(loss_parts) & set(metric_parts))
+        if shared:
+            raise ValueError(f"metrics: output names must differ from the loss names, both have {shared}")
+        if not loss_parts and not metric_parts:
+            raise ValueError("losses, metrics: expected at least one loss or metric, got none")
+        self.losses = nn.ModuleDict({name: with_reduction(loss, "per_image") for name, loss in loss_parts.items()})
+        self.metrics = nn.ModuleDict(metric_parts)
+        self.output_names: List[str] = [*loss_parts, *metric_parts]
+
+    @classmethod
+    def default(cls, activation: str = "softmax", ignore_index: Optional[int] = None) -> "EvaluationGraph":
+        """Hard Dice, IoU and per-class accuracy, plus the weighted loss that fits ``activation``.
+
+        "softmax" adds the weighted cross-entropy ("ce"), "sigmoid" the weighted BCE ("bce");
+        the metrics are "dice", "iou" and "accuracy", each (N, C).
+        """
+        from .losses import WeightedBCEWithLogitsLoss, WeightedCrossEntropyLoss
+
+        if activation == "softmax":
+            losses: Dict[str, nn.Module] = {
+                "ce": WeightedCrossEntropyLoss(ignore_index=-100 if ignore_index is None else ignore_index)
+            }
+        elif activation == "sigmoid":
+            if ignore_index is not None:
+                raise ValueError("ignore_index: a sigmoid graph takes a (N, C, *) binary target; use zero weights instead")
+            losses = {"bce": WeightedBCEWithLogitsLoss()}
+        else:
+            raise ValueError(f"activation: expected 'softmax' or 'sigmoid', got '{activation}'")
+        metrics = {
+            "dice": DiceScore(activation, ignore_index=ignore_index),
+            "iou": IoUScore(activation, ignore_index=ignore_index),
+            "accuracy": PixelAccuracy(activation, ignore_index=ignore_index),
+        }
+        return cls(losses, metrics)
+
+    def forward(self, logits: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        outputs: Dict[str, Tensor] = {}
+        for name, loss in self.losses.items():
+            outputs[name] = loss(logits, target, weight)
+        for name, metric in self.metrics.items():
+            outputs[name] = metric(logits, target, weight)
+        return outputs
+
+
+__all__: List[str] = ["EvaluationGraph", "INPUT_NAMES"]

@@ -1,0 +1,448 @@
+"""Export modules (evaluation graphs, losses) to ONNX and TorchScript, and check what was saved.
+
+ONNX goes through torch's torch.export-based exporter with dynamic batch and spatial dims. That
+exporter silently fixes any dim the code forces to be constant (a Python loop over the batch, a
+size read into a Python int), so :func:`to_onnx` reads the saved file back and raises if a dim
+meant to be dynamic came out fixed. ``onnx`` and ``onnxscript`` are needed (the ``onnx`` extra).
+"""
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from .evaluation import INPUT_NAMES, EvaluationGraph
+
+DEFAULT_OPSET = 20
+
+_SPATIAL_NAMES = {1: ["length"], 2: ["height", "width"], 3: ["depth", "height", "width"]}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a saved graph: its name, element type and shape.
+
+    ``shape`` holds an int for each fixed dim and the symbol's name (a str) for each dynamic dim.
+    """
+
+    name: str
+    dtype: str
+    shape: Tuple[Union[int, str], ...]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.dtype}[{', '.join(str(d) for d in self.shape)}]"
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What :func:`to_onnx` saved: the file, its opset, inputs and outputs, and size in bytes."""
+
+    path: str
+    opset: int
+    inputs: Tuple[TensorSpec, ...]
+    outputs: Tuple[TensorSpec, ...]
+    file_size: int
+
+    def __str__(self) -> str:
+        lines = [f"{self.path} (opset {self.opset}, {self.file_size / 1024:.1f} KiB)", "inputs:"]
+        lines += [f"  {spec}" for spec in self.inputs]
+        lines.append("outputs:")
+        lines += [f"  {spec}" for spec in self.outputs]
+        return "\n".join(lines)
+
+
+def _require_onnx():
+    try:
+        import onnx
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "to_onnx needs the onnx and onnxscript packages: pip install 'unetweights[onnx]'"
+        ) from error
+    return onnx
+
+
+def _example_tuple(example_inputs: Any) -> Tuple[Tensor, ...]:
+    inputs = (example_inputs,) if isinstance(example_inputs, Tensor) else tuple(example_inputs)
+    if not inputs:
+        raise ValueError("example_inputs: expected at least one tensor, got none")
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"example_inputs[{i}]: expected a tensor, got {type(x).__name__}")
+    return tuple(x.detach() for x in inputs)
+
+
+def dynamic_dims(example_inputs: Sequence[Tensor]) -> List[Dict[int, str]]:
+    """The dims that :func:`to_onnx` makes dynamic, with their symbol names, for each input.
+
+    Segmentation layout: the first input is (N, C, *spatial). Dim 0 of every input is the batch,
+    and the trailing ``len(spatial)`` dims of every input are the spatial dims, named "height"
+    and "width" in 2D and "depth", "height", "width" in 3D. Dims in between (channels) stay
+    fixed.
+    """
+    first = example_inputs[0]
+    if first.dim() < 2:
+        raise ValueError(
+            f"example_inputs[0]: expected shape (N, C, *spatial) to derive the dynamic dims, got {list(first.shape)}"
+        )
+    rank = first.dim() - 2
+    spatial = _SPATIAL_NAMES.get(rank, [f"spatial_{k}" for k in range(rank)])
+    dims: List[Dict[int, str]] = []
+    for i, x in enumerate(example_inputs):
+        if x.dim() < rank + 1:
+            raise ValueError(
+                f"example_inputs[{i}]: expected a batch dim and {rank} spatial dims, got shape {list(x.shape)}"
+            )
+        spec = {0: "batch"}
+        spec.update({x.dim() - rank + k: spatial[k] for k in range(rank)})
+        dims.append(spec)
+    return dims
+
+
+def _check_example_sizes(example_inputs: Sequence[Tensor], dims: Sequence[Dict[int, str]]) -> None:
+    for i, (x, spec) in enumerate(zip(example_inputs, dims)):
+        for d, name in spec.items():
+            if x.shape[d] < 2:
+                raise ValueError(
+                    f"example_inputs[{i}]: dim {d} ('{name}') has size {x.shape[d]}; torch.export fixes sizes 0 "
+                    "and 1, so give every dynamic dim an example size of at least 2"
+                )
+
+
+def _torch_dynamic_shapes(dims: Sequence[Dict[int, str]]) -> Tuple[Dict[int, Any], ...]:
+    symbols: Dict[str, Any] = {}
+    shapes = []
+    for spec in dims:
+        shapes.append({d: symbols.setdefault(name, torch.export.Dim(name)) for d, name in spec.items()})
+    return tuple(shapes)
+
+
+def _translations(opset: int) -> Optional[Dict[Any, Any]]:
+    """Softmax and log-softmax written as reductions along their axis, for onnxruntime's sake.
+
+    onnxruntime runs Softmax and LogSoftmax on an axis other than the last by transposing the
+    tensor, which made them 4-8x slower than torch on (N, C, H, W) logits; a max, an exp and a
+    sum along the class axis run at the speed of a few element-wise passes. Both forms subtract
+    the maximum first, so they agree to float rounding.
+    """
+    if opset < 18:  # ReduceMax takes its axes as an input from opset 18 on
+        return None
+    from onnxscript import opset18 as op
+
+    def log_softmax(self, dim: int, half_to_float: bool = False):
+        axes = op.Constant(value_ints=[dim])
+        shifted = op.Sub(self, op.ReduceMax(self, axes, keepdims=1))
+        return op.Sub(shifted, op.Log(op.ReduceSum(op.Exp(shifted), axes, keepdims=1)))
+
+    def softmax(self, dim: int, half_to_float: bool = False):
+        axes = op.Constant(value_ints=[dim])
+        exp = op.Exp(op.Sub(self, op.ReduceMax(self, axes, keepdims=1)))
+        return op.Div(exp, op.ReduceSum(exp, axes, keepdims=1))
+
+    aten = torch.ops.aten
+    return {
+        aten._log_softmax.default: log_softmax,
+        aten.log_softmax.int: log_softmax,
+        aten._softmax.default: softmax,
+        aten.softmax.int: softmax,
+    }
+
+
+def _elem_type_name(onnx, elem_type: int) -> str:
+    return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
+
+
+def _specs(onnx, values) -> Tuple[TensorSpec, ...]:
+    specs = []
+    for value in values:
+        tensor_type = value.type.tensor_type
+        shape = tuple(d.dim_param if d.dim_param else d.dim_value for d in tensor_type.shape.dim)
+        specs.append(TensorSpec(value.name, _elem_type_name(onnx, tensor_type.elem_type), shape))
+    return tuple(specs)
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Silence the exporter's progress prints, info logs and the warnings it raises for itself."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.filterwarnings("ignore", message=r".*axis name.*will not be used", category=UserWarning)
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def to_onnx(
+    module: nn.Module,
+    path: Union[str, os.PathLike],
+    example_inputs: Any,
+    dynamic: bool = True,
+    opset: Optional[int] = None,
+    input_names: Optional[Sequence[str]] = None,
+    output_names: Optional[Sequence[str]] = None,
+) -> ExportReport:
+    """Export ``module`` to an ONNX file with dynamic batch and spatial dims, and check the file.
+
+    Parameters
+    ----------
+    module : nn.Module
+        An eager module, for example an :class:`~unetweights.evaluation.EvaluationGraph` or a
+        loss. A ``torch.jit.ScriptModule`` is refused (the exporter cannot take one); export
+        the eager module it was scripted from.
+    path : str or os.PathLike
+        Where to write the ``.onnx`` file (one file, no external data).
+    example_inputs : Tensor or sequence of Tensor
+        Inputs to trace with, in ``forward``'s order. Every dim that will be dynamic needs an
+        example size of at least 2, and sizes that differ from each other keep the export
+        honest (two dims that happen to be equal in the example are still separate symbols).
+    dynamic : bool
+        True: dim 0 of every input ("batch") and its trailing spatial dims (as many as
+        ``example_inputs[0]`` has after (N, C)) are dynamic, see :func:`dynamic_dims`.
+        False: every dim is fixed at its example size.
+    opset : int, optional
+        ONNX opset; 20 by default. From opset 18 on, softmax and log-softmax are written as
+        max, exp and sum reductions along their axis, which onnxruntime runs several times
+        faster than its Softmax and LogSoftmax ops on the class axis of (N, C, *) tensors.
+    input_names, output_names : sequence of str, optional
+        Names in the graph. By default an EvaluationGraph's inputs are "logits", "target",
+        "weight" and its outputs its ``output_names``; otherwise the exporter's defaults.
+
+    Returns
+    -------
+    ExportReport
+        Inputs and outputs with their symbolic shapes, the opset and the file size.
+
+    Raises
+    ------
+    TypeError
+        For a ScriptModule or non-tensor example inputs.
+    ValueError
+        For an example size below 2 in a dynamic dim.
+    RuntimeError
+        If a dim meant to be dynamic came out fixed in the saved graph (the file is removed),
+        or ``onnx.checker`` rejects it.
+    """
+    onnx = _require_onnx()
+    if isinstance(module, (torch.jit.ScriptModule, torch.jit.ScriptFunction)):
+        raise TypeError(
+            "module: the ONNX exporter cannot take a TorchScript module; pass the eager module it was scripted from"
+        )
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module: expected an nn.Module, got {type(module).__name__}")
+    inputs = _example_tuple(example_inputs)
+    opset = DEFAULT_OPSET if opset is None else int(opset)
+    if isinstance(module, EvaluationGraph):
+        if input_names is None:
+            input_names = INPUT_NAMES[: len(inputs)]
+        if output_names is None:
+            output_names = module.output_names
+    dims = dynamic_dims(inputs) if dynamic else [{} for _ in inputs]
+    _check_example_sizes(inputs, dims)
+    path = os.fspath(path)
+    was_training = module.training
+    module.eval()
+    try:
+        with _quiet_exporter():
+            torch.onnx.export(
+                module,
+                inputs,
+                path,
+                dynamo=True,
+                opset_version=opset,
+                dynamic_shapes=_torch_dynamic_shapes(dims) if dynamic else None,
+                input_names=None if input_names is None else list(input_names),
+                output_names=None if output_names is None else list(output_names),
+                external_data=False,
+                custom_translation_table=_translations(opset),
+                verbose=False,
+            )
+    finally:
+        module.train(was_training)
+    model = onnx.load(path)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise RuntimeError(f"to_onnx: onnx.checker rejected {path}: {error}") from error
+    report = ExportReport(
+        path=path,
+        opset=next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+        inputs=_specs(onnx, model.graph.input),
+        outputs=_specs(onnx, model.graph.output),
+        file_size=os.path.getsize(path),
+    )
+    fixed = []
+    for spec, wanted in zip(report.inputs, dims):
+        for d, name in wanted.items():
+            if not isinstance(spec.shape[d], str):
+                fixed.append(f"input '{spec.name}' dim {d} ('{name}') is fixed at {spec.shape[d]}")
+    if isinstance(module, EvaluationGraph) and dynamic:
+        for spec in report.outputs:
+            if spec.shape and not isinstance(spec.shape[0], str):
+                fixed.append(f"output '{spec.name}' dim 0 (batch) is fixed at {spec.shape[0]}")
+    if fixed:
+        os.remove(path)
+        raise RuntimeError(
+            "to_onnx: dims meant to be dynamic came out fixed in the saved graph, so it would only run at the "
+            f"example's sizes ({'; '.join(fixed)}). The module's code forces these sizes (a Python loop over the "
+            f"batch, or a size read into a Python number); {path} was removed"
+        )
+    return report
+
+
+def to_torchscript(
+    module: nn.Module,
+    path: Union[str, os.PathLike],
+    example_inputs: Any = None,
+    atol: float = 1e-6,
+) -> torch.jit.ScriptModule:
+    """Script ``module`` with ``torch.jit.script``, save it, and return the reloaded module.
+
+    The saved file loads in Python (``torch.jit.load``) and in C++ (``torch::jit::load``), where
+    a scripted loss still runs backward. TorchScript is deprecated upstream (a
+    DeprecationWarning from torch 2.10); it is still the only way a C++ program runs a
+    Python-written loss with autograd. This function keeps that warning to itself.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The eager module (a ScriptModule is saved as it is).
+    path : str or os.PathLike
+        Where to write the ``.pt`` file.
+    example_inputs : Tensor or sequence of Tensor, optional
+        If given, the reloaded module is run on them and must match the eager module within
+        ``atol`` (tensors, or dicts/lists/tuples of them), else RuntimeError.
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module: expected an nn.Module, got {type(module).__name__}")
+    path = os.fspath(path)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
+        scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
+        torch.jit.save(scripted, path)
+        loaded = torch.jit.load(path)
+    if example_inputs is not None:
+        inputs = _example_tuple(example_inputs)
+        with torch.no_grad():
+            expected = module(*inputs)
+            actual = loaded(*inputs)
+        _compare(expected, actual, atol, "output")
+    return loaded
+
+
+def _compare(expected: Any, actual: Any, atol: float, where: str) -> None:
+    if isinstance(expected, Tensor):
+        if not isinstance(actual, Tensor) or expected.shape != actual.shape:
+            raise RuntimeError(f"to_torchscript: the reloaded module's {where} differs in type or shape")
+        diff = float((expected.double() - actual.double()).abs().max()) if expected.numel() else 0.0
+        if not diff <= atol:
+            raise RuntimeError(f"to_torchscript: the reloaded module's {where} differs from eager by {diff:.3g} > {atol}")
+    elif isinstance(expected, dict):
+        if not isinstance(actual, dict) or list(expected) != list(actual):
+            raise RuntimeError(f"to_torchscript: the reloaded module's {where} has keys {list(actual)}, expected {list(expected)}")
+        for key in expected:
+            _compare(expected[key], actual[key], atol, f"{where}['{key}']")
+    elif isinstance(expected, (list, tuple)):
+        if not isinstance(actual, (list, tuple)) or len(expected) != len(actual):
+            raise RuntimeError(f"to_torchscript: the reloaded module's {where} differs in length")
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            _compare(e, a, atol, f"{where}[{i}]")
+
+
+def append_to_model(
+    model: Any,
+    evaluation: Any,
+    path: Optional[Union[str, os.PathLike]] = None,
+    model_output: Optional[str] = None,
+    keep_model_outputs: bool = False,
+):
+    """Join a network's ONNX graph to an evaluation graph: images and labels in, metrics out.
+
+    The network's output ``model_output`` (its only output by default) feeds the evaluation
+    graph's ``logits`` input, with ``onnx.compose.merge_models``. The joined graph's inputs are
+    the network's inputs followed by the evaluation graph's other inputs (``target`` and, if it
+    has one, ``weight``); its outputs are the evaluation outputs (and the network's outputs too,
+    with ``keep_model_outputs``).
+
+    Parameters
+    ----------
+    model, evaluation : onnx.ModelProto or path
+        The two graphs; both must use the same default-domain opset (export both with
+        :func:`to_onnx` and the same ``opset``).
+    path : str or os.PathLike, optional
+        Where to save the joined graph (checked with ``onnx.checker`` first).
+    model_output : str, optional
+        The network output that holds the logits; needed when the network has several.
+    keep_model_outputs : bool
+        Also output the network's own outputs.
+
+    Notes
+    -----
+    Internal names get the prefixes "net_" and "eval_" so that the two graphs cannot clash (a
+    convolution's initializer called "weight", say); inputs and outputs keep their names.
+
+    Returns
+    -------
+    onnx.ModelProto
+    """
+    onnx = _require_onnx()
+    from onnx import compose
+
+    first = _load_model(onnx, model, "model")
+    second = _load_model(onnx, evaluation, "evaluation")
+    outputs = [o.name for o in first.graph.output]
+    if model_output is None:
+        if len(outputs) != 1:
+            raise ValueError(f"model_output: the model has outputs {outputs}; name the one that holds the logits")
+        model_output = outputs[0]
+    elif model_output not in outputs:
+        raise ValueError(f"model_output: expected one of the model's outputs {outputs}, got '{model_output}'")
+    eval_inputs = [i.name for i in second.graph.input]
+    if "logits" not in eval_inputs:
+        raise ValueError(f"evaluation: expected an input named 'logits', got inputs {eval_inputs}")
+    opsets = [_default_opset(first), _default_opset(second)]
+    if opsets[0] != opsets[1]:
+        raise ValueError(f"model, evaluation: expected the same opset, got {opsets[0]} and {opsets[1]}; export both with one opset")
+    if first.ir_version != second.ir_version:
+        ir_version = max(first.ir_version, second.ir_version)
+        first.ir_version = ir_version
+        second.ir_version = ir_version
+    first = compose.add_prefix(first, "net_", rename_inputs=False, rename_outputs=False)
+    second = compose.add_prefix(second, "eval_", rename_inputs=False, rename_outputs=False)
+    merged_outputs = [o.name for o in second.graph.output]
+    if keep_model_outputs:
+        merged_outputs = outputs + merged_outputs
+    merged = compose.merge_models(first, second, io_map=[(model_output, "logits")], outputs=merged_outputs)
+    onnx.checker.check_model(merged, full_check=True)
+    if path is not None:
+        onnx.save(merged, os.fspath(path))
+    return merged
+
+
+def _load_model(onnx, value: Any, argument: str):
+    if isinstance(value, (str, os.PathLike)):
+        if not os.path.exists(value):
+            raise FileNotFoundError(f"{argument}: no such file: {os.fspath(value)}")
+        return onnx.load(os.fspath(value))
+    if isinstance(value, onnx.ModelProto):
+        copy = onnx.ModelProto()
+        copy.CopyFrom(value)
+        return copy
+    raise TypeError(f"{argument}: expected an onnx.ModelProto or a path, got {type(value).__name__}")
+
+
+def _default_opset(model) -> int:
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+__all__: List[str] = ["DEFAULT_OPSET", "ExportReport", "TensorSpec", "append_to_model", "dynamic_dims", "to_onnx", "to_torchscript"]

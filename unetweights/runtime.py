@@ -1,0 +1,433 @@
+"""Run an exported evaluation graph with onnxruntime, on CUDA when it really works.
+
+``onnxruntime-gpu`` lists ``CUDAExecutionProvider`` even on a machine with no GPU or no CUDA
+libraries; a session asked for it then falls back to CPU and logs errors. :class:`OnnxEvaluator`
+decides quietly instead: "auto" tries CUDA only where an NVIDIA device is present, with
+onnxruntime's logging turned down for that one attempt, and reports which provider runs.
+"""
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+# onnxruntime's element types as they appear in NodeArg.type, and the numpy dtype of each.
+_ELEMENT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int16)": np.int16,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
+_TORCH_DTYPES = {
+    np.float32: torch.float32,
+    np.float64: torch.float64,
+    np.float16: torch.float16,
+    np.int64: torch.int64,
+    np.int32: torch.int32,
+    np.int16: torch.int16,
+    np.int8: torch.int8,
+    np.uint8: torch.uint8,
+    np.bool_: torch.bool,
+}
+_CUDA = "CUDAExecutionProvider"
+_CPU = "CPUExecutionProvider"
+_ORT_DEFAULT_SEVERITY = 2  # onnxruntime's own default: warnings and above
+_OPTIMIZATION = ("disable", "basic", "extended", "all")
+
+
+def _import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError("OnnxEvaluator needs onnxruntime: pip install 'unetweights[onnx]'") from error
+    return onnxruntime
+
+
+def _nvidia_device_present() -> bool:
+    """Whether this machine shows an NVIDIA GPU, without loading any CUDA library of onnxruntime."""
+    if torch.cuda.is_available():
+        return True
+    if os.path.isdir("/proc/driver/nvidia/gpus"):
+        return len(os.listdir("/proc/driver/nvidia/gpus")) > 0
+    # No driver directory: on Linux that means no NVIDIA driver; elsewhere only a probe can tell.
+    return not os.path.isdir("/proc")
+
+
+@contextlib.contextmanager
+def _quiet(ort):
+    """Turn onnxruntime's default logger down to fatal and swallow Python-level prints."""
+    ort.set_default_logger_severity(4)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        ort.set_default_logger_severity(_ORT_DEFAULT_SEVERITY)
+
+
+@dataclass(frozen=True)
+class GraphInput:
+    """An input of the loaded graph: name, numpy dtype, and shape (int fixed, str symbolic)."""
+
+    name: str
+    dtype: Any
+    shape: Tuple[Union[int, str], ...]
+
+    def describe(self) -> str:
+        return f"{np.dtype(self.dtype).name}[{', '.join(str(d) for d in self.shape)}]"
+
+
+@dataclass
+class EvaluationResult:
+    """What :meth:`OnnxEvaluator.evaluate` returns.
+
+    Attributes
+    ----------
+    per_image : dict of str to ndarray
+        Each graph output over the whole dataset, images along dim 0: (images,) for a loss,
+        (images, C) for a per-class metric.
+    summary : dict of str to dict
+        For each output, "mean" and "std" over the images (per class for (images, C) outputs):
+        NaN entries (a metric built with ``empty_score=nan``) are left out, and std is the
+        population standard deviation (ddof=0).
+    provider : str
+        The onnxruntime execution provider that ran the graph.
+    """
+
+    per_image: Dict[str, np.ndarray]
+    summary: Dict[str, Dict[str, np.ndarray]] = field(default_factory=dict)
+    provider: str = _CPU
+
+    @property
+    def num_images(self) -> int:
+        return len(next(iter(self.per_image.values()))) if self.per_image else 0
+
+    def format_summary(self, digits: int = 4) -> str:
+        """The summary as an aligned text table: one row per output, mean ± std per column."""
+        rows = []
+        for name, stats in self.summary.items():
+            means = np.atleast_1d(stats["mean"])
+            stds = np.atleast_1d(stats["std"])
+            cells = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(means, stds)]
+            rows.append((name, cells))
+        width = max([len(name) for name, _ in rows] + [6])
+        lines = [f"{'output':<{width}}  mean ± std (per class where there are classes), {self.num_images} images"]
+        lines += [f"{name:<{width}}  " + "   ".join(cells) for name, cells in rows]
+        return "\n".join(lines)
+
+
+def _summarise(per_image: Mapping[str, np.ndarray]) -> Dict[str, Dict[str, np.ndarray]]:
+    summary = {}
+    for name, values in per_image.items():
+        values = np.asarray(values, dtype=np.float64)
+        counted = np.sum(~np.isnan(values), axis=0)
+        total = np.where(np.isnan(values), 0.0, values).sum(axis=0)
+        mean = np.divide(total, counted, out=np.full(np.shape(total), np.nan), where=counted > 0)
+        squares = np.where(np.isnan(values), 0.0, (values - mean) ** 2).sum(axis=0)
+        std = np.sqrt(np.divide(squares, counted, out=np.full(np.shape(total), np.nan), where=counted > 0))
+        summary[name] = {"mean": mean, "std": std}
+    return summary
+
+
+class OnnxEvaluator:
+    """An onnxruntime session for an exported graph, fed with numpy arrays or torch tensors.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.onnx`` file (from :func:`unetweights.export.to_onnx`, say).
+    providers : str or sequence
+        "auto" (the default): CUDA when it really works here, otherwise CPU, decided without
+        error logs. "cuda": CUDA or a RuntimeError that says why not. "cpu": CPU only. A
+        sequence is passed to onnxruntime as it is.
+    device_id : int
+        The CUDA device.
+    threads : int, optional
+        onnxruntime's intra-op thread count; its default (one per physical core) if None.
+    optimization : str
+        onnxruntime's graph optimisation level: "disable", "basic", "extended" or "all".
+
+    Attributes
+    ----------
+    provider : str
+        The execution provider that runs the graph ("CUDAExecutionProvider" or
+        "CPUExecutionProvider").
+    inputs : list of GraphInput
+        The graph's inputs, with dtype and symbolic shape.
+    output_names : list of str
+
+    Notes
+    -----
+    Calling the evaluator (or :meth:`run`) with numpy arrays returns numpy arrays. With torch
+    tensors it returns torch tensors on the same device: the tensors are bound to the session
+    by pointer (IOBinding) and the outputs come back through DLPack, so a CUDA tensor on a CUDA
+    session is never copied to the host. Torch tensors must all sit on one device; a CUDA
+    tensor needs the CUDA provider.
+
+    CUDA needs onnxruntime-gpu with CUDA 13 and cuDNN 9, for example from
+    ``pip install 'onnxruntime-gpu[cuda,cudnn]'``; the evaluator calls
+    ``onnxruntime.preload_dlls()`` to find pip-installed CUDA libraries.
+    """
+
+    def __init__(
+        self,
+        path: Union[str, os.PathLike],
+        providers: Union[str, Sequence[Any]] = "auto",
+        device_id: int = 0,
+        threads: Optional[int] = None,
+        optimization: str = "all",
+    ) -> None:
+        ort = _import_onnxruntime()
+        self._ort = ort
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"path: no ONNX file at {path}")
+        if optimization not in _OPTIMIZATION:
+            raise ValueError(f"optimization: expected one of {list(_OPTIMIZATION)}, got {optimization!r}")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads: expected a positive int or None, got {threads!r}")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[optimization]
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        self.path = path
+        self.device_id = int(device_id)
+        #: Why "auto" fell back to CPU (None when it did not, or was not asked to choose).
+        self.cuda_unavailable_reason: Optional[str] = None
+        self._session = self._open(path, options, providers)
+        self.provider: str = self._session.get_providers()[0]
+        self.inputs: List[GraphInput] = [self._input_spec(arg) for arg in self._session.get_inputs()]
+        self.output_names: List[str] = [arg.name for arg in self._session.get_outputs()]
+
+    # -- provider choice ---------------------------------------------------------------------
+
+    def _session_with(self, path: str, options: Any, providers: Sequence[Any]):
+        try:
+            return self._ort.InferenceSession(path, options, providers=list(providers))
+        except Exception as error:  # onnxruntime raises its own exception types
+            raise ValueError(f"path: onnxruntime cannot load {path}: {error}") from error
+
+    def _try_cuda(self, path: str, options: Any) -> Tuple[Optional[Any], str]:
+        """A session on CUDA, or None and the reason it cannot be one; never logs."""
+        ort = self._ort
+        if _CUDA not in ort.get_available_providers():
+            return None, "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
+        if not _nvidia_device_present():
+            return None, "no NVIDIA GPU or driver is visible on this machine"
+        cuda = (_CUDA, {"device_id": self.device_id})
+        with _quiet(ort):
+            if hasattr(ort, "preload_dlls"):
+                try:
+                    ort.preload_dlls()
+                except Exception:  # preload is a best effort; the session below decides
+                    pass
+            session = self._session_with(path, options, [cuda, _CPU])
+        if session.get_providers()[0] != _CUDA:
+            return None, (
+                "onnxruntime could not start its CUDA provider (it needs CUDA 13 and cuDNN 9, "
+                "for example from pip install 'onnxruntime-gpu[cuda,cudnn]')"
+            )
+        return session, ""
+
+    def _open(self, path: str, options: Any, providers: Union[str, Sequence[Any]]):
+        if isinstance(providers, str):
+            if providers == "cpu":
+                return self._session_with(path, options, [_CPU])
+            if providers not in ("auto", "cuda"):
+                raise ValueError(f"providers: expected 'auto', 'cuda', 'cpu' or a list of providers, got {providers!r}")
+            session, reason = self._try_cuda(path, options)
+            if session is not None:
+                return session
+            if providers == "cuda":
+                raise RuntimeError(f"providers: 'cuda' was asked for, but {reason}")
+            self.cuda_unavailable_reason = reason
+            return self._session_with(path, options, [_CPU])
+        return self._session_with(path, options, list(providers))
+
+    @staticmethod
+    def _input_spec(arg: Any) -> GraphInput:
+        if arg.type not in _ELEMENT_TYPES:
+            raise ValueError(f"path: graph input '{arg.name}' has type {arg.type}, which OnnxEvaluator does not feed")
+        shape = tuple(d if isinstance(d, int) else str(d) for d in arg.shape)
+        return GraphInput(arg.name, _ELEMENT_TYPES[arg.type], shape)
+
+    # -- running -----------------------------------------------------------------------------
+
+    def _gather(self, args: Sequence[Any], named: Mapping[str, Any]) -> List[Any]:
+        names = [spec.name for spec in self.inputs]
+        if len(args) > len(names):
+            raise ValueError(f"inputs: the graph takes {len(names)} inputs {names}, got {len(args)} positional ones")
+        values = dict(zip(names, args))
+        for name, value in named.items():
+            if name not in names:
+                raise ValueError(f"{name}: not an input of the graph; its inputs are {names}")
+            if name in values:
+                raise ValueError(f"{name}: given both by position and by name")
+            values[name] = value
+        missing = [name for name in names if name not in values]
+        if missing:
+            raise ValueError(f"inputs: missing {missing}; the graph takes {names}")
+        return [values[name] for name in names]
+
+    def _check(self, arrays: Sequence[Any]) -> None:
+        sizes: Dict[str, Tuple[str, int]] = {}
+        for spec, array in zip(self.inputs, arrays):
+            if isinstance(array, torch.Tensor):
+                dtype_ok = array.dtype == _TORCH_DTYPES[spec.dtype]
+                actual = str(array.dtype).replace("torch.", "")
+            elif isinstance(array, np.ndarray):
+                dtype_ok = array.dtype == spec.dtype
+                actual = array.dtype.name
+            else:
+                raise TypeError(f"{spec.name}: expected a numpy array or a torch tensor, got {type(array).__name__}")
+            shape = tuple(array.shape)
+            if len(shape) != len(spec.shape):
+                raise ValueError(
+                    f"{spec.name}: expected {len(spec.shape)} dims {spec.describe()}, got shape {list(shape)}"
+                )
+            if not dtype_ok:
+                raise ValueError(f"{spec.name}: expected dtype {np.dtype(spec.dtype).name}, got {actual}")
+            for d, (want, got) in enumerate(zip(spec.shape, shape)):
+                if isinstance(want, int):
+                    if want != got:
+                        raise ValueError(
+                            f"{spec.name}: dim {d} is fixed at {want} in the graph {spec.describe()}, got {got}"
+                        )
+                elif want in sizes and sizes[want][1] != got:
+                    other, size = sizes[want]
+                    raise ValueError(
+                        f"{spec.name}: dim {d} ('{want}') is {got}, but {other} has {want} = {size}"
+                    )
+                else:
+                    sizes.setdefault(want, (spec.name, got))
+
+    def run(self, *inputs: Any, **named_inputs: Any) -> Dict[str, Any]:
+        """Run the graph once; inputs by position (graph order) or by name.
+
+        Returns a dict from output name to numpy array (numpy inputs) or torch tensor (torch
+        inputs, on their device).
+
+        Raises
+        ------
+        ValueError
+            For a missing or unknown input, a wrong dtype or rank, a dim that differs from the
+            graph's fixed size, or two inputs that disagree on a shared symbolic dim ("batch").
+        TypeError
+            For an input that is neither a numpy array nor a torch tensor.
+        """
+        arrays = self._gather(inputs, named_inputs)
+        self._check(arrays)
+        tensors = [a for a in arrays if isinstance(a, torch.Tensor)]
+        if not tensors:
+            results = self._session.run(self.output_names, {s.name: a for s, a in zip(self.inputs, arrays)})
+            return dict(zip(self.output_names, results))
+        if len(tensors) != len(arrays):
+            raise TypeError("inputs: expected all numpy arrays or all torch tensors, got a mix")
+        return self._run_bound(arrays)
+
+    __call__ = run
+
+    def _run_bound(self, tensors: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:
+        devices = {t.device for t in tensors}
+        if len(devices) != 1:
+            raise ValueError(f"inputs: expected tensors on one device, got {sorted(str(d) for d in devices)}")
+        device = tensors[0].device
+        if device.type == "cuda":
+            if self.provider != _CUDA:
+                raise ValueError(
+                    f"inputs: CUDA tensors need the CUDA provider, but this session runs on {self.provider}; "
+                    "pass CPU tensors or numpy arrays, or open the evaluator with providers='cuda'"
+                )
+            device_type, device_id = "cuda", device.index if device.index is not None else torch.cuda.current_device()
+            # The session runs on its own stream: let the kernels that wrote the inputs finish.
+            torch.cuda.current_stream(device).synchronize()
+        elif device.type == "cpu":
+            device_type, device_id = "cpu", 0
+        else:
+            raise ValueError(f"inputs: tensors on {device} are not supported; use CPU or CUDA tensors")
+        binding = self._session.io_binding()
+        kept = []  # the contiguous tensors must outlive the run
+        for spec, tensor in zip(self.inputs, tensors):
+            tensor = tensor.detach().contiguous()
+            kept.append(tensor)
+            binding.bind_input(spec.name, device_type, device_id, spec.dtype, list(tensor.shape), tensor.data_ptr())
+        for name in self.output_names:
+            binding.bind_output(name, device_type, device_id)
+        self._session.run_with_iobinding(binding)
+        outputs = binding.get_outputs()
+        return {name: torch.from_dlpack(value) for name, value in zip(self.output_names, outputs)}
+
+    # -- datasets ----------------------------------------------------------------------------
+
+    def _item_inputs(self, item: Any, index: int) -> List[Any]:
+        if isinstance(item, Mapping):
+            names = [spec.name for spec in self.inputs]
+            missing = [name for name in names if name not in item]
+            if missing:
+                raise ValueError(f"data[{index}]: missing keys {missing}; the graph takes {names}, got keys {list(item)}")
+            values = [item[name] for name in names]
+        elif isinstance(item, (tuple, list)):
+            values = list(item)
+            if len(values) != len(self.inputs):
+                raise ValueError(
+                    f"data[{index}]: expected {len(self.inputs)} arrays {[s.name for s in self.inputs]}, got {len(values)}"
+                )
+        else:
+            raise TypeError(f"data[{index}]: expected a tuple of arrays or a dict keyed by input name, got {type(item).__name__}")
+        first = values[0]
+        if hasattr(first, "shape") and len(first.shape) == len(self.inputs[0].shape) - 1:
+            # One sample, not a batch (a Dataset rather than a DataLoader): add the batch dim.
+            values = [v.unsqueeze(0) if isinstance(v, torch.Tensor) else np.asarray(v)[None] for v in values]
+        return values
+
+    def evaluate(self, data: Iterable[Any], progress: bool = True, description: str = "evaluate") -> EvaluationResult:
+        """Run the graph over a dataset or DataLoader and summarise the per-image outputs.
+
+        Parameters
+        ----------
+        data : iterable
+            Items that are tuples of arrays in the graph's input order, or dicts keyed by input
+            name (other keys are ignored). An item may be one batch (a DataLoader's) or one
+            sample without the batch dim (a Dataset's).
+        progress : bool
+            Show a tqdm progress bar (total from ``len(data)`` where it has one).
+
+        Returns
+        -------
+        EvaluationResult
+            Per-image outputs (numpy, images along dim 0), mean and std per output, and the
+            provider. An empty ``data`` raises ValueError.
+        """
+        from tqdm.auto import tqdm
+
+        collected: Dict[str, List[np.ndarray]] = {name: [] for name in self.output_names}
+        total = len(data) if hasattr(data, "__len__") else None
+        for index, item in enumerate(tqdm(data, total=total, desc=description, disable=not progress, unit="batch")):
+            outputs = self.run(*self._item_inputs(item, index))
+            for name, value in outputs.items():
+                array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+                collected[name].append(array)
+        if not any(collected.values()):
+            raise ValueError("data: expected at least one item, got none")
+        per_image = {name: np.concatenate(chunks, axis=0) for name, chunks in collected.items()}
+        return EvaluationResult(per_image=per_image, summary=_summarise(per_image), provider=self.provider)
+
+    def __repr__(self) -> str:
+        inputs = ", ".join(f"{s.name}: {s.describe()}" for s in self.inputs)
+        return f"OnnxEvaluator({self.path!r}, provider={self.provider!r}, inputs=[{inputs}], outputs={self.output_names})"
+
+
+__all__: List[str] = ["EvaluationResult", "GraphInput", "OnnxEvaluator"]
