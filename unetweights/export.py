@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from .evaluation import INPUT_NAMES, EvaluationGraph
 
 DEFAULT_OPSET = 20
+MIN_OPSET = 18
 
 _SPATIAL_NAMES = {1: ["length"], 2: ["height", "width"], 3: ["depth", "height", "width"]}
 
@@ -122,7 +123,7 @@ def _torch_dynamic_shapes(dims: Sequence[Dict[int, str]]) -> Tuple[Dict[int, Any
     return tuple(shapes)
 
 
-def _translations(opset: int) -> Optional[Dict[Any, Any]]:
+def _translations() -> Dict[Any, Any]:
     """Softmax and log-softmax written as reductions along their axis, for onnxruntime's sake.
 
     onnxruntime runs Softmax and LogSoftmax on an axis other than the last by transposing the
@@ -130,8 +131,6 @@ def _translations(opset: int) -> Optional[Dict[Any, Any]]:
     sum along the class axis run at the speed of a few element-wise passes. Both forms subtract
     the maximum first, so they agree to float rounding.
     """
-    if opset < 18:  # ReduceMax takes its axes as an input from opset 18 on
-        return None
     from onnxscript import opset18 as op
 
     def log_softmax(self, dim: int, half_to_float: bool = False):
@@ -211,9 +210,9 @@ def to_onnx(
         ``example_inputs[0]`` has after (N, C)) are dynamic, see :func:`dynamic_dims`.
         False: every dim is fixed at its example size.
     opset : int, optional
-        ONNX opset; 20 by default. From opset 18 on, softmax and log-softmax are written as
-        max, exp and sum reductions along their axis, which onnxruntime runs several times
-        faster than its Softmax and LogSoftmax ops on the class axis of (N, C, *) tensors.
+        ONNX opset, at least 18; 20 by default. Softmax and log-softmax are written as max, exp
+        and sum reductions along their axis, which onnxruntime runs several times faster than
+        its Softmax and LogSoftmax ops on the class axis of (N, C, *) tensors.
     input_names, output_names : sequence of str, optional
         Names in the graph. By default an EvaluationGraph's inputs are "logits", "target",
         "weight" and its outputs its ``output_names``; otherwise the exporter's defaults.
@@ -242,6 +241,8 @@ def to_onnx(
         raise TypeError(f"module: expected an nn.Module, got {type(module).__name__}")
     inputs = _example_tuple(example_inputs)
     opset = DEFAULT_OPSET if opset is None else int(opset)
+    if opset < MIN_OPSET:
+        raise ValueError(f"opset: the torch.export-based exporter writes opset {MIN_OPSET} or newer, got {opset}")
     if isinstance(module, EvaluationGraph):
         if input_names is None:
             input_names = INPUT_NAMES[: len(inputs)]
@@ -264,7 +265,7 @@ def to_onnx(
                 input_names=None if input_names is None else list(input_names),
                 output_names=None if output_names is None else list(output_names),
                 external_data=False,
-                custom_translation_table=_translations(opset),
+                custom_translation_table=_translations(),
                 verbose=False,
             )
     finally:
@@ -445,4 +446,4 @@ def _default_opset(model) -> int:
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-__all__: List[str] = ["DEFAULT_OPSET", "ExportReport", "TensorSpec", "append_to_model", "dynamic_dims", "to_onnx", "to_torchscript"]
+__all__: List[str] = ["DEFAULT_OPSET", "MIN_OPSET", "ExportReport", "TensorSpec", "append_to_model", "dynamic_dims", "to_onnx", "to_torchscript"]

@@ -1,0 +1,78 @@
+"""Evaluation graphs and inputs shared by the ONNX, TorchScript and runtime tests."""
+
+import torch
+
+import unetweights.losses as L
+import unetweights.metrics as M
+from unetweights.evaluation import EvaluationGraph
+
+IGNORE = -1
+CLASS_WEIGHT = (0.5, 2.0, 1.0)
+
+
+def softmax_graph() -> EvaluationGraph:
+    """Every softmax-family loss and metric, with class weights and ignored pixels."""
+    return EvaluationGraph(
+        losses={
+            "ce": L.WeightedCrossEntropyLoss(class_weight=CLASS_WEIGHT, ignore_index=IGNORE, label_smoothing=0.1),
+            "focal": L.FocalLoss("softmax", gamma=2.0, class_weight=CLASS_WEIGHT, ignore_index=IGNORE),
+            "dice_loss": L.SoftDiceLoss(per_image=True, class_weight=CLASS_WEIGHT, ignore_index=IGNORE),
+            "tversky": L.TverskyLoss(alpha=0.3, beta=0.7, gamma=0.75, per_image=True, ignore_index=IGNORE),
+            "lovasz": L.LovaszSoftmaxLoss(per_image=True, ignore_index=IGNORE),
+            "combined": L.CombinedLoss(
+                [L.WeightedCrossEntropyLoss(ignore_index=IGNORE), L.LovaszSoftmaxLoss(classes="all", per_image=True, ignore_index=IGNORE)],
+                [1.0, 0.5],
+            ),
+        },
+        metrics={
+            "dice": M.DiceScore(ignore_index=IGNORE),
+            "dice_soft": M.DiceScore(hard=False, ignore_index=IGNORE),
+            "iou": M.IoUScore(include_background=False, ignore_index=IGNORE),
+            "accuracy": M.PixelAccuracy(ignore_index=IGNORE),
+            "overall_accuracy": M.PixelAccuracy(per_class=False, ignore_index=IGNORE),
+        },
+    )
+
+
+def sigmoid_graph() -> EvaluationGraph:
+    """The binary and regression losses and the sigmoid metrics, for one channel: (N, 1, *) binary targets."""
+    return EvaluationGraph(
+        losses={
+            "bce": L.WeightedBCEWithLogitsLoss(pos_weight=torch.tensor([2.0]).view(1, 1, 1)),
+            "bce_balance": L.WeightedBCEWithLogitsLoss(balance=(0.25, 0.75)),
+            "focal": L.FocalLoss("sigmoid", alpha=0.25, gamma=2.0),
+            "dice_loss": L.SoftDiceLoss("sigmoid", per_image=True, squared=True),
+            "lovasz": L.LovaszHingeLoss(),
+            "mse": L.WeightedMSELoss(),
+            "huber": L.WeightedHuberLoss(delta=0.7),
+        },
+        metrics={
+            "dice": M.DiceScore("sigmoid"),
+            "iou": M.IoUScore("sigmoid", threshold=0.3),
+            "accuracy": M.PixelAccuracy("sigmoid", per_class=False),
+        },
+    )
+
+
+def softmax_inputs(shape, seed=0, weighted=True):
+    """Logits (N, C, *), int64 targets with ~10% ignored pixels, and a weight map with zeros."""
+    g = torch.Generator().manual_seed(seed)
+    n, c, *spatial = shape
+    logits = 3.0 * torch.randn(shape, generator=g)
+    target = torch.randint(0, c, (n, *spatial), generator=g)
+    target[torch.rand(target.shape, generator=g) < 0.1] = IGNORE
+    if not weighted:
+        return logits, target
+    weight = 0.1 + 3.0 * torch.rand((n, *spatial), generator=g)
+    weight[torch.rand(weight.shape, generator=g) < 0.1] = 0.0
+    return logits, target, weight
+
+
+def sigmoid_inputs(shape, seed=0):
+    """Logits (N, C, *), a float 0/1 target of the same shape, and a weight map (N, *)."""
+    g = torch.Generator().manual_seed(seed)
+    n, c, *spatial = shape
+    logits = 3.0 * torch.randn(shape, generator=g)
+    target = (torch.rand(shape, generator=g) < 0.4).float()
+    weight = 0.1 + 3.0 * torch.rand((n, *spatial), generator=g)
+    return logits, target, weight
