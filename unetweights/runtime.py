@@ -154,6 +154,10 @@ class OnnxEvaluator:
         onnxruntime's intra-op thread count; its default (one per physical core) if None.
     optimization : str
         onnxruntime's graph optimisation level: "disable", "basic", "extended" or "all".
+    session_config : mapping of str to str, optional
+        Extra onnxruntime session config entries, for example
+        ``{"session.intra_op.allow_spinning": "0"}`` so that idle worker threads sleep instead
+        of spinning (kinder to a torch process sharing the cores, at some latency).
 
     Attributes
     ----------
@@ -184,6 +188,7 @@ class OnnxEvaluator:
         device_id: int = 0,
         threads: Optional[int] = None,
         optimization: str = "all",
+        session_config: Optional[Mapping[str, str]] = None,
     ) -> None:
         ort = _import_onnxruntime()
         self._ort = ort
@@ -203,6 +208,8 @@ class OnnxEvaluator:
         }[optimization]
         if threads is not None:
             options.intra_op_num_threads = threads
+        for key, value in (session_config or {}).items():
+            options.add_session_config_entry(str(key), str(value))
         self.path = path
         self.device_id = int(device_id)
         #: Why "auto" fell back to CPU (None when it did not, or was not asked to choose).

@@ -1,0 +1,162 @@
+"""Is onnxruntime at least as fast as torch on the evaluation graph?
+
+Prints, from one run:
+
+1. CPU, N×C×H×W (default 8×3×256×256, float32): the median time of each part of an evaluation
+   graph (per-image cross-entropy, soft Dice, Lovasz-softmax, the hard metrics) and of the whole
+   graph, torch eager (no_grad) against onnxruntime on CPU through :class:`OnnxEvaluator`, with
+   the ratio ort/torch (below 1: onnxruntime faster). The contenders run interleaved, so a noisy
+   machine slows them alike. ``--variants`` adds onnxruntime with one thread, with basic graph
+   optimisation only, and the graph exported without the softmax rewrite.
+2. GPU, if torch sees CUDA and onnxruntime's CUDA provider starts: the whole graph at
+   16×4×512×512 (``--gpu-shape``), torch CUDA against onnxruntime CUDA fed with torch CUDA
+   tensors (IOBinding, no host copy), each synchronised.
+
+    python benchmarks/bench_eval.py
+    python benchmarks/bench_eval.py --repeats 15 --variants
+    python benchmarks/bench_eval.py --skip-cpu            # GPU part only
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import onnxruntime as ort  # noqa: E402
+
+import unetweights.export as export  # noqa: E402
+import unetweights.losses as L  # noqa: E402
+import unetweights.metrics as M  # noqa: E402
+from benchmarks._timing import median_times  # noqa: E402
+from unetweights.evaluation import EvaluationGraph  # noqa: E402
+from unetweights.runtime import OnnxEvaluator  # noqa: E402
+
+
+def parts(num_classes: int) -> dict:
+    class_weight = [1.0] * num_classes
+    losses = {
+        "ce": L.WeightedCrossEntropyLoss(class_weight=class_weight),
+        "dice_loss": L.SoftDiceLoss(per_image=True),
+        "lovasz": L.LovaszSoftmaxLoss(per_image=True),
+    }
+    metrics = {"dice": M.DiceScore(), "iou": M.IoUScore(), "accuracy": M.PixelAccuracy()}
+    graphs = {name: EvaluationGraph(losses={name: loss}) for name, loss in losses.items()}
+    graphs["metrics"] = EvaluationGraph(metrics=metrics)
+    graphs["whole graph"] = EvaluationGraph(losses=losses, metrics=metrics)
+    return graphs
+
+
+def inputs(shape, device="cpu", seed=0):
+    g = torch.Generator().manual_seed(seed)
+    n, c, *spatial = shape
+    logits = 3.0 * torch.randn(shape, generator=g)
+    target = torch.randint(0, c, (n, *spatial), generator=g)
+    weight = 0.1 + 3.0 * torch.rand((n, *spatial), generator=g)
+    return [x.to(device) for x in (logits, target, weight)]
+
+
+def export_graph(graph, folder: Path, name: str, num_classes: int, rewrite: bool = True) -> Path:
+    path = folder / f"{name.replace(' ', '_')}{'' if rewrite else '_plain'}.onnx"
+    example = inputs((2, num_classes, 24, 20))
+    if rewrite:
+        export.to_onnx(graph, path, example)
+    else:
+        with mock.patch.object(export, "_translations", lambda: None):
+            export.to_onnx(graph, path, example)
+    return path
+
+
+# onnxruntime's idle threads spin by default; interleaved with torch on the same cores they
+# would steal torch's time, so the CPU contenders sleep when idle.
+NO_SPIN = {"session.intra_op.allow_spinning": "0"}
+
+
+def cpu_table(shape, repeats: int, variants: bool, folder: Path) -> None:
+    logits, target, weight = inputs(shape)
+    arrays = [x.numpy() for x in (logits, target, weight)]
+    print(f"CPU, {'x'.join(map(str, shape))} float32, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"onnxruntime {ort.__version__}, medians of {repeats}")
+    header = f"{'graph':<14} {'torch ms':>9} {'ort ms':>9} {'ort/torch':>9}"
+    if variants:
+        header += f" {'1 thread':>9} {'basic opt':>9} {'no rewrite':>10}"
+    print(header)
+    for name, graph in parts(shape[1]).items():
+        path = export_graph(graph, folder, name, shape[1])
+        evaluator = OnnxEvaluator(path, providers="cpu", session_config=NO_SPIN)
+        fns = {"torch": lambda: graph(logits, target, weight), "ort": lambda: evaluator(*arrays)}
+        if variants:
+            one_thread = OnnxEvaluator(path, providers="cpu", threads=1, session_config=NO_SPIN)
+            basic = OnnxEvaluator(path, providers="cpu", optimization="basic", session_config=NO_SPIN)
+            plain_path = export_graph(graph, folder, name, shape[1], rewrite=False)
+            plain = OnnxEvaluator(plain_path, providers="cpu", session_config=NO_SPIN)
+            fns.update({"1 thread": lambda: one_thread(*arrays), "basic": lambda: basic(*arrays), "plain": lambda: plain(*arrays)})
+        with torch.no_grad():
+            t = median_times(fns, repeats)
+        row = f"{name:<14} {t['torch'] * 1e3:9.1f} {t['ort'] * 1e3:9.1f} {t['ort'] / t['torch']:9.2f}"
+        if variants:
+            row += f" {t['1 thread'] / t['torch']:9.2f} {t['basic'] / t['torch']:9.2f} {t['plain'] / t['torch']:10.2f}"
+        print(row, flush=True)
+    if variants:
+        print("(variant columns are ort/torch ratios too)")
+
+
+def gpu_table(shape, repeats: int, folder: Path) -> None:
+    if not torch.cuda.is_available():
+        print("GPU: skipped, torch sees no CUDA device")
+        return
+    graph = parts(shape[1])["whole graph"]
+    path = export_graph(graph, folder, "whole graph", shape[1])
+    evaluator = OnnxEvaluator(path, providers="auto")
+    if evaluator.provider != "CUDAExecutionProvider":
+        print(f"GPU: skipped, onnxruntime cannot use CUDA here: {evaluator.cuda_unavailable_reason}")
+        return
+    device = torch.device("cuda")
+    logits, target, weight = inputs(shape, device)
+    graph = graph.to(device)
+
+    def torch_run():
+        graph(logits, target, weight)
+        torch.cuda.synchronize()
+
+    def ort_run():
+        evaluator(logits, target, weight)
+        torch.cuda.synchronize()
+
+    with torch.no_grad():
+        outputs = evaluator(logits, target, weight)
+        expected = graph(logits, target, weight)
+        worst = max(float((outputs[k].double() - expected[k].double()).abs().max()) for k in expected)
+        on_gpu = all(v.is_cuda for v in outputs.values())
+        t = median_times({"torch": torch_run, "ort": ort_run}, repeats)
+    print(f"GPU {torch.cuda.get_device_name()}, {'x'.join(map(str, shape))} float32, medians of {repeats}; "
+          f"outputs on CUDA: {on_gpu}, max |ort - torch| = {worst:.2e}")
+    print(f"{'whole graph':<14} torch {t['torch'] * 1e3:.2f} ms, ort {t['ort'] * 1e3:.2f} ms, ort/torch {t['ort'] / t['torch']:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", type=int, nargs="+", default=[8, 3, 256, 256])
+    parser.add_argument("--gpu-shape", type=int, nargs="+", default=[16, 4, 512, 512])
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--variants", action="store_true", help="also time ort variants (threads, optimisation, rewrite)")
+    parser.add_argument("--skip-cpu", action="store_true")
+    args = parser.parse_args()
+    print(f"{platform.processor() or platform.machine()}, python {platform.python_version()}, numpy {np.__version__}")
+    with tempfile.TemporaryDirectory() as folder:
+        if not args.skip_cpu:
+            cpu_table(tuple(args.shape), args.repeats, args.variants, Path(folder))
+        gpu_table(tuple(args.gpu_shape), args.repeats, Path(folder))
+
+
+if __name__ == "__main__":
+    main()
