@@ -63,6 +63,27 @@ def test_torch_in_torch_out_through_iobinding(graph_file, evaluator):
         _assert_close(actual, graph(logits, target, weight))
 
 
+def test_torch_outputs_outlive_later_runs(evaluator):
+    """Outputs taken over from onnxruntime must own their memory: later runs must not touch them."""
+    import gc
+
+    inputs = softmax_inputs((2, 3, 40, 30), seed=4)
+    first = evaluator(*inputs)
+    kept = {name: value.clone() for name, value in first.items()}
+    for scale in range(2, 12):
+        evaluator(inputs[0] * scale, inputs[1], inputs[2])
+    gc.collect()
+    for name, value in first.items():
+        torch.testing.assert_close(value, kept[name], rtol=0, atol=0)
+
+
+def test_session_config_entries(graph_file, evaluator):
+    inputs = [x.numpy() for x in softmax_inputs((2, 3, 8, 8), seed=3)]
+    quiet = OnnxEvaluator(graph_file[1], providers="cpu", session_config={"session.intra_op.allow_spinning": "0"})
+    for name, value in evaluator(*inputs).items():
+        np.testing.assert_array_equal(quiet(*inputs)[name], value)
+
+
 def test_threads_and_optimisation_levels_agree(graph_file, evaluator):
     inputs = [x.numpy() for x in softmax_inputs((2, 3, 8, 8), seed=3)]
     reference = evaluator(*inputs)

@@ -171,10 +171,11 @@ class OnnxEvaluator:
     Notes
     -----
     Calling the evaluator (or :meth:`run`) with numpy arrays returns numpy arrays. With torch
-    tensors it returns torch tensors on the same device: the tensors are bound to the session
-    by pointer (IOBinding) and the outputs come back through DLPack, so a CUDA tensor on a CUDA
-    session is never copied to the host. Torch tensors must all sit on one device; a CUDA
-    tensor needs the CUDA provider.
+    tensors it returns torch tensors on the same device: the inputs are bound to the session by
+    pointer (IOBinding) and the outputs, allocated by onnxruntime on that device, are taken over
+    through DLPack. Nothing is copied (except a non-contiguous input, made contiguous first), and
+    a CUDA tensor on a CUDA session never goes through host memory. Torch tensors must all sit
+    on one device; a CUDA tensor needs the CUDA provider.
 
     CUDA needs onnxruntime-gpu with CUDA 13 and cuDNN 9, for example from
     ``pip install 'onnxruntime-gpu[cuda,cudnn]'``; the evaluator calls
@@ -375,6 +376,8 @@ class OnnxEvaluator:
             binding.bind_output(name, device_type, device_id)
         self._session.run_with_iobinding(binding)
         outputs = binding.get_outputs()
+        # The DLPack capsule shares the OrtValue's buffer and keeps it alive after the OrtValue
+        # object is gone (tests/test_runtime.py checks that outputs outlive later runs).
         return {name: torch.from_dlpack(value) for name, value in zip(self.output_names, outputs)}
 
     # -- datasets ----------------------------------------------------------------------------
