@@ -1,0 +1,96 @@
+"""EvaluationGraph: named per-image outputs that equal the losses and metrics it was built from."""
+
+import pytest
+import torch
+
+import unetweights.losses as L
+import unetweights.metrics as M
+from unetweights.evaluation import EvaluationGraph
+
+from .export.graphs import IGNORE, sigmoid_graph, sigmoid_inputs, softmax_graph, softmax_inputs
+
+
+def test_outputs_are_the_parts_per_image():
+    ce = L.WeightedCrossEntropyLoss(class_weight=[0.5, 2.0, 1.0], ignore_index=IGNORE)
+    dice = L.SoftDiceLoss(per_image=True, ignore_index=IGNORE)
+    metric = M.IoUScore(ignore_index=IGNORE)
+    graph = EvaluationGraph(losses={"ce": ce, "dice_loss": dice}, metrics={"iou": metric})
+    logits, target, weight = softmax_inputs((3, 3, 9, 7), seed=2)
+    out = graph(logits, target, weight)
+    assert list(out) == graph.output_names == ["ce", "dice_loss", "iou"]
+    for n in range(3):
+        one = slice(n, n + 1)
+        torch.testing.assert_close(out["ce"][n], ce(logits[one], target[one], weight[one]))
+        torch.testing.assert_close(out["dice_loss"][n], dice(logits[one], target[one], weight[one]))
+    torch.testing.assert_close(out["iou"], metric(logits, target, weight))
+    # The given modules keep their own reduction.
+    assert ce.reduction == "mean" and dice.reduction == "mean"
+    assert ce(logits, target, weight).dim() == 0
+
+
+def test_weight_may_be_left_out():
+    graph = softmax_graph()
+    logits, target = softmax_inputs((2, 3, 6, 5), weighted=False)
+    ones = torch.ones(2, 6, 5)
+    without, with_ones = graph(logits, target), graph(logits, target, ones)
+    for name in graph.output_names:
+        torch.testing.assert_close(without[name], with_ones[name])
+
+
+@pytest.mark.parametrize("make_graph,make_inputs,channels", [(softmax_graph, softmax_inputs, 3), (sigmoid_graph, sigmoid_inputs, 1)])
+def test_output_shapes_and_scripting(make_graph, make_inputs, channels):
+    graph = make_graph()
+    inputs = make_inputs((2, channels, 6, 5, 4), seed=1)
+    out = graph(*inputs)
+    for name, value in out.items():
+        assert value.shape[0] == 2, name
+        assert torch.isfinite(value).all(), name
+    scripted = torch.jit.script(graph)
+    for name, value in scripted(*inputs).items():
+        torch.testing.assert_close(value, out[name])
+
+
+@pytest.mark.parametrize("activation,channels,target_kind", [("softmax", 3, "index"), ("sigmoid", 2, "binary")])
+def test_default_graph(activation, channels, target_kind):
+    graph = EvaluationGraph.default(activation)
+    assert graph.output_names == (["ce"] if activation == "softmax" else ["bce"]) + ["dice", "iou", "accuracy"]
+    logits = torch.randn(2, channels, 5, 6)
+    target = torch.randint(0, channels, (2, 5, 6)) if target_kind == "index" else (torch.rand(2, channels, 5, 6) > 0.5).float()
+    out = graph(logits, target)
+    assert out["dice"].shape == (2, channels)
+    torch.testing.assert_close(out["dice"], M.dice_score(logits, target, activation=activation))
+
+
+def test_default_graph_with_ignore_index():
+    graph = EvaluationGraph.default(ignore_index=255)
+    logits = torch.randn(1, 3, 4, 4)
+    target = torch.randint(0, 3, (1, 4, 4))
+    target[0, 0] = 255
+    out = graph(logits, target)
+    torch.testing.assert_close(out["ce"][0], L.weighted_cross_entropy(logits, target, ignore_index=255))
+
+
+def test_construction_errors():
+    ce = L.WeightedCrossEntropyLoss()
+    with pytest.raises(ValueError, match="losses, metrics: expected at least one loss or metric"):
+        EvaluationGraph()
+    with pytest.raises(ValueError, match=r"losses: output names must be identifiers .* got 'cross entropy'"):
+        EvaluationGraph(losses={"cross entropy": ce})
+    with pytest.raises(ValueError, match=r"metrics: output names must be identifiers .* got 'class'"):
+        EvaluationGraph(metrics={"class": M.DiceScore()})
+    with pytest.raises(ValueError, match=r"metrics: output names must differ from the loss names, both have \['dice'\]"):
+        EvaluationGraph(losses={"dice": L.SoftDiceLoss(per_image=True)}, metrics={"dice": M.DiceScore()})
+    with pytest.raises(TypeError, match=r"losses\['ce'\]: expected an nn.Module, got function"):
+        EvaluationGraph(losses={"ce": L.weighted_cross_entropy})
+    with pytest.raises(TypeError, match=r"losses\['deep'\]: DeepSupervisionLoss takes a list of outputs"):
+        EvaluationGraph(losses={"deep": L.DeepSupervisionLoss(ce)})
+    with pytest.raises(TypeError, match="losses: expected a mapping"):
+        EvaluationGraph(losses=[ce])
+    with pytest.raises(ValueError, match=r"loss: SoftDiceLoss pools the batch into one set \(per_image=False\)"):
+        EvaluationGraph(losses={"dice": L.SoftDiceLoss()})
+    with pytest.raises(ValueError, match=r"loss: LovaszSoftmaxLoss \(part 'losses.1'\) pools the batch"):
+        EvaluationGraph(losses={"mix": L.CombinedLoss([ce, L.LovaszSoftmaxLoss()])})
+    with pytest.raises(ValueError, match="activation: expected 'softmax' or 'sigmoid', got 'none'"):
+        EvaluationGraph.default("none")
+    with pytest.raises(ValueError, match="ignore_index: a sigmoid graph takes"):
+        EvaluationGraph.default("sigmoid", ignore_index=255)
