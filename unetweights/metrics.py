@@ -86,6 +86,24 @@ def _counts(
     return tp, sum_p, sum_t
 
 
+def _overlap_score(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor],
+    activation: str,
+    hard: bool,
+    threshold: float,
+    include_background: bool,
+    ignore_index: Optional[int],
+    empty_score: float,
+    iou: bool,
+) -> Tensor:
+    tp, sum_p, sum_t = _counts(input, target, weight, activation, hard, threshold, include_background, ignore_index)
+    if iou:
+        return _ratio(tp, sum_p + sum_t - tp, empty_score)
+    return _ratio(2.0 * tp, sum_p + sum_t, empty_score)
+
+
 def dice_score(
     input: Tensor,
     target: Tensor,
@@ -129,8 +147,9 @@ def dice_score(
         by torch's rules with a floating ``target`` or ``weight`` (a float64 weight map gives
         float64 scores).
     """
-    tp, sum_p, sum_t = _counts(input, target, weight, activation, hard, threshold, include_background, ignore_index)
-    return _ratio(2.0 * tp, sum_p + sum_t, empty_score)
+    return _overlap_score(
+        input, target, weight, activation, hard, threshold, include_background, ignore_index, empty_score, False
+    )
 
 
 def iou_score(
@@ -154,8 +173,9 @@ def iou_score(
     Tensor
         Shape (N, C), or (N, C - 1) without the background.
     """
-    tp, sum_p, sum_t = _counts(input, target, weight, activation, hard, threshold, include_background, ignore_index)
-    return _ratio(tp, sum_p + sum_t - tp, empty_score)
+    return _overlap_score(
+        input, target, weight, activation, hard, threshold, include_background, ignore_index, empty_score, True
+    )
 
 
 def pixel_accuracy(
@@ -217,62 +237,47 @@ class _Metric(nn.Module):
         self.empty_score = float(empty_score)
 
 
-class DiceScore(_Metric):
+class _OverlapScore(_Metric):
+    """Dice and IoU share their options and counts; the subclass says which ratio it takes."""
+
+    _iou = False
+
+    def __init__(
+        self,
+        activation: str = "softmax",
+        hard: bool = True,
+        threshold: float = 0.5,
+        include_background: bool = True,
+        ignore_index: Optional[int] = None,
+        empty_score: float = 1.0,
+    ) -> None:
+        super().__init__(activation, threshold, include_background, ignore_index, empty_score)
+        self.hard = bool(hard)
+        self.iou = type(self)._iou
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return _overlap_score(
+            input,
+            target,
+            weight,
+            self.activation,
+            self.hard,
+            self.threshold,
+            self.include_background,
+            self.ignore_index,
+            self.empty_score,
+            self.iou,
+        )
+
+
+class DiceScore(_OverlapScore):
     """Module form of :func:`dice_score`; options are fixed at construction."""
 
-    def __init__(
-        self,
-        activation: str = "softmax",
-        hard: bool = True,
-        threshold: float = 0.5,
-        include_background: bool = True,
-        ignore_index: Optional[int] = None,
-        empty_score: float = 1.0,
-    ) -> None:
-        super().__init__(activation, threshold, include_background, ignore_index, empty_score)
-        self.hard = bool(hard)
 
-    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-        return dice_score(
-            input,
-            target,
-            weight,
-            self.activation,
-            self.hard,
-            self.threshold,
-            self.include_background,
-            self.ignore_index,
-            self.empty_score,
-        )
-
-
-class IoUScore(_Metric):
+class IoUScore(_OverlapScore):
     """Module form of :func:`iou_score`; options are fixed at construction."""
 
-    def __init__(
-        self,
-        activation: str = "softmax",
-        hard: bool = True,
-        threshold: float = 0.5,
-        include_background: bool = True,
-        ignore_index: Optional[int] = None,
-        empty_score: float = 1.0,
-    ) -> None:
-        super().__init__(activation, threshold, include_background, ignore_index, empty_score)
-        self.hard = bool(hard)
-
-    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-        return iou_score(
-            input,
-            target,
-            weight,
-            self.activation,
-            self.hard,
-            self.threshold,
-            self.include_background,
-            self.ignore_index,
-            self.empty_score,
-        )
+    _iou = True
 
 
 class PixelAccuracy(_Metric):
