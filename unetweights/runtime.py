@@ -179,7 +179,9 @@ class OnnxEvaluator:
 
     CUDA needs onnxruntime-gpu with CUDA 13 and cuDNN 9, for example from
     ``pip install 'onnxruntime-gpu[cuda,cudnn]'``; the evaluator calls
-    ``onnxruntime.preload_dlls()`` to find pip-installed CUDA libraries.
+    ``onnxruntime.preload_dlls()`` to find pip-installed CUDA libraries. While it tries CUDA, it turns
+    onnxruntime's process-wide default logger down to fatal, and afterwards sets it back to
+    onnxruntime's default level (warning): onnxruntime offers no way to read the previous level.
     """
 
     def __init__(
