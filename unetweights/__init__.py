@@ -2,7 +2,7 @@
 
 The weight-map functions need only numpy and scipy, so data-loader workers can use them without
 loading torch: the torch-based names (losses, metrics, evaluation graphs, export and the
-onnxruntime evaluator) are imported on first use.
+onnxruntime evaluator) and the data-pipeline helpers are imported on first use.
 """
 
 from importlib import import_module
@@ -57,6 +57,11 @@ _LAZY = {
     "EvaluationGraph": "evaluation",
     "export": None,
     **{name: "export" for name in ("append_to_model", "to_onnx", "to_torchscript")},
+    "data": None,
+    **{
+        name: "data"
+        for name in ("CacheInfo", "PrecomputeReport", "WeightMapDataset", "WeightMapTransform", "precompute", "read_mask")
+    },
     "runtime": None,
     **{name: "runtime" for name in ("EvaluationResult", "GraphInput", "OnnxEvaluator")},
 }

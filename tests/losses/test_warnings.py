@@ -35,7 +35,7 @@ def test_script_save_load_with_warnings_as_errors(case, tmp_path):
         torch.testing.assert_close(loaded(x, target, weight), module(x, target, weight))
 
 
-@pytest.mark.parametrize("module_name", ["losses", "metrics", "evaluation", "runtime"])
+@pytest.mark.parametrize("module_name", ["losses", "metrics", "evaluation", "runtime", "data"])
 def test_top_level_names_are_the_submodules(module_name):
     import importlib
 

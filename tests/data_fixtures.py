@@ -1,0 +1,51 @@
+"""Importable helpers for tests/test_data.py: what worker processes must be able to unpickle."""
+
+from pathlib import Path
+
+import numpy as np
+
+from unetweights.data import WeightMapDataset
+from unetweights.synthetic import touching_nuclei
+
+
+def make_masks(n, shape=(48, 40), objects=6, radius=8.0):
+    return [touching_nuclei(shape, objects, radius=radius, seed=k) for k in range(n)]
+
+
+class PairDataset:
+    """A minimal map-style dataset of (image, mask) pairs, held in memory."""
+
+    def __init__(self, masks):
+        self.masks = list(masks)
+        self.images = [np.random.default_rng(k).random(m.shape, dtype=np.float32) for k, m in enumerate(self.masks)]
+        self.calls = 0
+
+    def __len__(self):
+        return len(self.masks)
+
+    def __getitem__(self, index):
+        self.calls += 1
+        return self.images[index], self.masks[index]
+
+
+def churn_cache(args):
+    """One of several processes filling the same cache entries at once.
+
+    Each round deletes an entry and asks for it again, so that writers keep replacing entries while
+    the other processes read them. Returns the process's cache counts and whether every map it got
+    equalled the expected one.
+    """
+    cache_dir, masks, expected, rounds, offset = args
+    dataset = WeightMapDataset(PairDataset(masks), cache_dir=cache_dir, sigma=3.0)
+    all_equal = True
+    for r in range(rounds):
+        for i in range(len(masks)):
+            j = (i + offset + r) % len(masks)
+            if (r + offset) % 2 == 0:
+                try:
+                    Path(dataset.cache_path(masks[j])).unlink()
+                except FileNotFoundError:
+                    pass
+            _, _, weight = dataset[j]
+            all_equal &= bool(np.array_equal(weight, expected[j]))
+    return tuple(dataset.cache_info()), all_equal
