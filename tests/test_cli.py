@@ -1,24 +1,161 @@
-"""The console script's demo: it writes the map it describes, and user errors are one line."""
+"""The console script: every subcommand runs, writes what it says, and user errors are one line."""
+
+import csv
+import json
 
 import numpy as np
+import pytest
+import torch
+from PIL import Image
 
-from tests.weightmaps.reference import reference_unet_weight_map
-from unetweights.cli import main
+from unetweights.cli import build_parser, main
+from unetweights.evaluation import EvaluationGraph
+from unetweights.synthetic import touching_nuclei
+from unetweights.weightmaps import unet_weight_map
+
+SUBCOMMANDS = ["demo", "precompute", "export", "evaluate", "show"]
 
 
-def test_demo_writes_the_weight_map_of_the_mask(tmp_path, capsys):
+def assert_png(path, min_side=50):
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert min(image.size) >= min_side
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_has_help_with_an_example(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "example:" in text and f"unetweights {command}" in text
+
+
+def test_top_level_help_lists_the_subcommands(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert all(command in text for command in SUBCOMMANDS)
+
+
+def test_demo_quick(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--size", "96", "--objects", "12", "--radius", "10", "--out", str(out)]) == 0
-    labels = np.load(out / "labels.npy")
-    weights = np.load(out / "weights.npy")
-    assert labels.shape == weights.shape == (96, 96) and weights.dtype == np.float32
-    ref = reference_unet_weight_map(labels)
-    assert np.all(np.abs(weights - ref) <= 1e-6 + 2**-23 * np.abs(ref))
+    assert main(["demo", "--quick", "--workers", "2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert f"{labels.max()} touching objects" in printed and "x one scipy EDT" in printed
+    assert "with weight map" in printed and "without weight map" in printed and "object F1" in printed
+    assert "CPUExecutionProvider" in printed or "CUDAExecutionProvider" in printed
+    for name in ("weight_map.png", "predictions.png", "loss_curve.png"):
+        assert_png(out / name)
+    assert (out / "eval.onnx").is_file()
+    assert any((out / "cache").iterdir()), "the weight maps were cached by the DataLoader workers"
 
 
-def test_user_error_is_one_line_and_nonzero(tmp_path, capsys):
-    assert main(["demo", "--size", "32", "--sigma", "-1", "--out", str(tmp_path)]) == 2
+@pytest.fixture
+def masks(tmp_path):
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    labels = [touching_nuclei((48, 40), 6, radius=8, seed=k) for k in range(3)]
+    for k, mask in enumerate(labels):
+        np.save(folder / f"mask{k}.npy", mask)
+    return folder, labels
+
+
+def test_precompute(tmp_path, masks, capsys):
+    folder, labels = masks
+    out = tmp_path / "weights"
+    assert main(["precompute", str(folder), "--out", str(out), "--sigma", "3", "--quiet"]) == 0
+    for k, mask in enumerate(labels):
+        np.testing.assert_array_equal(np.load(out / f"mask{k}.npy"), unet_weight_map(mask, sigma=3.0))
+    assert "3" in capsys.readouterr().out
+
+
+def test_precompute_reports_a_bad_file_and_exits_nonzero(tmp_path, masks, capsys):
+    folder, _ = masks
+    (folder / "broken.npy").write_bytes(b"not an array")
+    out = tmp_path / "weights"
+    assert main(["precompute", str(folder), "--out", str(out), "--quiet"]) == 1
+    printed = capsys.readouterr().out
+    assert "broken.npy" in printed
+    assert sorted(p.name for p in out.glob("*.npy")) == ["mask0.npy", "mask1.npy", "mask2.npy"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export")
+    assert main(["export", "--classes", "3", "--out", str(out)]) == 0
+    return out
+
+
+def test_export(exported, capsys):
+    assert (exported / "eval.onnx").is_file() and (exported / "eval.pt").is_file()
+    loaded = torch.jit.load(str(exported / "eval.pt"))
+    logits, target = torch.randn(1, 3, 5, 7), torch.randint(0, 3, (1, 5, 7))
+    expected = EvaluationGraph.default()(logits, target)
+    for name, value in loaded(logits, target).items():
+        torch.testing.assert_close(value, expected[name])
+
+
+def test_export_3d_without_weight(tmp_path, capsys):
+    assert main(["export", "--classes", "2", "--ndim", "3", "--no-weight", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "logits: float32[batch, 2, depth, height, width]" in printed
+    inputs = printed.split("inputs:")[1].split("outputs:")[0]
+    assert "target: int64[batch, depth, height, width]" in inputs and "weight:" not in inputs
+
+
+def test_evaluate_writes_csv_and_json(exported, tmp_path, capsys):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 3, 12, 9, generator=g)
+    target = torch.randint(0, 3, (5, 12, 9), generator=g)
+    weight = torch.rand(5, 12, 9, generator=g)
+    np.save(tmp_path / "logits.npy", logits.double().numpy())  # float64 and int32 are cast to the graph's types
+    np.save(tmp_path / "target.npy", target.int().numpy())
+    np.save(tmp_path / "weight.npy", weight.numpy())
+    argv = [
+        "evaluate", str(exported / "eval.onnx"), "--logits", str(tmp_path / "logits.npy"), "--target",
+        str(tmp_path / "target.npy"), "--weight", str(tmp_path / "weight.npy"), "--batch-size", "2", "--quiet",
+        "--csv", str(tmp_path / "scores.csv"), "--json", str(tmp_path / "scores.json"),
+    ]
+    assert main(argv) == 0
+    assert "5 images" in capsys.readouterr().out
+    expected = EvaluationGraph.default()(logits, target, weight)
+    with open(tmp_path / "scores.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 5
+    for k, row in enumerate(rows):
+        assert abs(float(row["ce"]) - float(expected["ce"][k])) <= 1e-5
+        assert abs(float(row["dice_2"]) - float(expected["dice"][k, 2])) <= 1e-5
+    summary = json.loads((tmp_path / "scores.json").read_text())["summary"]
+    np.testing.assert_allclose(summary["iou"]["mean"], expected["iou"].double().mean(0).numpy(), atol=1e-5)
+
+
+def test_show_writes_a_png(tmp_path, capsys):
+    labels = touching_nuclei((64, 80), 8, radius=10, seed=1)
+    np.save(tmp_path / "labels.npy", labels)
+    np.save(tmp_path / "image.npy", np.random.default_rng(0).random((64, 80)).astype(np.float32))
+    out = tmp_path / "figure" / "labels.png"
+    assert main(["show", str(tmp_path / "labels.npy"), "--image", str(tmp_path / "image.npy"), "--out", str(out)]) == 0
+    assert_png(out)
+    assert str(out) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["show", "missing.npy"], "labels: no such file"),
+        (["show", "{labels}", "--sigma", "-1"], "sigma"),
+        (["precompute", "nowhere/", "--out", "{tmp}"], "masks: no such file or folder"),
+        (["precompute", "{labels}", "--out", "{tmp}", "--workers", "0"], "--workers: expected at least 1"),
+        (["evaluate", "missing.onnx", "--logits", "a.npy", "--target", "b.npy"], "graph: no such file"),
+        (["export", "--classes", "1", "--out", "{tmp}"], "--classes: expected at least 2"),
+        (["demo", "--size", "30", "--quick", "--out", "{tmp}"], "size: expected a multiple of 4"),
+    ],
+)
+def test_user_errors_are_one_line_and_nonzero(tmp_path, capsys, argv, expected):
+    np.save(tmp_path / "labels.npy", touching_nuclei((32, 32), 3, radius=6))
+    argv = [a.format(labels=tmp_path / "labels.npy", tmp=tmp_path / "out") for a in argv]
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "sigma" in err
+    assert "\n" not in err and expected in err and "Traceback" not in err

@@ -1,68 +1,308 @@
-"""The ``unetweights`` console script: parses arguments, calls the library, prints."""
+"""The ``unetweights`` console script: parses arguments, calls the library, prints.
+
+Subcommands: ``demo`` (the whole pipeline on generated data), ``precompute`` (weight maps for a
+folder of masks), ``export`` (an evaluation graph to ONNX and TorchScript), ``evaluate`` (an ONNX
+graph on saved predictions) and ``show`` (a PNG of a mask and its weight map). User errors print
+one line and exit with status 2; nothing prints a traceback for them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import sys
-import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
 
 
-def _median_time(fn, repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[repeats // 2]
+class UsageError(Exception):
+    """A mistake in the command line or its files, reported as one line."""
+
+
+def _weight_options(args: argparse.Namespace) -> dict:
+    class_weights = None if args.class_weights == "none" else args.class_weights
+    options = dict(w0=args.w0, sigma=args.sigma, class_weights=class_weights, border=args.border, separate=args.separate)
+    if args.spacing is not None:
+        options["spacing"] = tuple(args.spacing)
+    return options
+
+
+def _add_weight_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("weight map (unet_weight_map)")
+    group.add_argument("--w0", type=float, default=10.0, help="border weight (default 10)")
+    group.add_argument("--sigma", type=float, default=5.0, help="border width, in spacing units (default 5)")
+    group.add_argument("--class-weights", choices=["balanced", "none"], default="balanced", help="w_c (default balanced)")
+    group.add_argument("--border", choices=["background", "all"], default="background", help="where the border term goes")
+    group.add_argument("--spacing", type=float, nargs="+", help="pixel or voxel size per axis (default 1)")
+    group.add_argument("--separate", action="store_true", help="carve one-pixel gaps between touching objects first")
+
+
+def _load_array(path: str, what: str) -> np.ndarray:
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"{what}: no such file: {path}")
+    if file.suffix.lower() == ".npy":
+        try:
+            return np.load(file, allow_pickle=False)
+        except ValueError as error:
+            raise UsageError(f"{what}: cannot read {path}: {error}") from error
+    from .data import read_mask
+
+    return read_mask(file)
+
+
+# -- demo ---------------------------------------------------------------------------------------
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import numpy as np
-    from scipy import ndimage as ndi
+    from .demo import run_demo
 
-    from .synthetic import touching_nuclei
-    from .weightmaps import border_cutoff, unet_weight_map
-
-    labels = touching_nuclei((args.size, args.size), args.objects, radius=args.radius, seed=args.seed)
-    weights = unet_weight_map(labels, w0=args.w0, sigma=args.sigma)
-    elapsed = _median_time(lambda: unet_weight_map(labels, w0=args.w0, sigma=args.sigma))
-    one_edt = _median_time(lambda: ndi.distance_transform_edt(labels == 0))
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "labels.npy", labels)
-    np.save(out / "weights.npy", weights)
-
-    background = labels == 0
-    w_c = weights[background].min()
-    print(f"mask       {labels.shape[0]}x{labels.shape[1]}, {labels.max()} touching objects (synthetic, seed {args.seed})")
-    print(f"weight map w0={args.w0:g}, sigma={args.sigma:g} px, cutoff T={border_cutoff(args.w0, args.sigma):.1f} px")
-    print(f"           min {weights.min():.3f}  mean {weights.mean():.3f}  max {weights.max():.3f}")
-    print(f"           border term > 1 on {np.mean(weights[background] > w_c + 1):.1%} of background pixels")
-    print(f"time       {elapsed * 1e3:.1f} ms, median of 5 ({elapsed / one_edt:.2f}x one scipy EDT of the same mask)")
-    print(f"wrote      {out / 'labels.npy'}, {out / 'weights.npy'}")
+    steps, n_train, n_test = args.steps, args.train_images, args.test_images
+    if args.quick:
+        steps, n_train, n_test = min(steps, 20), min(n_train, 8), min(n_test, 2)
+    result = run_demo(
+        Path(args.out), steps=steps, n_train=n_train, n_test=n_test, size=args.size, workers=args.workers,
+        seed=args.seed, providers=args.providers,
+    )
+    print()
+    print(f"held-out scores (mean over {n_test} images; Dice and IoU from the ONNX graph on {result.provider})")
+    print(result.table())
+    print()
+    print("object F1: cells recovered as their own connected component (IoU > 0.5); merged: share of cells fused")
+    print(f"figures    {', '.join(str(p) for p in result.files)}")
+    print(f"time       {result.seconds['total']:.1f} s")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unetweights", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser(
-        "demo",
-        help="weight map of a generated mask of touching nuclei",
-        description="Build a U-Net weight map for a generated mask and save both as .npy.",
-        epilog="example: unetweights demo --size 512 --objects 125 --out demo_out",
+# -- precompute ---------------------------------------------------------------------------------
+
+
+def _mask_paths(inputs: Sequence[str]) -> List[Path]:
+    suffixes = {".npy", ".png", ".tif", ".tiff"}
+    paths: List[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            paths.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes))
+        elif path.exists():
+            paths.append(path)
+        else:
+            raise UsageError(f"masks: no such file or folder: {item}")
+    if not paths:
+        raise UsageError(f"masks: no .npy, .png or .tif files in {', '.join(inputs)}")
+    return paths
+
+
+def _precompute(args: argparse.Namespace) -> int:
+    from .data import precompute
+
+    if args.workers < 1:
+        raise UsageError(f"--workers: expected at least 1, got {args.workers}")
+    report = precompute(
+        _mask_paths(args.masks), args.out, workers=args.workers, progress=not args.quiet, overwrite=args.overwrite,
+        **_weight_options(args),
     )
-    demo.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
-    demo.add_argument("--objects", type=int, default=125, help="number of nuclei (default 125)")
-    demo.add_argument("--radius", type=float, default=26.0, help="nucleus radius in pixels (default 26)")
-    demo.add_argument("--w0", type=float, default=10.0, help="border weight (default 10)")
-    demo.add_argument("--sigma", type=float, default=5.0, help="border width in pixels (default 5)")
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+# -- export -------------------------------------------------------------------------------------
+
+
+def _export(args: argparse.Namespace) -> int:
+    import torch
+
+    from .evaluation import EvaluationGraph
+    from .export import to_onnx, to_torchscript
+
+    if args.classes < 1 or (args.activation == "softmax" and args.classes < 2):
+        raise UsageError(f"--classes: expected at least {2 if args.activation == 'softmax' else 1}, got {args.classes}")
+    graph = EvaluationGraph.default(args.activation, ignore_index=args.ignore_index)
+    spatial = (6, 10, 8) if args.ndim == 3 else (24, 20)
+    logits = torch.randn(2, args.classes, *spatial)
+    if args.activation == "softmax":
+        target = torch.randint(0, args.classes, (2, *spatial))
+    else:
+        target = (torch.rand(2, args.classes, *spatial) > 0.5).float()
+    example = (logits, target) if args.no_weight else (logits, target, torch.rand(2, *spatial))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = to_onnx(graph, out / "eval.onnx", example, opset=args.opset)
+    to_torchscript(graph, out / "eval.pt", example)
+    print(report)
+    print(f"{out / 'eval.pt'} (TorchScript, for libtorch programs; see export/cpp)")
+    return 0
+
+
+# -- evaluate -----------------------------------------------------------------------------------
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .runtime import OnnxEvaluator
+
+    if not Path(args.graph).is_file():
+        raise UsageError(f"graph: no such file: {args.graph}")
+    evaluator = OnnxEvaluator(args.graph, providers=args.providers)
+    arrays = {"logits": _load_array(args.logits, "--logits"), "target": _load_array(args.target, "--target")}
+    if args.weight:
+        arrays["weight"] = _load_array(args.weight, "--weight")
+    names = [spec.name for spec in evaluator.inputs]
+    missing = [name for name in names if name not in arrays]
+    if missing:
+        raise UsageError(f"--{missing[0]}: the graph {args.graph} takes inputs {names}; give --{missing[0]}")
+    extra = [name for name in arrays if name not in names]
+    if extra:
+        raise UsageError(f"--{extra[0]}: the graph {args.graph} has no '{extra[0]}' input (it takes {names})")
+    for spec in evaluator.inputs:  # saved arrays often come as float64 or int32: cast to the graph's type
+        if np.issubdtype(spec.dtype, np.integer) and not np.issubdtype(arrays[spec.name].dtype, np.integer):
+            raise UsageError(f"--{spec.name}: expected integer class indices, got {arrays[spec.name].dtype}")
+        arrays[spec.name] = arrays[spec.name].astype(spec.dtype, copy=False)
+    total = len(arrays["logits"])
+    batches = [
+        tuple(arrays[name][start : start + args.batch_size] for name in names) for start in range(0, total, args.batch_size)
+    ]
+    result = evaluator.evaluate(batches, progress=not args.quiet)
+    print(f"{args.graph} on {evaluator.provider}")
+    print(result.format_summary())
+    rows = _per_image_rows(result.per_image)
+    if args.csv:
+        with open(args.csv, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"wrote      {args.csv} ({len(rows)} images)")
+    if args.json:
+        summary = {
+            name: {stat: np.asarray(value).tolist() for stat, value in stats.items()} for name, stats in result.summary.items()
+        }
+        with open(args.json, "w") as handle:
+            json.dump({"graph": args.graph, "provider": evaluator.provider, "summary": summary, "per_image": rows}, handle, indent=1)
+        print(f"wrote      {args.json}")
+    return 0
+
+
+def _per_image_rows(per_image: Dict[str, np.ndarray]) -> List[Dict[str, float]]:
+    count = len(next(iter(per_image.values())))
+    rows: List[Dict[str, float]] = [{"image": k} for k in range(count)]
+    for name, values in per_image.items():
+        values = np.asarray(values)
+        for k in range(count):
+            if values.ndim == 1:
+                rows[k][name] = float(values[k])
+            else:
+                for c in range(values.shape[1]):
+                    rows[k][f"{name}_{c}"] = float(values[k, c])
+    return rows
+
+
+# -- show ---------------------------------------------------------------------------------------
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .plot import plot_weight_map
+    from .weightmaps import unet_weight_map
+
+    labels = _load_array(args.labels, "labels")
+    if labels.ndim != 2:
+        raise UsageError(f"labels: expected a 2D mask, got shape {list(labels.shape)}")
+    weight = _load_array(args.weight, "--weight") if args.weight else unet_weight_map(labels, **_weight_options(args))
+    image = _load_array(args.image, "--image") if args.image else None
+    path = plot_weight_map(labels, weight, args.out, image=image, title=Path(args.labels).name)
+    print(f"wrote      {path}")
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unetweights", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, example: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=summary, description=summary, epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    demo = command(
+        "demo",
+        "Train a small U-Net on generated touching cells with and without the weight map, score both with the "
+        "exported ONNX graph, and save figures.",
+        "unetweights demo --steps 300 --out demo_out",
+    )
+    demo.add_argument("--steps", type=int, default=300, help="training steps per model (default 300)")
+    demo.add_argument("--train-images", type=int, default=24, help="generated training images (default 24)")
+    demo.add_argument("--test-images", type=int, default=8, help="generated held-out images (default 8)")
+    demo.add_argument("--size", type=int, default=96, help="image side, a multiple of 4 (default 96)")
+    demo.add_argument("--workers", type=int, default=2, help="DataLoader workers computing the maps (default 2)")
+    demo.add_argument("--providers", choices=["auto", "cuda", "cpu"], default="auto", help="onnxruntime provider")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--quick", action="store_true", help="a few steps on a few images: checks the pipeline, not the model")
     demo.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     demo.set_defaults(run=_demo)
+
+    pre = command(
+        "precompute",
+        "Compute the weight map of every mask (.npy, .png, .tif) into OUT/<name>.npy, in parallel and resumably.",
+        "unetweights precompute masks/ --out weights/ --workers 2 --w0 10 --sigma 5",
+    )
+    pre.add_argument("masks", nargs="+", help="mask files or folders of them")
+    pre.add_argument("--out", required=True, help="output folder")
+    pre.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    pre.add_argument("--overwrite", action="store_true", help="recompute everything, even with other options")
+    pre.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_weight_options(pre)
+    pre.set_defaults(run=_precompute)
+
+    exp = command(
+        "export",
+        "Write the default evaluation graph (cross-entropy or BCE, Dice, IoU, accuracy per image) as OUT/eval.onnx "
+        "and OUT/eval.pt.",
+        "unetweights export --classes 3 --out graphs/",
+    )
+    exp.add_argument("--out", required=True, help="output folder")
+    exp.add_argument("--classes", type=int, default=2, help="channels of the logits (default 2)")
+    exp.add_argument("--activation", choices=["softmax", "sigmoid"], default="softmax")
+    exp.add_argument("--ndim", type=int, choices=[2, 3], default=2, help="spatial dims (default 2)")
+    exp.add_argument("--ignore-index", type=int, help="target value to ignore (softmax only)")
+    exp.add_argument("--no-weight", action="store_true", help="a graph without the weight-map input")
+    exp.add_argument("--opset", type=int, help="ONNX opset (default 20, at least 18)")
+    exp.set_defaults(run=_export)
+
+    ev = command(
+        "evaluate",
+        "Run an exported ONNX graph on saved logits, targets and weight maps (.npy, batch first); print the mean and "
+        "std per output and write per-image rows.",
+        "unetweights evaluate graphs/eval.onnx --logits logits.npy --target target.npy --weight weight.npy --csv scores.csv",
+    )
+    ev.add_argument("graph", help="the .onnx file")
+    ev.add_argument("--logits", required=True, help=".npy (N, C, *spatial)")
+    ev.add_argument("--target", required=True, help=".npy (N, *spatial) class indices, or (N, C, *spatial) for sigmoid")
+    ev.add_argument("--weight", help=".npy (N, *spatial), if the graph takes one")
+    ev.add_argument("--batch-size", type=int, default=8, help="images per run (default 8)")
+    ev.add_argument("--providers", choices=["auto", "cuda", "cpu"], default="auto")
+    ev.add_argument("--csv", help="write one row per image")
+    ev.add_argument("--json", help="write the summary and the per-image rows")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(run=_evaluate)
+
+    show = command(
+        "show",
+        "Save a PNG of a mask, its weight map (computed unless given) with the object contours, and the image.",
+        "unetweights show labels.tif --image image.tif --out labels.png --sigma 5",
+    )
+    show.add_argument("labels", help="instance mask (.npy, .png, .tif), 2D")
+    show.add_argument("--image", help="the raw image to show beside it")
+    show.add_argument("--weight", help="a weight map (.npy) instead of computing one")
+    show.add_argument("--out", default="weight_map.png", help="the PNG to write (default weight_map.png)")
+    _add_weight_options(show)
+    show.set_defaults(run=_show)
     return parser
 
 
@@ -70,8 +310,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TypeError, OSError) as err:
-        print(f"unetweights {args.command}: error: {err}", file=sys.stderr)
+    except (UsageError, ValueError, TypeError, OSError, ImportError, RuntimeError) as err:
+        message = " ".join(str(err).split())  # one line, whatever the library wrote
+        print(f"unetweights {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -1,0 +1,270 @@
+"""The whole story on generated data: mask → weight map → scripted-loss training → ONNX metrics.
+
+:func:`run_demo` trains the same small U-Net twice on generated images of touching cells, once
+with the U-Net weight map in a ``torch.jit.script``-ed weighted cross-entropy and once without a
+map, then scores both on held-out images with the exported evaluation graph under onnxruntime,
+and adds an object-level score (how many cells come out as their own connected component),
+which is what the border weights are for. Weight maps are computed in DataLoader workers through
+:class:`~unetweights.data.WeightMapDataset` and cached on disk. Used by ``unetweights demo`` and
+``examples/train_unet.py``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+TORCHSCRIPT_DEPRECATION = r"`torch\.jit\.\w+` is deprecated"
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True)
+    )
+
+
+class SmallUNet(nn.Module):
+    """A two-level U-Net (Ronneberger et al. 2015, scaled down): 1 input channel, 2 classes.
+
+    Spatial sizes must be divisible by 4.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 2, width: int = 8) -> None:
+        super().__init__()
+        self.down0 = _block(in_channels, width)
+        self.down1 = _block(width, 2 * width)
+        self.bottom = _block(2 * width, 4 * width)
+        self.up1 = nn.ConvTranspose2d(4 * width, 2 * width, 2, stride=2)
+        self.merge1 = _block(4 * width, 2 * width)
+        self.up0 = nn.ConvTranspose2d(2 * width, width, 2, stride=2)
+        self.merge0 = _block(2 * width, width)
+        self.head = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s0 = self.down0(x)
+        s1 = self.down1(nn.functional.max_pool2d(s0, 2))
+        b = self.bottom(nn.functional.max_pool2d(s1, 2))
+        u1 = self.merge1(torch.cat([self.up1(b), s1], 1))
+        u0 = self.merge0(torch.cat([self.up0(u1), s0], 1))
+        return self.head(u0)
+
+
+def object_scores(predicted: np.ndarray, labels: np.ndarray, iou: float = 0.5) -> Dict[str, float]:
+    """Object-level agreement of a foreground prediction with instance labels.
+
+    The predicted foreground is split into connected components (4-connectivity); a true object
+    is found when one component overlaps it with IoU > ``iou`` (each component can match at
+    most one object, since IoU > 0.5 is unique). Returns precision, recall and F1 over objects,
+    and "merged": true objects whose best component also covers another object.
+    """
+    from skimage.measure import label
+
+    components = label(predicted > 0, connectivity=1)
+    true_ids = np.unique(labels[labels > 0])
+    n_pred = int(components.max())
+    found = merged = 0
+    for obj in true_ids:
+        inside = components[labels == obj]
+        inside = inside[inside > 0]
+        if inside.size == 0:
+            continue
+        best = np.bincount(inside).argmax()
+        region = components == best
+        union = np.count_nonzero(region | (labels == obj))
+        if np.count_nonzero(region & (labels == obj)) / union > iou:
+            found += 1
+        if len(np.unique(labels[region & (labels > 0)])) > 1:
+            merged += 1
+    precision = found / n_pred if n_pred else 1.0
+    recall = found / len(true_ids) if len(true_ids) else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "merged": merged / max(len(true_ids), 1)}
+
+
+@dataclass
+class DemoResult:
+    """Per-model losses, metrics and timings from :func:`run_demo`."""
+
+    curves: Dict[str, List[float]] = field(default_factory=dict)
+    metrics: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    provider: str = ""
+    seconds: Dict[str, float] = field(default_factory=dict)
+    files: List[Path] = field(default_factory=list)
+
+    def table(self) -> str:
+        columns = [
+            ("weighted CE", "ce"),
+            ("Dice fg", "dice"),
+            ("IoU fg", "iou"),
+            ("object F1", "f1"),
+            ("merged", "merged"),
+        ]
+        width = max(len(name) for name in self.metrics) + 2
+        lines = [f"{'model':<{width}}" + "".join(f"{title:>13}" for title, _ in columns)]
+        for name, values in self.metrics.items():
+            lines.append(f"{name:<{width}}" + "".join(f"{values[key]:13.3f}" for _, key in columns))
+        return "\n".join(lines)
+
+
+def _augment(generator: torch.Generator, crop: int, *tensors: Tensor) -> List[Tensor]:
+    """The same random crop, flips and transpose for image, target and weight (spatial dims last)."""
+    height, width = tensors[0].shape[-2:]
+    top = int(torch.randint(0, height - crop + 1, (1,), generator=generator))
+    left = int(torch.randint(0, width - crop + 1, (1,), generator=generator))
+    flips = torch.randint(0, 2, (3,), generator=generator).tolist()
+    out = []
+    for t in tensors:
+        t = t[..., top : top + crop, left : left + crop]
+        if flips[0]:
+            t = t.flip(-1)
+        if flips[1]:
+            t = t.flip(-2)
+        if flips[2]:
+            t = t.transpose(-1, -2)
+        out.append(t)
+    return out
+
+
+def train(
+    model: nn.Module,
+    loader,
+    criterion: Callable[[Tensor, Tensor, Optional[Tensor]], Tensor],
+    steps: int,
+    use_weight: bool,
+    seed: int = 0,
+    lr: float = 3e-3,
+    crop: int = 64,
+) -> List[float]:
+    """Train ``model`` for ``steps`` Adam steps on (image, target, weight) batches; return the losses.
+
+    Each batch is cropped to ``crop`` × ``crop`` at a random place and flipped at random, the
+    same way for image, target and weight.
+    """
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    losses: List[float] = []
+    model.train()
+    while len(losses) < steps:
+        for image, target, weight in loader:
+            image, target, weight = _augment(generator, crop, image.float(), target.long(), weight.float())
+            loss = criterion(model(image), target, weight if use_weight else None)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+            if len(losses) == steps:
+                break
+    return losses
+
+
+def run_demo(
+    out: Path,
+    steps: int = 300,
+    n_train: int = 24,
+    n_test: int = 8,
+    size: int = 96,
+    workers: int = 2,
+    seed: int = 0,
+    w0: float = 10.0,
+    sigma: float = 3.0,
+    providers: str = "auto",
+    log: Callable[[str], None] = print,
+) -> DemoResult:
+    """Run the demo and write its figures and graph into ``out``; see the module docstring."""
+    from torch.utils.data import DataLoader
+
+    from .data import WeightMapDataset
+    from .evaluation import EvaluationGraph
+    from .export import to_onnx
+    from .losses import WeightedCrossEntropyLoss
+    from .metrics import DiceScore, IoUScore
+    from .plot import plot_loss_curves, plot_predictions, plot_weight_map
+    from .runtime import OnnxEvaluator
+    from .synthetic import touching_cells
+
+    if size % 4:
+        raise ValueError(f"size: expected a multiple of 4 (the U-Net pools twice), got {size}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = DemoResult()
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+
+    pairs = touching_cells(n_train + n_test, size=size, seed=seed)
+    options = dict(w0=w0, sigma=sigma, separate=True)
+    train_set = WeightMapDataset(pairs[:n_train], cache_dir=out / "cache", target="separated", **options)
+    test_set = WeightMapDataset(pairs[n_train:], target="separated", **options)
+    loader = DataLoader(
+        train_set, batch_size=8, shuffle=True, num_workers=workers, persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    log(f"data       {n_train} training and {n_test} test images {size}x{size} of touching cells (generated, seed {seed})")
+    log(f"           weight maps w0={w0:g}, sigma={sigma:g} px, touching cells split, computed in {workers} DataLoader workers")
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=TORCHSCRIPT_DEPRECATION)
+        criterion = torch.jit.script(WeightedCrossEntropyLoss())
+    models = {}
+    for name, use_weight in (("with weight map", True), ("without weight map", False)):
+        torch.manual_seed(seed)
+        model = SmallUNet()
+        tick = time.perf_counter()
+        result.curves[name] = train(model, loader, criterion, steps, use_weight, seed=seed)
+        result.seconds[f"train {name}"] = time.perf_counter() - tick
+        models[name] = model.eval()
+        log(f"train      {name}: {steps} steps, scripted weighted cross-entropy, "
+            f"final loss {np.mean(result.curves[name][-10:]):.3f} ({result.seconds[f'train {name}']:.1f} s)")
+
+    images = torch.from_numpy(np.stack([pairs[n_train + k][0] for k in range(n_test)]))
+    targets = torch.from_numpy(np.stack([test_set[k][1] for k in range(n_test)]))
+    weights = torch.from_numpy(np.stack([test_set[k][2] for k in range(n_test)]))
+    graph = EvaluationGraph(
+        losses={"ce": WeightedCrossEntropyLoss()},
+        metrics={"dice": DiceScore(include_background=False), "iou": IoUScore(include_background=False)},
+    )
+    with torch.no_grad():
+        logits = {name: model(images) for name, model in models.items()}
+    tick = time.perf_counter()
+    report = to_onnx(graph, out / "eval.onnx", (logits["with weight map"][:2], targets[:2], weights[:2]))
+    evaluator = OnnxEvaluator(report.path, providers=providers)
+    result.provider = evaluator.provider
+    for name, model_logits in logits.items():
+        scores = evaluator.evaluate([(model_logits, targets, weights)], progress=False).summary
+        predicted = model_logits.argmax(1).numpy()
+        objects = [object_scores(predicted[k], pairs[n_train + k][1]) for k in range(n_test)]
+        result.metrics[name] = {
+            "ce": float(scores["ce"]["mean"]),
+            "dice": float(scores["dice"]["mean"][0]),
+            "iou": float(scores["iou"]["mean"][0]),
+            **{key: float(np.mean([o[key] for o in objects])) for key in ("f1", "merged")},
+        }
+    result.seconds["export and evaluate"] = time.perf_counter() - tick
+    log(f"evaluate   {report.path} on {n_test} held-out images with onnxruntime ({evaluator.provider})")
+
+    first_image, first_labels = pairs[0]
+    first_weight = train_set[0][2]
+    predictions = {name: _instances(logits[name][0].argmax(0).numpy()) for name in logits}
+    result.files = [
+        plot_weight_map(first_labels, first_weight, out / "weight_map.png", image=first_image,
+                        title="a training image and its U-Net weight map"),
+        plot_predictions(images[0, 0].numpy(), pairs[n_train][1], predictions, out / "predictions.png"),
+        plot_loss_curves(result.curves, out / "loss_curve.png"),
+    ]
+    result.seconds["total"] = time.perf_counter() - start
+    return result
+
+
+def _instances(foreground: np.ndarray) -> np.ndarray:
+    from skimage.measure import label
+
+    return label(foreground > 0, connectivity=1)
+
+
+__all__ = ["DemoResult", "SmallUNet", "object_scores", "run_demo", "train"]
