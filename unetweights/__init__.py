@@ -62,6 +62,8 @@ _LAZY = {
         name: "data"
         for name in ("CacheInfo", "PrecomputeReport", "WeightMapDataset", "WeightMapTransform", "precompute", "read_mask")
     },
+    "dask": None,
+    **{name: "dask" for name in ("ZarrReport", "precompute_zarr", "required_halo")},
     "runtime": None,
     **{name: "runtime" for name in ("EvaluationResult", "GraphInput", "OnnxEvaluator")},
 }

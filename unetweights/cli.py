@@ -97,6 +97,10 @@ def _mask_paths(inputs: Sequence[str]) -> List[Path]:
 
 
 def _precompute(args: argparse.Namespace) -> int:
+    if args.zarr:
+        return _precompute_zarr(args)
+    if not args.masks or args.out is None:
+        raise UsageError("masks: give mask files or folders and --out, or --zarr IN OUT")
     from .data import precompute
 
     if args.workers < 1:
@@ -107,6 +111,20 @@ def _precompute(args: argparse.Namespace) -> int:
     )
     print(report.summary())
     return 0 if report.ok else 1
+
+
+def _precompute_zarr(args: argparse.Namespace) -> int:
+    from .dask import precompute_zarr
+
+    if args.masks or args.out is not None:
+        raise UsageError("--zarr: give either --zarr IN OUT or mask files with --out, not both")
+    source, destination = args.zarr
+    report = precompute_zarr(
+        source, destination, scheduler=args.scheduler, progress=not args.quiet, overwrite=args.overwrite,
+        **_weight_options(args),
+    )
+    print(report.summary())
+    return 0
 
 
 # -- export -------------------------------------------------------------------------------------
@@ -249,11 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     pre = command(
         "precompute",
-        "Compute the weight map of every mask (.npy, .png, .tif) into OUT/<name>.npy, in parallel and resumably.",
-        "unetweights precompute masks/ --out weights/ --workers 2 --w0 10 --sigma 5",
+        "Compute the weight map of every mask (.npy, .png, .tif) into OUT/<name>.npy, in parallel and resumably; "
+        "or, with --zarr, of a zarr label volume larger than memory, chunk by chunk with Dask.",
+        "unetweights precompute masks/ --out weights/ --workers 2 --w0 10 --sigma 5\n"
+        "  unetweights precompute --zarr labels.zarr weights.zarr --sigma 5 --spacing 2 1 1 [--scheduler tcp://host:8786]",
     )
-    pre.add_argument("masks", nargs="+", help="mask files or folders of them")
-    pre.add_argument("--out", required=True, help="output folder")
+    pre.add_argument("masks", nargs="*", help="mask files or folders of them")
+    pre.add_argument("--out", help="output folder (for mask files)")
+    pre.add_argument("--zarr", nargs=2, metavar=("IN", "OUT"), help="a zarr label volume in, a chunked zarr weight map out")
+    pre.add_argument("--scheduler", help="with --zarr: a dask.distributed scheduler address (default: local threads)")
     pre.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     pre.add_argument("--overwrite", action="store_true", help="recompute everything, even with other options")
     pre.add_argument("--quiet", action="store_true", help="no progress bar")

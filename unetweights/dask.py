@@ -1,0 +1,277 @@
+"""U-Net weight maps of label volumes larger than memory, chunk by chunk with Dask (the ``dask`` extra).
+
+Why chunks with a halo are exact, not an approximation: the border term at a voxel x is dropped
+where d1 + d2 > T = :func:`~unetweights.border_cutoff` (w0, sigma, tol), so only objects within
+distance T of x matter, and each of them only through its voxels within T of x. A chunk grown by
+a halo of ceil(T / spacing) voxels along each axis holds every such voxel (the box holds the ball
+of radius T), and instance ids are global, so the map computed on the grown chunk equals the map
+of the whole volume on the chunk's own voxels. Carving touching objects (``separate=True``) looks
+one voxel further, so the halo grows by one. The halo is derived from the parameters; a smaller
+one cannot be asked for (:func:`required_halo`).
+
+The class weights w_c with ``"balanced"`` depend on class counts over the whole volume; they are
+counted in a first pass (computed when :func:`unet_weight_map` is called) and every chunk then
+uses the same explicit table.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .weightmaps import border_cutoff, separate_touching
+from .weightmaps import unet_weight_map as _unet_weight_map
+from .weightmaps._validation import as_spacing
+
+HaloLike = Union[int, Sequence[int]]
+
+
+def _dask_array():
+    try:
+        import dask.array as da
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError("unetweights.dask needs dask: pip install 'unetweights[dask]'") from error
+    return da
+
+
+def required_halo(
+    ndim: int, w0: float = 10.0, sigma: float = 5.0, tol: float = 1e-6, spacing=None, separate: bool = False
+) -> Tuple[int, ...]:
+    """The smallest halo, in voxels per axis, that keeps a chunked map exact.
+
+    ceil(T / spacing[axis]) with T = ``border_cutoff(w0, sigma, tol)``, plus one with
+    ``separate=True`` (carving looks at the neighbours).
+    """
+    cutoff = border_cutoff(w0, sigma, tol)
+    step = as_spacing(spacing, ndim)
+    return tuple(int(math.ceil(cutoff / s)) + int(bool(separate)) for s in step)
+
+
+def _halo(ndim: int, halo: Optional[HaloLike], w0: float, sigma: float, tol: float, spacing, separate: bool) -> Tuple[int, ...]:
+    """The halo to use: :func:`required_halo`, or ``halo`` if it is at least that on every axis."""
+    needed = required_halo(ndim, w0, sigma, tol, spacing, separate)
+    if halo is None:
+        return needed
+    depth = tuple(int(h) for h in np.broadcast_to(np.asarray(halo), (ndim,)))
+    if any(d < n for d, n in zip(depth, needed)):
+        raise ValueError(
+            f"halo: {list(depth)} voxels is less than the {list(needed)} these parameters need "
+            f"(T = {border_cutoff(w0, sigma, tol):.3g} in spacing units); a smaller halo would change the map"
+        )
+    return depth
+
+
+def _check_labels(labels: Any):
+    da = _dask_array()
+    if not isinstance(labels, da.Array):
+        raise TypeError(
+            f"labels: expected a dask array, got {type(labels).__name__}; for an in-memory array use "
+            "unetweights.unet_weight_map"
+        )
+    if labels.ndim not in (2, 3):
+        raise ValueError(f"labels: expected a 2D or 3D array, got {labels.ndim} dims")
+    if labels.dtype == bool:
+        raise ValueError(
+            "labels: a bool mask needs connected components over the whole volume, which chunks cannot give; "
+            "label it first (dask_image.ndmeasure.label, say) and pass the instance ids"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels: expected integer instance ids, got dtype {labels.dtype}")
+    if labels.size == 0:
+        raise ValueError(f"labels: expected a non-empty array, got shape {list(labels.shape)}")
+    return da
+
+
+def _global_class_weights(da, labels, classes, separate: bool) -> Dict[int, float]:
+    """The "balanced" table n / (n_classes_present · n_k) from counts over the whole volume."""
+    if classes is None:
+        carved = labels.map_overlap(separate_touching, depth=1, boundary="none", dtype=labels.dtype) if separate else labels
+        foreground = int((carved > 0).sum().compute())
+        counts = {0: labels.size - foreground, 1: foreground}
+    else:
+        values, counts_array = da.compute(*da.unique(classes, return_counts=True))
+        counts = {int(v): int(c) for v, c in zip(values, counts_array)}
+    present = {k: n for k, n in counts.items() if n > 0}
+    return {k: labels.size / (len(present) * n) for k, n in present.items()}
+
+
+def unet_weight_map(
+    labels,
+    w0: float = 10.0,
+    sigma: float = 5.0,
+    class_weights="balanced",
+    spacing=None,
+    border: str = "background",
+    tol: float = 1e-6,
+    classes=None,
+    separate: bool = False,
+    halo: Optional[HaloLike] = None,
+):
+    """:func:`unetweights.unet_weight_map` of a dask array, as a lazy dask array.
+
+    Parameters
+    ----------
+    labels : dask.array.Array, 2D or 3D, integer
+        Instance ids, global across chunks (0 background). A bool mask is refused: its objects
+        are connected components of the whole volume; label it first.
+    w0, sigma, class_weights, spacing, border, tol, separate
+        As in the in-memory function; the result equals it within ``tol`` everywhere.
+        ``class_weights="balanced"`` counts the classes over the whole array first (this pass
+        runs now, when the function is called).
+    classes : dask.array.Array, optional
+        Semantic class per voxel, the shape of ``labels`` (rechunked to match).
+    halo : int or sequence of int, optional
+        Overlap in voxels per axis. By default :func:`required_halo`; a value smaller than that
+        on any axis raises ValueError, since it would change the map.
+
+    Returns
+    -------
+    dask.array.Array of float32
+        The labels' shape and chunks. Each chunk is computed from the chunk grown by the halo
+        (``map_overlap`` with no padding at the array's own edges), so memory per task is a
+        grown chunk and a few float64 arrays of its size. Chunks thinner than the halo are merged
+        with a neighbour for the computation and split again afterwards.
+    """
+    da = _check_labels(labels)
+    options = dict(w0=w0, sigma=sigma, spacing=spacing, border=border, tol=tol, separate=separate)
+    # The in-memory function checks every option and names the bad one; a tiny mask is enough.
+    _unet_weight_map(np.zeros((2,) * labels.ndim, dtype=np.int32), class_weights=class_weights, **options)
+    depth = _halo(labels.ndim, halo, w0, sigma, tol, spacing, separate)
+    if classes is not None:
+        if not isinstance(classes, da.Array) or classes.shape != labels.shape:
+            raise ValueError(f"classes: expected a dask array of the labels' shape {list(labels.shape)}")
+        classes = classes.rechunk(labels.chunks)
+    if class_weights == "balanced":
+        class_weights = _global_class_weights(da, labels, classes, separate)
+
+    def block(label_block, *class_block):
+        return _unet_weight_map(
+            label_block, class_weights=class_weights, classes=class_block[0] if class_block else None, **options
+        )
+
+    arrays = [labels] if classes is None else [labels, classes]
+    weights = da.map_overlap(
+        block, *arrays, depth=dict(enumerate(depth)), boundary="none", dtype=np.float32, meta=np.empty((0,) * labels.ndim, np.float32)
+    )
+    # map_overlap merges chunks thinner than the halo (a short last chunk, say); give the caller
+    # back the labels' chunks, which zarr needs regular.
+    return weights if weights.chunks == labels.chunks else weights.rechunk(labels.chunks)
+
+
+@dataclass
+class ZarrReport:
+    """What :func:`precompute_zarr` wrote."""
+
+    source: str
+    destination: str
+    shape: Tuple[int, ...]
+    chunks: Tuple[int, ...]
+    halo: Tuple[int, ...]
+    seconds: float
+
+    @property
+    def voxels_per_second(self) -> float:
+        return float(np.prod(self.shape)) / self.seconds if self.seconds > 0 else float("inf")
+
+    def summary(self) -> str:
+        return "\n".join(
+            [
+                f"read       {self.source}: {list(self.shape)} in chunks of {list(self.chunks)}",
+                f"wrote      {self.destination}: float32 weight map, same chunks, halo {list(self.halo)} voxels",
+                f"time       {self.seconds:.1f} s, {self.voxels_per_second / 1e6:.2f} Mvoxel/s",
+            ]
+        )
+
+
+def precompute_zarr(
+    source: str,
+    destination: str,
+    scheduler: Optional[str] = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    **options,
+) -> ZarrReport:
+    """Read a zarr label volume, write its weight map as a zarr array with the same chunks.
+
+    Parameters
+    ----------
+    source, destination : str
+        Paths (or URLs) of zarr arrays. ``destination`` must not exist unless ``overwrite``.
+    scheduler : str, optional
+        Address of a ``dask.distributed`` scheduler (``tcp://host:8786``); by default the local
+        threaded scheduler.
+    progress : bool
+        A tqdm bar over the chunks written (local scheduler) or distributed's progress bar.
+    **options
+        Keyword arguments of :func:`unet_weight_map`.
+    """
+    da = _dask_array()
+    import zarr
+
+    try:
+        labels = da.from_zarr(source)
+    except Exception as error:  # zarr raises several types for a missing or malformed store
+        raise ValueError(f"source: cannot open {source} as a zarr array: {error}") from error
+    weights = unet_weight_map(labels, **options)
+    if not overwrite:
+        try:
+            zarr.open(destination, mode="r")
+        except Exception:  # nothing there (or nothing zarr can read): free to write
+            pass
+        else:
+            raise ValueError(f"destination: {destination} exists; pass overwrite=True (--overwrite) to replace it")
+    halo = _halo(
+        labels.ndim, options.get("halo"), options.get("w0", 10.0), options.get("sigma", 5.0), options.get("tol", 1e-6),
+        options.get("spacing"), options.get("separate", False),
+    )
+    store = da.to_zarr(weights, destination, compute=False, mode="w")
+    start = time.perf_counter()
+    if scheduler is not None:
+        from distributed import Client, progress as distributed_progress
+
+        with Client(scheduler) as client:
+            future = client.compute(store)
+            if progress:
+                distributed_progress(future)
+            future.result()
+    else:
+        with _TqdmCallback(enabled=progress, total=int(np.prod(weights.numblocks))):
+            store.compute()
+    seconds = time.perf_counter() - start
+    return ZarrReport(source, destination, tuple(labels.shape), tuple(c[0] for c in labels.chunks), halo, seconds)
+
+
+class _TqdmCallback:
+    """A dask local-scheduler callback that advances a tqdm bar once per chunk stored."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled = enabled
+        self.total = total
+
+    def __enter__(self):
+        from dask.callbacks import Callback
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=self.total, desc="weight map", unit="chunk", disable=not self.enabled)
+
+        def posttask(key, result, dsk, state, worker_id):
+            name = key[0] if isinstance(key, tuple) else key
+            if isinstance(name, str) and name.startswith("store-map"):
+                bar.update(1)
+
+        self._bar = bar
+        self._callback = Callback(posttask=posttask)
+        self._callback.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._callback.__exit__(*exc)
+        self._bar.close()
+        return False
+
+
+__all__ = ["ZarrReport", "precompute_zarr", "required_halo", "unet_weight_map"]
