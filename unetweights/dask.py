@@ -216,7 +216,6 @@ def precompute_zarr(
         labels = da.from_zarr(source)
     except Exception as error:  # zarr raises several types for a missing or malformed store
         raise ValueError(f"source: cannot open {source} as a zarr array: {error}") from error
-    weights = unet_weight_map(labels, **options)
     if not overwrite:
         try:
             zarr.open(destination, mode="r")
@@ -224,6 +223,8 @@ def precompute_zarr(
             pass
         else:
             raise ValueError(f"destination: {destination} exists; pass overwrite=True (--overwrite) to replace it")
+    # With "balanced" class weights this already reads the volume once, to count the classes.
+    weights = unet_weight_map(labels, **options)
     halo = _halo(
         labels.ndim, options.get("halo"), options.get("w0", 10.0), options.get("sigma", 5.0), options.get("tol", 1e-6),
         options.get("spacing"), options.get("separate", False),
