@@ -79,11 +79,10 @@ def _counts(
     threshold: float,
     include_background: bool,
     ignore_index: Optional[int],
-) -> Tuple[Tensor, Tensor, Tensor]:
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     _check_metric_options(activation, threshold)
     prediction = _prediction(input, target, activation, hard, threshold)
-    tp, sum_p, sum_t, _ = overlap_counts(prediction, target, weight, "none", ignore_index, True, include_background, False)
-    return tp, sum_p, sum_t
+    return overlap_counts(prediction, target, weight, "none", ignore_index, True, include_background, False)
 
 
 def _overlap_score(
@@ -98,7 +97,7 @@ def _overlap_score(
     empty_score: float,
     iou: bool,
 ) -> Tensor:
-    tp, sum_p, sum_t = _counts(input, target, weight, activation, hard, threshold, include_background, ignore_index)
+    tp, sum_p, sum_t, _ = _counts(input, target, weight, activation, hard, threshold, include_background, ignore_index)
     if iou:
         return _ratio(tp, sum_p + sum_t - tp, empty_score)
     return _ratio(2.0 * tp, sum_p + sum_t, empty_score)
@@ -205,18 +204,16 @@ def pixel_accuracy(
     The other parameters are those of :func:`dice_score`; the prediction is always hard.
     """
     if per_class:
-        tp, _, sum_t = _counts(input, target, weight, activation, True, threshold, include_background, ignore_index)
+        tp, _, sum_t, _ = _counts(input, target, weight, activation, True, threshold, include_background, ignore_index)
         return _ratio(tp, sum_t, empty_score)
-    tp, sum_p, sum_t = _counts(input, target, weight, activation, True, threshold, True, ignore_index)
+    tp, sum_p, sum_t, mass = _counts(input, target, weight, activation, True, threshold, True, ignore_index)
     if activation == "softmax":
         # Every counted pixel predicts exactly one class: correct pixels Σ_c tp, pixels Σ_c Σp.
         return _ratio(tp.sum(1), sum_p.sum(1), empty_score)
-    # Per channel, correct = tp + tn and tn = mass - Σp - Σt + tp, so correct = mass - Σp - Σt + 2·tp.
-    prediction = _prediction(input, target, activation, True, threshold)
-    ones = torch.ones_like(prediction)
-    _, mass, _, _ = overlap_counts(ones, target, weight, "none", ignore_index, True, True, False)
+    # Per channel, correct = tp + tn and tn = mass - Σp - Σt + tp, so correct = mass - Σp - Σt + 2·tp;
+    # every channel counts the image's whole mass.
     correct = mass - sum_p - sum_t + 2.0 * tp
-    return _ratio(correct.sum(1), mass.sum(1), empty_score)
+    return _ratio(correct.sum(1), mass.squeeze(1) * tp.shape[1], empty_score)
 
 
 class _Metric(nn.Module):

@@ -58,9 +58,9 @@ def overlap_counts(
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """Weighted counts per set and class, each of shape (N, C') or (1, C').
 
-    Returns ``(tp, sum_p, sum_t, counted)``: Σ w·p·t, Σ w·p (Σ w·p² when ``squared``), Σ w·t
-    (Σ w·t² when ``squared``), and 1.0 for each set with a positive weight mass (0.0 for a set
-    whose pixels are all ignored or zero-weighted), shape (N, 1) or (1, 1). C' = C - 1 without
+    Returns ``(tp, sum_p, sum_t, mass)``: Σ w·p·t, Σ w·p (Σ w·p² when ``squared``), Σ w·t
+    (Σ w·t² when ``squared``), and the weight mass Σ w of each set's counted pixels (0 for a
+    set whose pixels are all ignored or zero-weighted), shape (N, 1) or (1, 1). C' = C - 1 without
     the background class.
     """
     check_activation(activation)
@@ -113,7 +113,7 @@ def overlap_counts(
         sum_p = sum_p.sum(0, keepdim=True)
         sum_t = sum_t.sum(0, keepdim=True)
         mass = mass.sum(0, keepdim=True)
-    return tp, sum_p, sum_t, (mass > 0).to(tp.dtype)
+    return tp, sum_p, sum_t, mass
 
 
 def _check_set_options(
@@ -128,10 +128,10 @@ def _check_set_options(
 
 
 def _reduce_sets(
-    loss: Tensor, counted: Tensor, class_weight: Optional[Tensor], include_background: bool, reduction: str
+    loss: Tensor, mass: Tensor, class_weight: Optional[Tensor], include_background: bool, reduction: str
 ) -> Tensor:
     """Reduce (sets, classes) losses: sets with no weight mass and the class weights set the mean."""
-    norm = counted
+    norm = (mass > 0).to(loss.dtype)
     if class_weight is not None:
         cw = class_weight if include_background else class_weight[1:]
         norm = norm * cw.unsqueeze(0)
@@ -192,12 +192,12 @@ def soft_dice_loss(
     are all ignored or zero-weighted has loss 0 with zero gradient and is left out of the mean.
     """
     _check_set_options(input, smooth, class_weight, reduction, per_image)
-    tp, sum_p, sum_t, counted = overlap_counts(
+    tp, sum_p, sum_t, mass = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, squared
     )
     den = sum_p + sum_t + smooth
     dice = torch.where(den > 0, safe_divide(2.0 * tp + smooth, den), torch.ones_like(den))
-    return _reduce_sets(1.0 - dice, counted, class_weight, include_background, reduction)
+    return _reduce_sets(1.0 - dice, mass, class_weight, include_background, reduction)
 
 
 def tversky_loss(
@@ -240,7 +240,7 @@ def tversky_loss(
         raise ValueError(f"alpha, beta: expected non-negative values, got alpha={alpha}, beta={beta}")
     if gamma <= 0.0:
         raise ValueError(f"gamma: expected a value > 0, got {gamma}")
-    tp, sum_p, sum_t, counted = overlap_counts(
+    tp, sum_p, sum_t, mass = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, False
     )
     den = tp + alpha * (sum_p - tp) + beta * (sum_t - tp) + smooth
@@ -248,7 +248,7 @@ def tversky_loss(
     loss = 1.0 - index
     if gamma != 1.0:
         loss = loss.clamp_min(1e-30).pow(gamma)
-    return _reduce_sets(loss, counted, class_weight, include_background, reduction)
+    return _reduce_sets(loss, mass, class_weight, include_background, reduction)
 
 
 class SoftDiceLoss(nn.Module):
