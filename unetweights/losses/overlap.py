@@ -251,7 +251,33 @@ def tversky_loss(
     return _reduce_sets(loss, mass, class_weight, include_background, reduction)
 
 
-class SoftDiceLoss(nn.Module):
+class _SetLoss(nn.Module):
+    """The options Dice and Tversky share, checked and stored once."""
+
+    def __init__(
+        self,
+        activation: str,
+        smooth: float,
+        per_image: bool,
+        include_background: bool,
+        class_weight: Optional[Tensor],
+        ignore_index: Optional[int],
+        reduction: str,
+    ) -> None:
+        super().__init__()
+        check_activation(activation)
+        check_reduction(reduction)
+        check_per_image_sets(reduction, per_image)
+        self.activation = activation
+        self.smooth = float(smooth)
+        self.per_image = bool(per_image)
+        self.include_background = bool(include_background)
+        self.register_buffer("class_weight", as_option_tensor(class_weight, "class_weight"))
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+
+
+class SoftDiceLoss(_SetLoss):
     """Module form of :func:`soft_dice_loss`; options are fixed at construction."""
 
     def __init__(
@@ -265,18 +291,8 @@ class SoftDiceLoss(nn.Module):
         ignore_index: Optional[int] = None,
         reduction: str = "mean",
     ) -> None:
-        super().__init__()
-        check_activation(activation)
-        check_reduction(reduction)
-        check_per_image_sets(reduction, per_image)
-        self.activation = activation
-        self.smooth = float(smooth)
-        self.per_image = bool(per_image)
-        self.include_background = bool(include_background)
+        super().__init__(activation, smooth, per_image, include_background, class_weight, ignore_index, reduction)
         self.squared = bool(squared)
-        self.register_buffer("class_weight", as_option_tensor(class_weight, "class_weight"))
-        self.ignore_index = ignore_index
-        self.reduction = reduction
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return soft_dice_loss(
@@ -294,7 +310,7 @@ class SoftDiceLoss(nn.Module):
         )
 
 
-class TverskyLoss(nn.Module):
+class TverskyLoss(_SetLoss):
     """Module form of :func:`tversky_loss`; options are fixed at construction."""
 
     def __init__(
@@ -310,20 +326,10 @@ class TverskyLoss(nn.Module):
         ignore_index: Optional[int] = None,
         reduction: str = "mean",
     ) -> None:
-        super().__init__()
-        check_activation(activation)
-        check_reduction(reduction)
-        check_per_image_sets(reduction, per_image)
-        self.activation = activation
+        super().__init__(activation, smooth, per_image, include_background, class_weight, ignore_index, reduction)
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.gamma = float(gamma)
-        self.smooth = float(smooth)
-        self.per_image = bool(per_image)
-        self.include_background = bool(include_background)
-        self.register_buffer("class_weight", as_option_tensor(class_weight, "class_weight"))
-        self.ignore_index = ignore_index
-        self.reduction = reduction
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return tversky_loss(
