@@ -81,12 +81,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _mask_paths(inputs: Sequence[str]) -> List[Path]:
-    suffixes = {".npy", ".png", ".tif", ".tiff"}
+    from .data import MASK_SUFFIXES
+
     paths: List[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes))
+            paths.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in MASK_SUFFIXES))
         elif path.exists():
             paths.append(path)
         else:

@@ -64,9 +64,7 @@ def object_scores(predicted: np.ndarray, labels: np.ndarray, iou: float = 0.5) -
     most one object, since IoU > 0.5 is unique). Returns precision, recall and F1 over objects,
     and "merged": true objects whose best component also covers another object.
     """
-    from skimage.measure import label
-
-    components = label(predicted > 0, connectivity=1)
+    components = _instances(predicted)
     true_ids = np.unique(labels[labels > 0])
     n_pred = int(components.max())
     found = merged = 0
@@ -223,8 +221,9 @@ def run_demo(
             f"final loss {np.mean(result.curves[name][-10:]):.3f} ({result.seconds[f'train {name}']:.1f} s)")
 
     images = torch.from_numpy(np.stack([pairs[n_train + k][0] for k in range(n_test)]))
-    targets = torch.from_numpy(np.stack([test_set[k][1] for k in range(n_test)]))
-    weights = torch.from_numpy(np.stack([test_set[k][2] for k in range(n_test)]))
+    test_items = [test_set[k] for k in range(n_test)]  # uncached: each item computes its map
+    targets = torch.from_numpy(np.stack([item[1] for item in test_items]))
+    weights = torch.from_numpy(np.stack([item[2] for item in test_items]))
     graph = EvaluationGraph(
         losses={"ce": WeightedCrossEntropyLoss()},
         metrics={"dice": DiceScore(include_background=False), "iou": IoUScore(include_background=False)},

@@ -13,6 +13,7 @@ from typing import Dict, List, Mapping, Optional
 
 from torch import Tensor, nn
 
+from .losses.classification import WeightedBCEWithLogitsLoss, WeightedCrossEntropyLoss
 from .losses.compose import DeepSupervisionLoss, with_reduction
 from .metrics import DiceScore, IoUScore, PixelAccuracy
 
@@ -98,8 +99,6 @@ class EvaluationGraph(nn.Module):
         "softmax" adds the weighted cross-entropy ("ce"), "sigmoid" the weighted BCE ("bce");
         the metrics are "dice", "iou" and "accuracy", each (N, C).
         """
-        from .losses import WeightedBCEWithLogitsLoss, WeightedCrossEntropyLoss
-
         if activation == "softmax":
             losses: Dict[str, nn.Module] = {
                 "ce": WeightedCrossEntropyLoss(ignore_index=-100 if ignore_index is None else ignore_index)

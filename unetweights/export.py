@@ -277,7 +277,7 @@ def to_onnx(
         raise RuntimeError(f"to_onnx: onnx.checker rejected {path}: {error}") from error
     report = ExportReport(
         path=path,
-        opset=next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+        opset=_default_opset(model),
         inputs=_specs(onnx, model.graph.input),
         outputs=_specs(onnx, model.graph.output),
         file_size=os.path.getsize(path),

@@ -9,6 +9,7 @@ onnxruntime's logging turned down for that one attempt, and reports which provid
 import contextlib
 import io
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -128,12 +129,10 @@ def _summarise(per_image: Mapping[str, np.ndarray]) -> Dict[str, Dict[str, np.nd
     summary = {}
     for name, values in per_image.items():
         values = np.asarray(values, dtype=np.float64)
-        counted = np.sum(~np.isnan(values), axis=0)
-        total = np.where(np.isnan(values), 0.0, values).sum(axis=0)
-        mean = np.divide(total, counted, out=np.full(np.shape(total), np.nan), where=counted > 0)
-        squares = np.where(np.isnan(values), 0.0, (values - mean) ** 2).sum(axis=0)
-        std = np.sqrt(np.divide(squares, counted, out=np.full(np.shape(total), np.nan), where=counted > 0))
-        summary[name] = {"mean": mean, "std": std}
+        with warnings.catch_warnings():
+            # A column that is NaN in every image has a NaN mean and std; numpy warns about it.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            summary[name] = {"mean": np.nanmean(values, axis=0), "std": np.nanstd(values, axis=0)}
     return summary
 
 
