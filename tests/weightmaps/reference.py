@@ -137,7 +137,10 @@ def reference_unet_weight_map(
     d1, d2 = reference_nearest_two(labels, spacing)
     finite = np.isfinite(d2)
     s = np.where(finite, d1 + d2, 0.0)
-    term = np.where(finite, float(w0) * np.exp(-(s**2) / (2.0 * float(sigma) ** 2)), 0.0)
+    # (s / sigma)^2 / 2, the same value as s^2 / (2 sigma^2) without inf / inf or 0 / 0 for extreme
+    # sigma; a square that overflows to inf correctly gives exp(-inf) = 0.
+    with np.errstate(over="ignore"):
+        term = np.where(finite, float(w0) * np.exp(-0.5 * (s / float(sigma)) ** 2), 0.0)
     if border == "background":
         term = np.where(labels == 0, term, 0.0)
     elif border != "all":

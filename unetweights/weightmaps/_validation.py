@@ -1,7 +1,9 @@
 """Input checks shared by the weight-map functions.
 
 Every check raises ``TypeError`` (wrong kind of thing) or ``ValueError`` (right kind, bad value) with
-a message that names the argument and says what was expected.
+a message that names the argument and says what was expected. A bool is never taken for a number.
+NaN and infinities are refused wherever a finite value is expected; the one documented exception is
+``max_distance=inf``, which means no cap.
 """
 
 from __future__ import annotations
@@ -13,6 +15,13 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 SpacingLike = Union[None, float, Sequence[float]]
+
+# The weight map is float32: no weight (w_c + w0 at most) may exceed this.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Distances are computed in float64 on a spacing rescaled by a power of two (exact), so only the
+# ratio of the spacing entries matters: beyond this ratio the squared steps along the finest axis
+# underflow, and the distance transform would see those pixels as coincident.
+MAX_ANISOTROPY = 1e150
 
 
 def as_label_array(labels, name: str = "labels", ndims: Sequence[int] = (2, 3)) -> np.ndarray:
@@ -48,41 +57,127 @@ def as_label_array(labels, name: str = "labels", ndims: Sequence[int] = (2, 3)) 
     return arr
 
 
+def _is_real(value) -> bool:
+    """A real number that is not a bool (Python, numpy, or a 0-d array of either)."""
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (numbers.Real, np.integer, np.floating))
+
+
+def _unwrap(value):
+    """The scalar inside a 0-d numeric array; anything else unchanged."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value[()]
+    return value
+
+
+def real_number(value) -> Optional[float]:
+    """``value`` as a float (+-inf when an int is too large for one), or None when it is no real number."""
+    value = _unwrap(value)
+    if not _is_real(value):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def as_spacing(spacing: SpacingLike, ndim: int) -> np.ndarray:
     """Return the voxel size as a float64 vector of length ``ndim`` (a scalar is broadcast)."""
     if spacing is None:
         return np.ones(ndim, dtype=np.float64)
-    if isinstance(spacing, (numbers.Number, np.generic)) and not isinstance(spacing, (bool, np.bool_)):
-        values = np.full(ndim, float(spacing))
+    scalar = real_number(spacing)
+    if scalar is not None:
+        values = np.full(ndim, scalar)
     else:
-        try:
-            values = np.asarray(spacing, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(f"spacing must be a number or a sequence of {ndim} numbers, got {spacing!r}") from None
-        if values.ndim != 1 or values.shape[0] != ndim:
+        expected = f"spacing must be a number or a sequence of {ndim} numbers"
+        if isinstance(spacing, (str, bytes)) or _unwrap(spacing) is not spacing:
+            raise TypeError(f"{expected}, got {spacing!r}")
+        # As objects, so that every entry keeps its own type: (True, 1.0) must not pass as (1.0, 1.0).
+        arr = np.asarray(spacing, dtype=object)
+        if arr.ndim == 0:
+            raise TypeError(f"{expected}, got {spacing!r}")
+        if arr.ndim != 1 or arr.shape[0] != ndim:
             raise ValueError(
-                f"spacing must have one entry per axis ({ndim}), got {len(np.atleast_1d(values))}: {spacing!r}"
+                f"spacing must have one entry per axis ({ndim}), got {len(np.atleast_1d(arr))}: {spacing!r}"
             )
+        entries = [real_number(v) for v in arr.tolist()]
+        if None in entries:
+            raise TypeError(f"{expected} (no bools, strings or complex values), got {spacing!r}")
+        values = np.array(entries, dtype=np.float64)
     if not np.isfinite(values).all() or (values <= 0).any():
         raise ValueError(f"spacing entries must be finite and > 0, got {values.tolist()}")
     return values
 
 
-def positive_float(value, name: str, allow_zero: bool = False, allow_inf: bool = False) -> float:
-    """Check a scalar parameter: a real number, > 0 (or >= 0), finite unless ``allow_inf``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if math.isnan(value) or (math.isinf(value) and not allow_inf):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if value < 0 or (value == 0 and not allow_zero):
+def check_spacing_range(spacing: np.ndarray, shape: tuple, dtype, output: str, factor: float = 1.0) -> None:
+    """Refuse a (valid) spacing whose distances over this image ``dtype`` cannot represent.
+
+    Every distance between two pixels must be a normal number of ``dtype``, and ``factor`` times the
+    image diagonal must stay finite (2 for a weight map, which adds d1 and d2). ``output`` names what
+    holds the distances, for the message.
+    """
+    info = np.finfo(dtype)
+    with np.errstate(over="ignore"):
+        ratio = float(spacing.max() / spacing.min())
+    if ratio > MAX_ANISOTROPY:
+        raise ValueError(
+            f"spacing entries must differ by a factor of at most {MAX_ANISOTROPY:g}, got {spacing.tolist()} "
+            f"(factor {ratio:.3g}): steps along the finest axis would underflow in the distance transform"
+        )
+    if spacing.min() < info.tiny:
+        raise ValueError(
+            f"spacing entries must be >= {float(info.tiny):.4g} (the smallest normal {info.dtype}) for "
+            f"{output}, got {spacing.tolist()}"
+        )
+    with np.errstate(over="ignore"):
+        diagonal = math.hypot(*(np.asarray(shape, dtype=np.float64) * spacing).tolist())
+    largest = float(info.max) / factor
+    if not diagonal <= largest:
+        raise ValueError(
+            f"spacing {spacing.tolist()} makes the diagonal of this {shape} image {diagonal:.4g} long, "
+            f"more than {largest:.4g}, the largest distance {output} can hold"
+        )
+
+
+def positive_float(
+    value, name: str, allow_zero: bool = False, allow_inf: bool = False, maximum: Optional[float] = None,
+    why: str = "",
+) -> float:
+    """Check a scalar parameter: a real number, > 0 (or >= 0), finite unless ``allow_inf``, and at most
+    ``maximum`` (``why`` says where that bound comes from)."""
+    number = real_number(value)
+    if number is None:
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    if math.isnan(number) or (math.isinf(number) and not allow_inf):
+        raise ValueError(f"{name} must be a finite number, got {number}")
+    if number < 0 or (number == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return value
+        raise ValueError(f"{name} must be {bound}, got {number}")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"{name} must be <= {maximum:.8g}{why}, got {number:.8g}")
+    return number
 
 
 def optional_positive_float(value, name: str) -> Optional[float]:
+    """None, or a number > 0 where inf is allowed (it means no bound)."""
     return None if value is None else positive_float(value, name, allow_inf=True)
+
+
+def integer_in_range(value, name: str, low: int, high: int, what: str = "") -> int:
+    """An integer option in ``low..high``; whole-valued floats are accepted, bools are not."""
+    expected = f"{name} must be an integer in {low}..{high}{what}"
+    scalar = _unwrap(value)
+    if not _is_real(scalar):
+        raise TypeError(f"{expected}, got {value!r} ({type(value).__name__})")
+    if isinstance(scalar, (numbers.Integral, np.integer)):
+        result = int(scalar)
+    else:
+        number = float(scalar)
+        if not math.isfinite(number) or not number.is_integer():
+            raise ValueError(f"{expected}, got {number}")
+        result = int(number)
+    if not low <= result <= high:
+        raise ValueError(f"{expected}, got {result}")
+    return result
 
 
 def check_same_shape(arr: np.ndarray, name: str, shape: tuple, other: str = "labels") -> None:

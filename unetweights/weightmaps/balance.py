@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Union
 
 import numpy as np
 
-from ._validation import as_label_array
+from ._validation import FLOAT32_MAX, as_label_array, real_number
 
 ClassWeights = Union[None, str, Mapping]
 
@@ -34,6 +35,40 @@ def _class_counts(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return values, counts, index
 
 
+def check_class_weights(mode: ClassWeights) -> Union[None, str, dict]:
+    """Validate a ``class_weights`` option before any work.
+
+    Returns None, ``"balanced"``, or a mapping as ``{int class: float weight}``. Every entry of a
+    mapping is checked, not only those of the classes an image happens to hold, so that an option is
+    accepted or refused independently of the data.
+    """
+    if mode is None:
+        return None
+    if isinstance(mode, str):
+        if mode != "balanced":
+            raise ValueError(f"class_weights (mode) must be 'balanced', None or a mapping, got {mode!r}")
+        return mode
+    if not isinstance(mode, Mapping):
+        explicit = isinstance(mode, (list, tuple, np.ndarray))
+        hint = "; give explicit weights as a mapping {class: weight}" if explicit else ""
+        raise TypeError(
+            f"class_weights (mode) must be 'balanced', None or a mapping, got {type(mode).__name__}{hint}"
+        )
+    table = {}
+    for key, value in mode.items():
+        number = real_number(key) if not isinstance(key, (bool, np.bool_)) else float(key)
+        if number is None or not math.isfinite(number) or not number.is_integer() or number < 0:
+            raise ValueError(f"class_weights keys must be class ids (non-negative integers), got {key!r}")
+        weight = real_number(value)
+        if weight is None or not math.isfinite(weight) or not 0 <= weight <= FLOAT32_MAX:
+            raise ValueError(
+                f"class_weights[{key}] must be a finite number >= 0 and <= {FLOAT32_MAX:.8g} "
+                f"(the largest float32: weights are float32), got {value!r}"
+            )
+        table[int(number)] = weight
+    return table
+
+
 def class_balance_weights(classes, mode: ClassWeights = "balanced") -> np.ndarray:
     """Per-pixel class weight w_c.
 
@@ -46,34 +81,29 @@ def class_balance_weights(classes, mode: ClassWeights = "balanced") -> np.ndarra
           k and n_classes counts the classes present in ``classes`` (the scikit-learn convention).
           Every class then carries the same total weight. A mask with a single class gets 1.
         - ``None``: w_c = 1 everywhere.
-        - a mapping ``{class: weight}``: must cover every class present; weights finite and >= 0.
+        - a mapping ``{class: weight}``: must cover every class present. Keys are non-negative
+          whole numbers (or bools); every weight is a real number, finite, >= 0 and at most the
+          largest float32 (about 3.4e38), the absent classes' weights included.
 
     Returns
     -------
     ndarray of float32, same shape as ``classes``
     """
+    mode = check_class_weights(mode)
     arr = as_label_array(classes, name="classes", ndims=range(0, 33))
     if mode is None:
         return np.ones(arr.shape, dtype=np.float32)
     values, counts, index = _class_counts(arr)
     present = counts > 0
-    if isinstance(mode, str):
-        if mode != "balanced":
-            raise ValueError(f"class_weights (mode) must be 'balanced', None or a mapping, got {mode!r}")
-        table = np.zeros(values.size, dtype=np.float64)
+    table = np.zeros(values.size, dtype=np.float64)
+    if mode == "balanced":
         table[present] = arr.size / (np.count_nonzero(present) * counts[present])
-    elif isinstance(mode, Mapping):
-        table = np.zeros(values.size, dtype=np.float64)
+    else:
         for k in values[present].tolist():
             if k not in mode:
                 raise ValueError(
                     f"class_weights mapping has no weight for class {k}, which is present; "
                     f"it covers {sorted(mode)}"
                 )
-            w = mode[k]
-            if isinstance(w, (bool, np.bool_)) or not np.isscalar(w) or not np.isfinite(w) or w < 0:
-                raise ValueError(f"class_weights[{k}] must be a finite number >= 0, got {w!r}")
-            table[np.searchsorted(values, k)] = float(w)
-    else:
-        raise TypeError(f"class_weights (mode) must be 'balanced', None or a mapping, got {type(mode).__name__}")
+            table[np.searchsorted(values, k)] = mode[k]
     return table.astype(np.float32)[index]

@@ -31,7 +31,14 @@ from typing import Optional
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._validation import SpacingLike, as_label_array, as_spacing, optional_positive_float
+from ._validation import (
+    SpacingLike,
+    as_label_array,
+    as_spacing,
+    check_spacing_range,
+    integer_in_range,
+    optional_positive_float,
+)
 from .instances import as_instances
 
 # Tests set this to "windows" or "colouring" to run one strategy on every input.
@@ -74,10 +81,26 @@ def _grow(box: tuple, margin: np.ndarray, shape: tuple) -> tuple:
 
 
 def _margin(reach: float, spacing: np.ndarray, shape: tuple) -> np.ndarray:
-    """Pixels per axis covering a physical reach (all of the axis when the reach is unbounded)."""
-    if math.isinf(reach):
-        return np.array(shape, dtype=np.int64)
-    return np.minimum(np.floor(reach / spacing).astype(np.int64), np.array(shape, dtype=np.int64))
+    """Pixels per axis covering a physical reach, at most the axis length (all of it when unbounded).
+
+    Clipped in floating point before the cast: a huge reach (or a tiny spacing) gives a pixel count
+    beyond int64, which would wrap around and shrink the windows instead of covering the image.
+    """
+    with np.errstate(over="ignore"):
+        pixels = np.floor(reach / spacing)
+    return np.minimum(pixels, np.asarray(shape, dtype=np.float64)).astype(np.int64)
+
+
+def _unit_sampling(spacing: np.ndarray) -> tuple[np.ndarray, float]:
+    """(spacing / scale, scale) with scale a power of two and the largest entry in [1, 2).
+
+    scipy's distance transform squares the physical steps, which overflows or underflows for
+    spacings far from 1 (1e200, 1e-200). Transforms run on the rescaled sampling and their output is
+    multiplied by ``scale``. Scaling by a power of two is exact, so the result is bit for bit that of
+    the plain transform wherever that one neither overflows nor underflows.
+    """
+    scale = math.ldexp(1.0, math.frexp(float(spacing.max()))[1] - 1)
+    return spacing / scale, scale
 
 
 def _volume(box: tuple) -> int:
@@ -100,7 +123,9 @@ def _conflict_graph(boxes: list, spacing: np.ndarray, pair_reach: float) -> list
     hi = np.array([[s.stop - 1 for s in b] for b in boxes], dtype=np.float64)
     order = np.argsort(lo[:, 0], kind="stable")
     lo, hi = lo[order], hi[order]
-    reach0 = pair_reach / spacing[0]
+    with np.errstate(over="ignore"):
+        # inf for a reach far beyond the pixel size: every later box is then a candidate, as it should.
+        reach0 = pair_reach / spacing[0]
     neighbours: list[list[int]] = [[] for _ in range(n)]
     for k in range(n):
         # Sweep along axis 0: only boxes starting before this one ends (+ reach) can be close.
@@ -210,12 +235,14 @@ def _nearest_two(
         return top.d1, top.d2
     margin = _margin(reach, spacing, labels.shape)
     windows = [_grow(b, margin, labels.shape) for b in boxes]
+    sampling, scale = _unit_sampling(spacing)
 
-    partitions = _plan(boxes, windows, labels.shape, spacing, pair_reach, strategy)
+    # The conflict graph squares gaps; in rescaled units they neither overflow nor underflow.
+    partitions = _plan(boxes, windows, labels.shape, sampling, pair_reach / scale, strategy)
     if partitions is None:
         for obj_id, window in zip(ids.tolist(), windows):
-            top.update(window, ndi.distance_transform_edt(labels[window] != obj_id, sampling=spacing))
-        return top.d1, top.d2
+            top.update(window, ndi.distance_transform_edt(labels[window] != obj_id, sampling=sampling))
+        return _rescale(top, scale)
 
     # The first split gives d1 and a candidate d2; every further split can only lower d2.
     lut = np.zeros(int(labels.max()) + 1, dtype=bool)
@@ -229,9 +256,16 @@ def _nearest_two(
         for members, region in parts:
             lut[:] = False
             lut[ids[members]] = True
-            split.update(region, ndi.distance_transform_edt(~lut[labels[region]], sampling=spacing))
+            split.update(region, ndi.distance_transform_edt(~lut[labels[region]], sampling=sampling))
         if p:
             np.minimum(top.d2, split.d2, out=top.d2)
+    return _rescale(top, scale)
+
+
+def _rescale(top: _TopTwo, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    if scale != 1.0:
+        top.d1 *= scale
+        top.d2 *= scale
     return top.d1, top.d2
 
 
@@ -247,11 +281,13 @@ def nearest_two_distances(
         consecutive; any integer dtype works, and whole-valued floats are accepted. A bool mask is
         split into objects by face connectivity (:func:`label_instances`).
     spacing : float or sequence of float, optional
-        Physical size of a pixel along each axis (default 1). Distances are in these units.
+        Physical size of a pixel along each axis (default 1). Distances are in these units. Entries
+        are finite and > 0; a spacing whose distances float64 cannot hold (entries differing by more
+        than 1e150, an image diagonal beyond the float64 maximum) is refused.
     max_distance : float, optional
         Distances above this are reported as ``inf``. Bounding them bounds the work: each object is
-        processed only within ``max_distance`` of itself. ``None`` (default) computes exact values
-        everywhere, at the cost of one image-wide distance transform per object.
+        processed only within ``max_distance`` of itself. ``None`` (default), or ``inf``, computes
+        exact values everywhere, at the cost of one image-wide distance transform per object.
 
     Returns
     -------
@@ -264,6 +300,7 @@ def nearest_two_distances(
     labels = as_instances(labels)
     spacing = as_spacing(spacing, labels.ndim)
     max_distance = optional_positive_float(max_distance, "max_distance")
+    check_spacing_range(spacing, labels.shape, np.float64, "the float64 output")
     reach = math.inf if max_distance is None else max_distance
     d1, d2 = _nearest_two(labels, spacing, reach, 2 * reach)
     if not math.isinf(reach):
@@ -286,9 +323,13 @@ def signed_distance_map(mask, spacing: SpacingLike = None, channel_axis: Optiona
         Spatial shape (M, N) or (P, M, N); with ``channel_axis``, one extra axis of C classes, e.g.
         a one-hot (C, M, N) mask, and each channel is transformed on its own.
     spacing : float or sequence of float, optional
-        Physical pixel size per spatial axis (default 1).
+        Physical pixel size per spatial axis (default 1). Entries are finite and > 0; a spacing
+        whose distances the float32 output cannot hold (an entry below the smallest normal float32,
+        about 1.2e-38, an image diagonal above the largest, about 3.4e38, or entries differing by
+        more than 1e150) is refused.
     channel_axis : int, optional
-        The class axis of a multi-class mask.
+        The class axis of a multi-class mask, in -ndim..ndim-1 (a whole-valued float is accepted, a
+        bool is not).
 
     Returns
     -------
@@ -298,15 +339,19 @@ def signed_distance_map(mask, spacing: SpacingLike = None, channel_axis: Optiona
     """
     arr = np.asarray(mask)
     if channel_axis is not None:
-        if not isinstance(channel_axis, (int, np.integer)) or not -arr.ndim <= channel_axis < arr.ndim:
-            raise ValueError(f"channel_axis must be an axis of mask (ndim {arr.ndim}), got {channel_axis!r}")
+        channel_axis = integer_in_range(
+            channel_axis, "channel_axis", -arr.ndim, arr.ndim - 1, f" (an axis of mask, ndim {arr.ndim})"
+        )
         channels = np.moveaxis(arr, channel_axis, 0)
         arr_check = as_label_array(channels, name="mask", ndims=(3, 4))
         spacing = as_spacing(spacing, arr_check.ndim - 1)
+        check_spacing_range(spacing, arr_check.shape[1:], np.float32, "the float32 output")
         out = np.stack([_signed_distance(ch, spacing) for ch in arr_check])
         return np.moveaxis(out, 0, channel_axis)
     arr = as_label_array(arr, name="mask")
-    return _signed_distance(arr, as_spacing(spacing, arr.ndim))
+    spacing = as_spacing(spacing, arr.ndim)
+    check_spacing_range(spacing, arr.shape, np.float32, "the float32 output")
+    return _signed_distance(arr, spacing)
 
 
 def _signed_distance(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
@@ -317,6 +362,9 @@ def _signed_distance(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     n_fg = np.count_nonzero(mask)
     if n_fg == 0 or n_fg == mask.size:
         return np.zeros(mask.shape, dtype=np.float32)
-    outside = ndi.distance_transform_edt(~mask, sampling=spacing)
-    inside = ndi.distance_transform_edt(mask, sampling=spacing)
-    return (outside - inside).astype(np.float32)
+    sampling, scale = _unit_sampling(spacing)
+    outside = ndi.distance_transform_edt(~mask, sampling=sampling)
+    outside -= ndi.distance_transform_edt(mask, sampling=sampling)
+    if scale != 1.0:
+        outside *= scale
+    return outside.astype(np.float32)

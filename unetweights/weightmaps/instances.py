@@ -8,15 +8,11 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import label as _skimage_label
 
-from ._validation import as_label_array
+from ._validation import as_label_array, integer_in_range
 
 
 def _check_connectivity(connectivity, ndim: int, name: str = "connectivity") -> int:
-    if isinstance(connectivity, (bool, np.bool_)) or not isinstance(connectivity, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer in 1..{ndim}, got {connectivity!r}")
-    if not 1 <= int(connectivity) <= ndim:
-        raise ValueError(f"{name} must be in 1..{ndim} for a {ndim}-D array, got {connectivity}")
-    return int(connectivity)
+    return integer_in_range(connectivity, name, 1, ndim, f" for a {ndim}-D array")
 
 
 def label_instances(mask, connectivity: int = 1) -> np.ndarray:
@@ -32,7 +28,8 @@ def label_instances(mask, connectivity: int = 1) -> np.ndarray:
         0 / False is background.
     connectivity : int, optional
         Maximum number of orthogonal steps between neighbours: 1 (default) joins pixels that share a
-        face (4-neighbourhood in 2D, 6 in 3D); ``mask.ndim`` joins pixels that share a corner.
+        face (4-neighbourhood in 2D, 6 in 3D); ``mask.ndim`` joins pixels that share a corner. An
+        integer in 1..ndim (a whole-valued float is accepted, a bool is not).
 
     Returns
     -------

@@ -5,12 +5,26 @@ from __future__ import annotations
 import math
 import numpy as np
 
-from ._validation import SpacingLike, as_label_array, as_spacing, check_same_shape, positive_float
-from .balance import ClassWeights, class_balance_weights
+from ._validation import (
+    FLOAT32_MAX,
+    SpacingLike,
+    as_label_array,
+    as_spacing,
+    check_same_shape,
+    check_spacing_range,
+    positive_float,
+)
+from .balance import ClassWeights, check_class_weights, class_balance_weights
 from .distance import _nearest_two
 from .instances import as_instances, separate_touching
 
 BORDERS = ("background", "all")
+
+
+def _check_w0(w0) -> float:
+    return positive_float(
+        w0, "w0", allow_zero=True, maximum=FLOAT32_MAX, why=" (the largest float32: weight maps are float32)"
+    )
 
 
 def border_cutoff(w0: float = 10.0, sigma: float = 5.0, tol: float = 1e-6) -> float:
@@ -18,14 +32,37 @@ def border_cutoff(w0: float = 10.0, sigma: float = 5.0, tol: float = 1e-6) -> fl
 
     T = sigma * sqrt(2 ln(w0 / tol)): where d1 + d2 > T, w0 exp(-(d1 + d2)^2 / (2 sigma^2)) < tol.
     This is the only reach a weight map needs, and the halo a chunked computation needs. Returns
-    0.0 when ``w0 <= tol`` (the term never reaches ``tol``). Same units as ``sigma``.
+    0.0 when ``w0 <= tol`` (the term never reaches ``tol``), and inf when T is beyond the float64
+    range (sigma above about 1e306). Same units as ``sigma``. The options are checked as
+    :func:`unet_weight_map` checks them: w0 in [0, largest float32], sigma and tol finite and > 0.
     """
-    w0 = positive_float(w0, "w0", allow_zero=True)
+    w0 = _check_w0(w0)
     sigma = positive_float(sigma, "sigma")
     tol = positive_float(tol, "tol")
     if w0 <= tol:
         return 0.0
-    return sigma * math.sqrt(2.0 * math.log(w0 / tol))
+    ratio = w0 / tol
+    # w0 / tol overflows for a tiny tol (1e-320); log(w0) - log(tol) is the same number, finite.
+    log_ratio = math.log(ratio) if math.isfinite(ratio) else math.log(w0) - math.log(tol)
+    return sigma * math.sqrt(2.0 * log_ratio)
+
+
+def _check_peak(w0: float, class_weights, n_pixels: int) -> None:
+    """Refuse options whose largest weight, w_c + w0, has no finite float32."""
+    if class_weights is None:
+        largest, source = 1.0, "class_weights=None gives 1"
+    elif isinstance(class_weights, str):
+        largest, source = float(n_pixels), f"'balanced' gives at most the pixel count {n_pixels}"
+    else:
+        largest = max(class_weights.values(), default=0.0)
+        source = "the largest value in the class_weights mapping"
+    with np.errstate(over="ignore"):
+        peak = np.array(float(np.float32(largest)) + w0).astype(np.float32)
+    if not np.isfinite(peak):
+        raise ValueError(
+            f"w0 + the largest class weight must be at most {FLOAT32_MAX:.8g} (the largest float32: weight "
+            f"maps are float32), got w0 = {w0:.8g} plus {largest:.8g} ({source}); lower w0 or class_weights"
+        )
 
 
 def unet_weight_map(
@@ -57,20 +94,24 @@ def unet_weight_map(
         ids need not be consecutive), or a bool mask, which is split into objects by face
         connectivity. Touching objects must carry different ids to get a border between them.
     w0 : float
-        Border weight, >= 0 (paper: 10).
+        Border weight, >= 0 (paper: 10). The largest weight, w0 + the largest class weight, must be
+        finite in float32 (at most about 3.4e38).
     sigma : float
-        Width of the border term, > 0, in the same physical units as ``spacing`` (pixels when
-        spacing is not given; paper: about 5 pixels).
+        Width of the border term, finite and > 0, in the same physical units as ``spacing`` (pixels
+        when spacing is not given; paper: about 5 pixels).
     class_weights : {"balanced"}, None or Mapping
         w_c, see :func:`class_balance_weights`: ``"balanced"`` gives n_pixels / (n_classes * n_k)
         computed on this mask, None gives 1, a mapping gives {class: weight}.
     spacing : float or sequence of float, optional
         Physical pixel size per axis (default 1), e.g. ``(2.0, 0.5, 0.5)`` for anisotropic voxels.
+        Finite and > 0; a spacing whose distances float64 cannot hold (entries differing by more
+        than 1e150, or an image diagonal near the float64 maximum) is refused.
     border : {"background", "all"}
         ``"background"`` (the paper's figure) adds the border term on label-0 pixels only; ``"all"``
         adds it everywhere, inside objects too.
     tol : float
-        Accuracy target, > 0.
+        Accuracy target, finite and > 0. With ``tol >= w0`` the border term never exceeds ``tol``
+        and the map is w_c.
     classes : array of non-negative int or bool, optional
         Semantic class of each pixel, for w_c; same shape as ``labels``. Default: background (0) and
         foreground (1) from ``labels > 0``.
@@ -87,10 +128,13 @@ def unet_weight_map(
     """
     labels = as_instances(labels)
     spacing = as_spacing(spacing, labels.ndim)
-    w0 = positive_float(w0, "w0", allow_zero=True)
+    check_spacing_range(spacing, labels.shape, np.float64, "the sum d1 + d2 in float64", factor=2.0)
+    w0 = _check_w0(w0)
     sigma = positive_float(sigma, "sigma")
     tol = positive_float(tol, "tol")
-    if border not in BORDERS:
+    class_weights = check_class_weights(class_weights)
+    _check_peak(w0, class_weights, labels.size)
+    if not isinstance(border, str) or border not in BORDERS:
         raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
     if not isinstance(separate, (bool, np.bool_)):
         raise TypeError(f"separate must be a bool, got {separate!r}")
@@ -121,5 +165,7 @@ def _add_border_term(
     near = total <= cutoff
     if border == "background":
         near &= labels == 0
-    gap = total[near]
-    weights[near] += w0 * np.exp(-(gap * gap) / (2.0 * sigma * sigma))
+    # (d / sigma)^2 rather than d^2 / sigma^2, whose parts overflow or underflow (to inf / inf or
+    # 0 / 0) for extreme sigma or spacing.
+    z = total[near] / sigma
+    weights[near] += w0 * np.exp(-0.5 * z * z)
