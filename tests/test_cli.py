@@ -103,6 +103,13 @@ def test_export_3d_without_weight(tmp_path, capsys):
     assert "logits: float32[batch, 2, depth, height, width]" in printed
     inputs = printed.split("inputs:")[1].split("outputs:")[0]
     assert "target: int64[batch, depth, height, width]" in inputs and "weight:" not in inputs
+    # What the printout names is what both saved graphs compute, and nothing else (no dice_loss).
+    names = EvaluationGraph.default().output_names
+    onnx_outputs = printed.split("outputs:")[1].split(str(tmp_path / "eval.pt"))[0].strip().splitlines()
+    assert [line.split(":")[0].strip() for line in onnx_outputs] == names
+    assert f"outputs {', '.join(names)};" in printed and "dice_loss" not in printed
+    logits, target = torch.randn(1, 2, 3, 4, 5), torch.randint(0, 2, (1, 3, 4, 5))
+    assert list(torch.jit.load(str(tmp_path / "eval.pt"))(logits, target)) == names
 
 
 def test_evaluate_writes_csv_and_json(exported, tmp_path, capsys):

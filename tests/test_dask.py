@@ -77,6 +77,21 @@ def test_2d_and_chunks_smaller_than_the_halo():
     assert np.abs(result - unet_weight_map(labels)).max() <= 1e-6
 
 
+
+def test_a_reach_longer_than_the_volume_takes_the_whole_axis():
+    """A huge sigma or a tiny spacing: the halo stops at the axis length, and the map stays exact."""
+    import sys
+
+    assert ud.required_halo(2, sigma=1e300) == (sys.maxsize, sys.maxsize)
+    assert ud.required_halo(2, spacing=(1e-300, 1.0)) == (sys.maxsize, 29)
+    assert ud.required_halo(2, sigma=1e6, shape=(40, 30)) == (40, 30)
+    labels = touching_nuclei((40, 30), 6, radius=5.0, seed=3)
+    chunked = da.from_array(labels, chunks=(16, 16))
+    result = ud.unet_weight_map(chunked, sigma=1e6).compute()
+    want = unet_weight_map(labels, sigma=1e6)
+    assert np.abs(result - want).max() <= 1e-6
+    assert want.max() > 5.0  # the border term is there, not lost to an overflow
+
 def test_halo_is_derived_and_cannot_be_too_small(volume):
     labels, chunked = volume
     needed = ud.required_halo(3, sigma=SIGMA, spacing=SPACING)

@@ -3,14 +3,18 @@
 Subcommands: ``demo`` (the whole pipeline on generated data), ``precompute`` (weight maps for a
 folder of masks), ``export`` (an evaluation graph to ONNX and TorchScript), ``evaluate`` (an ONNX
 graph on saved predictions) and ``show`` (a PNG of a mask and its weight map). User errors print
-one line and exit with status 2; nothing prints a traceback for them.
+one line and exit with status 2; nothing prints a traceback for them. Files a command writes are
+checked before it starts: never one of its inputs, never a folder, in a folder that can be written.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
+import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -38,6 +42,68 @@ def _add_weight_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--border", choices=["background", "all"], default="background", help="where the border term goes")
     group.add_argument("--spacing", type=float, nargs="+", help="pixel or voxel size per axis (default 1)")
     group.add_argument("--separate", action="store_true", help="carve one-pixel gaps between touching objects first")
+
+
+def _add_count(parser: argparse.ArgumentParser, option: str, minimum: int, **kwargs) -> None:
+    """An int option that ``main`` checks against ``minimum`` before the command runs.
+
+    Checked there rather than by an argparse ``type``, so that a bad value is one line and status 2
+    like every other user error (argparse's own errors print the usage too and raise SystemExit).
+    """
+    parser.add_argument(option, type=int, **kwargs)
+    parser.set_defaults(minimums={**(parser.get_default("minimums") or {}), option: minimum})
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    for option, minimum in (getattr(args, "minimums", None) or {}).items():
+        value = getattr(args, option.lstrip("-").replace("-", "_"))
+        if value is not None and value < minimum:
+            raise UsageError(f"{option}: expected at least {minimum}, got {value}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links
+    except OSError:  # one of them does not exist
+        return False
+
+
+def _check_output_file(path: str, option: str, inputs: Dict[str, Optional[str]], create_folder: bool = False) -> None:
+    """Refuse, before any work, an output file that is an input, a folder, or in a folder that cannot be written.
+
+    ``inputs`` maps each input's option name to its path (None when not given). Without
+    ``create_folder`` the output's folder must exist; with it, it is created here.
+    """
+    from .data import _writable_folder
+
+    target = Path(path)
+    for name, given in inputs.items():
+        if given is not None and _same_file(target, Path(given)):
+            raise UsageError(f"{option}: {path} is the {name} input {given}; it would be overwritten, choose another file")
+    if target.is_dir():
+        raise UsageError(f"{option}: {path} is a folder; expected a file name")
+    folder = target.parent
+    if not create_folder and not folder.is_dir():
+        raise UsageError(f"{option}: cannot write {path}: the folder {folder} does not exist")
+    _writable_folder(folder, f"{option}: cannot write {path}: folder")
+
+
+def _write_text_atomic(path: str, text: str) -> None:
+    """Write to a temporary file beside ``path`` and rename it into place: never a half-written file."""
+    target = Path(path)
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
+    try:
+        with open(tmp, "w", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
 
 
 def _load_array(path: str, what: str) -> np.ndarray:
@@ -104,8 +170,6 @@ def _precompute(args: argparse.Namespace) -> int:
         raise UsageError("masks: give mask files or folders and --out, or --zarr IN OUT")
     from .data import precompute
 
-    if args.workers < 1:
-        raise UsageError(f"--workers: expected at least 1, got {args.workers}")
     report = precompute(
         _mask_paths(args.masks), args.out, workers=args.workers, progress=not args.quiet, overwrite=args.overwrite,
         **_weight_options(args),
@@ -134,6 +198,7 @@ def _precompute_zarr(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import torch
 
+    from .data import _writable_folder
     from .evaluation import EvaluationGraph
     from .export import to_onnx, to_torchscript
 
@@ -148,11 +213,13 @@ def _export(args: argparse.Namespace) -> int:
         target = (torch.rand(2, args.classes, *spatial) > 0.5).float()
     example = (logits, target) if args.no_weight else (logits, target, torch.rand(2, *spatial))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    _writable_folder(out, "--out")
     report = to_onnx(graph, out / "eval.onnx", example, opset=args.opset)
     to_torchscript(graph, out / "eval.pt", example)
     print(report)
-    print(f"{out / 'eval.pt'} (TorchScript, for libtorch programs; see export/cpp)")
+    # The outputs named here come from the graph itself, like the ONNX report's above, so the text
+    # cannot promise an output (a Dice loss, say) that this graph does not compute.
+    print(f"{out / 'eval.pt'} (TorchScript of the same graph, outputs {', '.join(graph.output_names)}; for libtorch programs)")
     return 0
 
 
@@ -164,6 +231,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if not Path(args.graph).is_file():
         raise UsageError(f"graph: no such file: {args.graph}")
+    inputs = {"graph": args.graph, "--logits": args.logits, "--target": args.target, "--weight": args.weight}
+    if args.csv is not None and args.json is not None and _same_file(Path(args.csv), Path(args.json)):
+        raise UsageError(f"--json: {args.json} is also the --csv file; give two different files")
+    for option, path in (("--csv", args.csv), ("--json", args.json)):
+        if path is not None:
+            _check_output_file(path, option, inputs)
     evaluator = OnnxEvaluator(args.graph, providers=args.providers)
     arrays = {"logits": _load_array(args.logits, "--logits"), "target": _load_array(args.target, "--target")}
     if args.weight:
@@ -188,17 +261,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(result.format_summary())
     rows = _per_image_rows(result.per_image)
     if args.csv:
-        with open(args.csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        _write_text_atomic(args.csv, text.getvalue())
         print(f"wrote      {args.csv} ({len(rows)} images)")
     if args.json:
         summary = {
             name: {stat: np.asarray(value).tolist() for stat, value in stats.items()} for name, stats in result.summary.items()
         }
-        with open(args.json, "w") as handle:
-            json.dump({"graph": args.graph, "provider": evaluator.provider, "summary": summary, "per_image": rows}, handle, indent=1)
+        document = {"graph": args.graph, "provider": evaluator.provider, "summary": summary, "per_image": rows}
+        _write_text_atomic(args.json, json.dumps(document, indent=1))
         print(f"wrote      {args.json}")
     return 0
 
@@ -224,11 +298,19 @@ def _show(args: argparse.Namespace) -> int:
     from .plot import plot_weight_map
     from .weightmaps import unet_weight_map
 
+    inputs = {"labels": args.labels, "--image": args.image, "--weight": args.weight}
+    _check_output_file(args.out, "--out", inputs, create_folder=True)
     labels = _load_array(args.labels, "labels")
     if labels.ndim != 2:
         raise UsageError(f"labels: expected a 2D mask, got shape {list(labels.shape)}")
-    weight = _load_array(args.weight, "--weight") if args.weight else unet_weight_map(labels, **_weight_options(args))
-    image = _load_array(args.image, "--image") if args.image else None
+    given = {"--weight": _load_array(args.weight, "--weight") if args.weight else None}
+    given["--image"] = _load_array(args.image, "--image") if args.image else None
+    for option, array in given.items():
+        # A (1, H, W) image is a one-channel image of the mask's shape; anything else must match.
+        if array is not None and array.shape not in (labels.shape, (1, *labels.shape)):
+            raise UsageError(f"{option}: shape {list(array.shape)} does not match the labels' shape {list(labels.shape)}")
+    weight = given["--weight"] if args.weight else unet_weight_map(labels, **_weight_options(args))
+    image = given["--image"]
     path = plot_weight_map(labels, weight, args.out, image=image, title=Path(args.labels).name)
     print(f"wrote      {path}")
     return 0
@@ -255,13 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
         "exported ONNX graph, and save figures.",
         "unetweights demo --steps 300 --out demo_out",
     )
-    demo.add_argument("--steps", type=int, default=300, help="training steps per model (default 300)")
-    demo.add_argument("--train-images", type=int, default=24, help="generated training images (default 24)")
-    demo.add_argument("--test-images", type=int, default=8, help="generated held-out images (default 8)")
-    demo.add_argument("--size", type=int, default=96, help="image side, a multiple of 4 (default 96)")
-    demo.add_argument("--workers", type=int, default=2, help="DataLoader workers computing the maps (default 2)")
+    _add_count(demo, "--steps", 1, default=300, help="training steps per model (default 300)")
+    _add_count(demo, "--train-images", 1, default=24, help="generated training images (default 24)")
+    _add_count(demo, "--test-images", 1, default=8, help="generated held-out images (default 8)")
+    _add_count(demo, "--size", 4, default=96, help="image side, a multiple of 4 (default 96)")
+    _add_count(demo, "--workers", 0, default=2, help="DataLoader workers computing the maps (default 2; 0: in-process)")
     demo.add_argument("--providers", choices=["auto", "cuda", "cpu"], default="auto", help="onnxruntime provider")
-    demo.add_argument("--seed", type=int, default=0)
+    _add_count(demo, "--seed", 0, default=0)
     demo.add_argument("--quick", action="store_true", help="a few steps on a few images: checks the pipeline, not the model")
     demo.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     demo.set_defaults(run=_demo)
@@ -277,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--out", help="output folder (for mask files)")
     pre.add_argument("--zarr", nargs=2, metavar=("IN", "OUT"), help="a zarr label volume in, a chunked zarr weight map out")
     pre.add_argument("--scheduler", help="with --zarr: a dask.distributed scheduler address (default: local threads)")
-    pre.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    _add_count(pre, "--workers", 1, default=1, help="processes (default 1)")
     pre.add_argument("--overwrite", action="store_true", help="recompute everything, even with other options")
     pre.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_weight_options(pre)
@@ -290,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
         "unetweights export --classes 3 --out graphs/",
     )
     exp.add_argument("--out", required=True, help="output folder")
-    exp.add_argument("--classes", type=int, default=2, help="channels of the logits (default 2)")
+    _add_count(exp, "--classes", 1, default=2, help="channels of the logits (default 2)")
     exp.add_argument("--activation", choices=["softmax", "sigmoid"], default="softmax")
     exp.add_argument("--ndim", type=int, choices=[2, 3], default=2, help="spatial dims (default 2)")
     exp.add_argument("--ignore-index", type=int, help="target value to ignore (softmax only)")
@@ -308,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--logits", required=True, help=".npy (N, C, *spatial)")
     ev.add_argument("--target", required=True, help=".npy (N, *spatial) class indices, or (N, C, *spatial) for sigmoid")
     ev.add_argument("--weight", help=".npy (N, *spatial), if the graph takes one")
-    ev.add_argument("--batch-size", type=int, default=8, help="images per run (default 8)")
+    _add_count(ev, "--batch-size", 1, default=8, help="images per run (default 8)")
     ev.add_argument("--providers", choices=["auto", "cuda", "cpu"], default="auto")
     ev.add_argument("--csv", help="write one row per image")
     ev.add_argument("--json", help="write the summary and the per-image rows")
@@ -332,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_counts(args)
         return args.run(args)
     except (UsageError, ValueError, TypeError, OSError, ImportError, RuntimeError) as err:
         message = " ".join(str(err).split())  # one line, whatever the library wrote

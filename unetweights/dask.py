@@ -17,9 +17,14 @@ uses the same explicit table.
 from __future__ import annotations
 
 import math
+import os
+import posixpath
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import PurePath, PurePosixPath
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -39,21 +44,40 @@ def _dask_array():
 
 
 def required_halo(
-    ndim: int, w0: float = 10.0, sigma: float = 5.0, tol: float = 1e-6, spacing=None, separate: bool = False
+    ndim: int,
+    w0: float = 10.0,
+    sigma: float = 5.0,
+    tol: float = 1e-6,
+    spacing=None,
+    separate: bool = False,
+    shape: Optional[Sequence[int]] = None,
 ) -> Tuple[int, ...]:
     """The smallest halo, in voxels per axis, that keeps a chunked map exact.
 
     ceil(T / spacing[axis]) with T = ``border_cutoff(w0, sigma, tol)``, plus one with
-    ``separate=True`` (carving looks at the neighbours).
+    ``separate=True`` (carving looks at the neighbours). With the volume's ``shape`` each entry is
+    at most that axis's length: a halo that long already holds the whole axis, however far the
+    border term reaches (a huge ``sigma`` or a tiny spacing). Without it a reach too long for any
+    array is capped at ``sys.maxsize``.
     """
     cutoff = border_cutoff(w0, sigma, tol)
     step = as_spacing(spacing, ndim)
-    return tuple(int(math.ceil(cutoff / s)) + int(bool(separate)) for s in step)
+    limits = [sys.maxsize] * ndim if shape is None else [int(n) for n in shape]
+    if len(limits) != ndim:
+        raise ValueError(f"shape: expected {ndim} axis lengths, got {list(limits)}")
+    extra = int(bool(separate))
+    # Compared in float before the cast: cutoff / s may be far beyond int64, or infinite.
+    return tuple(
+        limit if cutoff / s + extra >= limit else int(math.ceil(cutoff / s)) + extra for s, limit in zip(step, limits)
+    )
 
 
-def _halo(ndim: int, halo: Optional[HaloLike], w0: float, sigma: float, tol: float, spacing, separate: bool) -> Tuple[int, ...]:
+def _halo(
+    shape: Sequence[int], halo: Optional[HaloLike], w0: float, sigma: float, tol: float, spacing, separate: bool
+) -> Tuple[int, ...]:
     """The halo to use: :func:`required_halo`, or ``halo`` if it is at least that on every axis."""
-    needed = required_halo(ndim, w0, sigma, tol, spacing, separate)
+    ndim = len(shape)
+    needed = required_halo(ndim, w0, sigma, tol, spacing, separate, shape)
     if halo is None:
         return needed
     depth = tuple(int(h) for h in np.broadcast_to(np.asarray(halo), (ndim,)))
@@ -140,7 +164,7 @@ def unet_weight_map(
     options = dict(w0=w0, sigma=sigma, spacing=spacing, border=border, tol=tol, separate=separate)
     # The in-memory function checks every option and names the bad one; a tiny mask is enough.
     _unet_weight_map(np.zeros((2,) * labels.ndim, dtype=np.int32), class_weights=class_weights, **options)
-    depth = _halo(labels.ndim, halo, w0, sigma, tol, spacing, separate)
+    depth = _halo(labels.shape, halo, w0, sigma, tol, spacing, separate)
     if classes is not None:
         if not isinstance(classes, da.Array) or classes.shape != labels.shape:
             raise ValueError(f"classes: expected a dask array of the labels' shape {list(labels.shape)}")
@@ -187,6 +211,63 @@ class ZarrReport:
         )
 
 
+def _location(address) -> Tuple[str, PurePath]:
+    """(where, path) of a store address, for comparing two of them: a local path resolved (symlinks
+    followed), a ``file://`` URL as that path, any other URL as its scheme and host with its path."""
+    text = os.fspath(address)
+    parts = urlsplit(text)
+    if "://" not in text or parts.scheme == "file":
+        local = parts.path if parts.scheme == "file" else text
+        return "", PurePath(os.path.realpath(local))
+    return f"{parts.scheme}://{parts.netloc}", PurePosixPath(posixpath.normpath("/" + parts.path))
+
+
+def _refuse_overlap(source, destination) -> None:
+    """ValueError when the destination is the source, lies inside it or contains it.
+
+    Writing with ``mode="w"`` first clears the destination: any of the three would delete the
+    labels before they are read.
+    """
+    (src_where, src), (dst_where, dst) = _location(source), _location(destination)
+    if src_where != dst_where:
+        return
+    if dst == src:
+        relation = "is"
+    elif src in dst.parents:
+        relation = "lies inside"
+    elif dst in src.parents:
+        relation = "contains"
+    else:
+        return
+    raise ValueError(
+        f"destination: {destination} {relation} the source {source}; writing it would destroy the labels, "
+        "so choose a destination outside the source"
+    )
+
+
+def _check_local_destination(destination: str, path: PurePath, overwrite: bool) -> None:
+    """Refuse a local destination that exists (without ``overwrite``) or is not a zarr array.
+
+    zarr's ``mode="w"`` empties whatever folder is there, zarr or not; only a zarr array (what a
+    previous run wrote) may be replaced, and only when asked.
+    """
+    import zarr
+
+    if not os.path.lexists(path):
+        return
+    if not os.path.isdir(path):
+        raise ValueError(f"destination: {destination} is a file, not a zarr array")
+    if not overwrite:
+        raise ValueError(f"destination: {destination} exists; pass overwrite=True (--overwrite) to replace it")
+    try:
+        zarr.open_array(str(path), mode="r")
+    except Exception:  # zarr raises several types for a folder that is not an array
+        raise ValueError(
+            f"destination: {destination} exists and is not a zarr array; overwrite replaces only a zarr array, "
+            "so remove it yourself or choose another destination"
+        ) from None
+
+
 def precompute_zarr(
     source: str,
     destination: str,
@@ -199,8 +280,11 @@ def precompute_zarr(
 
     Parameters
     ----------
-    source, destination : str
-        Paths (or URLs) of zarr arrays. ``destination`` must not exist unless ``overwrite``.
+    source, destination : str or os.PathLike
+        Paths (or URLs) of zarr arrays. ``destination`` must not exist unless ``overwrite``, and
+        even then a local one must be a zarr array (one this function wrote, say): any other
+        folder is refused rather than emptied. A destination that is the source, lies inside it
+        or contains it raises ValueError naming both, before anything is read or written.
     scheduler : str, optional
         Address of a ``dask.distributed`` scheduler (``tcp://host:8786``); by default the local
         threaded scheduler.
@@ -212,11 +296,16 @@ def precompute_zarr(
     da = _dask_array()
     import zarr
 
+    source, destination = os.fspath(source), os.fspath(destination)
+    _refuse_overlap(source, destination)
     try:
         labels = da.from_zarr(source)
     except Exception as error:  # zarr raises several types for a missing or malformed store
         raise ValueError(f"source: cannot open {source} as a zarr array: {error}") from error
-    if not overwrite:
+    where, path = _location(destination)
+    if where == "":
+        _check_local_destination(destination, path, overwrite)
+    elif not overwrite:
         try:
             zarr.open(destination, mode="r")
         except Exception:  # nothing there (or nothing zarr can read): free to write
@@ -226,7 +315,7 @@ def precompute_zarr(
     # With "balanced" class weights this already reads the volume once, to count the classes.
     weights = unet_weight_map(labels, **options)
     halo = _halo(
-        labels.ndim, options.get("halo"), options.get("w0", 10.0), options.get("sigma", 5.0), options.get("tol", 1e-6),
+        labels.shape, options.get("halo"), options.get("w0", 10.0), options.get("sigma", 5.0), options.get("tol", 1e-6),
         options.get("spacing"), options.get("separate", False),
     )
     store = da.to_zarr(weights, destination, compute=False, mode="w")

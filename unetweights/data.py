@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import math
 import os
 import secrets
 import time
@@ -29,6 +28,7 @@ from typing import Any, Iterable, NamedTuple, Optional, Union
 import numpy as np
 
 from .weightmaps import separate_touching, unet_weight_map
+from .weightmaps.balance import check_class_weights
 
 __all__ = [
     "CacheInfo",
@@ -52,7 +52,8 @@ MASK_SUFFIXES = (".tif", ".tiff", ".png", ".npy")
 # Bump when the cache key or the layout of an entry changes, so old entries are never read as new.
 _CACHE_VERSION = 1
 _MANIFEST_NAME = "unetweights_manifest.json"
-_MANIFEST_VERSION = 1
+# 2: the manifest lists the outputs it owns (version 1 did not).
+_MANIFEST_VERSION = 2
 # Temporary files start with a dot and this prefix, so they never look like an entry or an output,
 # and a later run can recognise the leftovers of a killed one.
 _TMP_PREFIX = ".unetweights-tmp-"
@@ -91,26 +92,6 @@ def _spacing_rank(spacing) -> int:
     return n
 
 
-def _class_weight_table(mapping: Mapping) -> dict:
-    """``{int class: float weight}``; the dry run has checked classes 0 and 1, this checks the rest."""
-    table = {}
-    for key, value in mapping.items():
-        if isinstance(key, (bool, np.bool_, int, np.integer)) or (
-            isinstance(key, (float, np.floating)) and float(key).is_integer()
-        ):
-            key = int(key)
-        else:
-            raise ValueError(f"class_weights keys must be class ids (non-negative integers), got {key!r}")
-        try:
-            weight = float(value)
-        except (TypeError, ValueError):
-            weight = math.nan
-        if not math.isfinite(weight) or weight < 0 or isinstance(value, (bool, np.bool_)):
-            raise ValueError(f"class_weights[{key}] must be a finite number >= 0, got {value!r}")
-        table[key] = weight
-    return table
-
-
 def _weight_map_options(options: Mapping, owner: str) -> dict:
     """Validate ``unet_weight_map`` keyword arguments once, and return them with defaults filled in.
 
@@ -134,7 +115,7 @@ def _weight_map_options(options: Mapping, owner: str) -> dict:
         spacing = np.asarray(full["spacing"], dtype=np.float64)
         full["spacing"] = float(spacing) if spacing.ndim == 0 else tuple(spacing.tolist())
     if isinstance(full["class_weights"], Mapping):
-        full["class_weights"] = _class_weight_table(full["class_weights"])
+        full["class_weights"] = check_class_weights(full["class_weights"])
     full["separate"] = bool(full["separate"])
     return full
 
@@ -203,6 +184,27 @@ def _is_complete_npy(path: Path) -> bool:
             return dtype == np.float32 and len(shape) in (2, 3) and os.fstat(f.fileno()).st_size == expected
     except (OSError, ValueError, EOFError):
         return False
+
+
+def _writable_folder(folder: Path, name: str) -> None:
+    """Create ``folder`` if it is missing, and make sure files can be created in it.
+
+    Raises ValueError naming the argument ``name`` and the path, instead of the FileExistsError or
+    PermissionError that the first write deep inside would give. Writability is tried, not asked:
+    ``os.access`` says yes to root whatever the mode bits, and knows nothing of some read-only mounts.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{name} {str(folder)!r} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{name} {str(folder)!r} cannot be created: {exc.strerror or exc}") from None
+    probe = folder / f"{_TMP_PREFIX}probe-{secrets.token_hex(8)}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise ValueError(f"{name} {str(folder)!r} is not writable: {exc.strerror or exc}") from None
+    os.unlink(probe)
 
 
 def _remove_temp_files(folder: Path, older_than: Optional[float] = None) -> None:
@@ -452,9 +454,12 @@ class WeightMapDataset:
     base : indexable dataset
         Anything with ``len(base)`` and ``base[i]`` returning ``(image, mask)``, where ``mask`` is an
         instance-label array (0 background, one positive id per object) or a bool mask, as numpy
-        or anything ``np.asarray`` reads.
+        or anything ``np.asarray`` reads. The image must have the mask's shape, or that shape with
+        one channel axis first or last (or None, for no image); ``dataset[i]`` raises ValueError
+        naming both shapes otherwise.
     cache_dir : str or os.PathLike, optional
-        Keep the weight maps here as ``.npy`` files (created if missing). See Notes.
+        Keep the weight maps here as ``.npy`` files (created if missing). A path that is a file,
+        cannot be created or is not writable raises ValueError here, naming it. See Notes.
     target : {"foreground", "separated", "labels"}
         - ``"foreground"``: ``mask > 0``; the weight is ``unet_weight_map(mask, **options)``.
         - ``"separated"``: ``separate_touching(mask) > 0``, and the weight is computed with
@@ -480,8 +485,10 @@ class WeightMapDataset:
     a complete file. Entries are read with ``np.load(allow_pickle=False)``; one that cannot be read,
     or holds something other than a float32 array of the mask's shape, is recomputed and replaced,
     never returned. (Damage that keeps a valid header, dtype and shape, such as flipped bits in
-    the data, is not detected.) Nothing is ever evicted: delete the folder to clear it. Temporary
-    files more than an hour old, left by killed writers, are removed when a dataset is created.
+    the data, is not detected.) An entry path that is a folder (put there by something else) is
+    left alone, and that map is computed on every call. Nothing is ever evicted: delete the folder
+    to clear it. Temporary files more than an hour old, left by killed writers, are removed when a
+    dataset is created.
     :meth:`cache_info` counts hits and misses in the calling process only (each data-loader worker
     keeps its own).
 
@@ -507,7 +514,7 @@ class WeightMapDataset:
         self.cache_dir: Optional[Path] = None
         if cache_dir is not None:
             self.cache_dir = _as_path(cache_dir, "cache_dir")
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            _writable_folder(self.cache_dir, "cache_dir")
             _remove_temp_files(self.cache_dir, older_than=_STALE_TMP_SECONDS)
         key_header = {
             "cache_version": _CACHE_VERSION,
@@ -536,6 +543,8 @@ class WeightMapDataset:
             raise TypeError(f"base[{index!r}] must be an (image, mask) pair, got {type(item).__name__}")
         image, mask = item
         mask = _as_label_input(mask)
+        if image is not None:
+            _check_image_shape(image, mask.shape, index)
         labels = separate_touching(mask) if self.target == "separated" else mask
         weight = self._weight(labels, key_source=mask)
         if self.target == "labels":
@@ -568,6 +577,11 @@ class WeightMapDataset:
             self._misses += 1
             return unet_weight_map(labels, **self.options)
         path = self._entry_path(key_source)
+        if path.is_dir():
+            # Something else holds the entry's name. It is not ours to delete, and the map is only
+            # a cache entry: compute it each time instead.
+            self._misses += 1
+            return unet_weight_map(labels, **self.options)
         cached, damaged = _load_entry(path, labels.shape)
         if cached is not None:
             self._hits += 1
@@ -577,6 +591,22 @@ class WeightMapDataset:
         self._misses += 1
         self._replaced += damaged
         return weight
+
+
+def _check_image_shape(image, mask_shape: tuple, index) -> None:
+    """ValueError unless the image has the mask's spatial shape, with at most one channel axis first or last.
+
+    A mismatch would otherwise surface far away: as a batch that does not collate, or as a loss
+    that silently broadcasts a map over pixels it does not belong to.
+    """
+    shape = tuple(image.shape) if hasattr(image, "shape") else np.shape(image)
+    extra = len(shape) - len(mask_shape)
+    if shape == mask_shape or (extra == 1 and mask_shape in (shape[1:], shape[:-1])):
+        return
+    raise ValueError(
+        f"base[{index!r}]: image shape {shape} does not match mask shape {mask_shape}; expected the mask's "
+        "spatial shape, with at most one channel axis first or last"
+    )
 
 
 def _load_entry(path: Path, shape: tuple) -> tuple[Optional[np.ndarray], bool]:
@@ -620,6 +650,10 @@ class PrecomputeReport:
         Processes used (1: in-process).
     out_dir : str
         The output folder.
+    removed : int
+        Maps of masks not given in this call that ``overwrite=True`` with new options deleted,
+        because the old manifest owned them (see :func:`precompute`); a later run with those masks
+        computes them again.
     """
 
     written: int = 0
@@ -628,6 +662,7 @@ class PrecomputeReport:
     seconds: float = 0.0
     workers: int = 1
     out_dir: str = ""
+    removed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -653,6 +688,11 @@ class PrecomputeReport:
             f"{self.seconds:.2f} s, {self.masks_per_second:.1f} masks/s with {self.workers} "
             f"worker{'s' if self.workers != 1 else ''}",
         ]
+        if self.removed:
+            lines.append(
+                f"{self.removed} map{'s' if self.removed != 1 else ''} of other masks, made with the old options, "
+                "removed: run those masks again to recompute them"
+            )
         lines += [f"FAILED {path}: {reason}" for path, reason in self.failed]
         return "\n".join(lines)
 
@@ -713,53 +753,159 @@ def _check_workers(workers) -> int:
     return int(workers)
 
 
-def _prepare_out_dir(out_dir: Path, outputs: list[Path], canonical: dict, overwrite: bool) -> None:
-    """Check the manifest against the options, or (with ``overwrite``) start the folder afresh."""
-    manifest = out_dir / _MANIFEST_NAME
-    wanted = {"format": "unetweights.precompute", "version": _MANIFEST_VERSION, "options": canonical}
-    wanted = json.loads(json.dumps(wanted))
-    if not overwrite:
-        if manifest.exists():
+def _refuse_inputs(paths: list[Path], targets: Iterable[tuple[Path, str]], out_dir: Path) -> None:
+    """ValueError when a file this call would write or delete is one of its inputs.
+
+    ``targets`` are (path, "write" or "delete"). Paths are compared resolved (symlinks followed)
+    and, for files that exist, by device and inode (hard links). Called before any work: a mask
+    written over by its own map, or deleted by ``overwrite``, is lost, and the run would only then
+    report it unreadable.
+    """
+    by_path: dict[str, int] = {}
+    by_inode: dict[tuple[int, int], int] = {}
+    for i, path in enumerate(paths):
+        by_path.setdefault(os.path.realpath(path), i)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        by_inode.setdefault((stat.st_dev, stat.st_ino), i)
+    for target, verb in targets:
+        i = by_path.get(os.path.realpath(target))
+        if i is None and by_inode:
             try:
-                found = json.loads(manifest.read_text())
-                if not isinstance(found, dict) or not isinstance(found.get("options"), dict):
-                    raise ValueError("it is not a precompute manifest")
-            except (OSError, ValueError) as exc:
-                raise ValueError(f"out_dir manifest {manifest} cannot be read ({exc}); pass overwrite=True") from None
-            found_options = found["options"]
-            if found.get("version") != _MANIFEST_VERSION or found_options != wanted["options"]:
-                differ = sorted(
-                    set(found_options) ^ set(canonical)
-                    | {k for k in canonical if k in found_options and found_options[k] != wanted["options"][k]}
-                )
-                changes = ", ".join(
-                    f"{k}: {found_options.get(k, '<missing>')!r} -> {wanted['options'].get(k, '<missing>')!r}"
-                    for k in differ
-                )
-                raise ValueError(
-                    f"out_dir {out_dir} holds weight maps made with other options ({changes or 'other format'}); "
-                    "use another out_dir, the same options, or overwrite=True to recompute every map"
-                )
-            return
-        existing = [p for p in outputs if p.exists()]
-        if existing:
+                stat = os.stat(target)
+            except OSError:
+                continue
+            i = by_inode.get((stat.st_dev, stat.st_ino))
+        if i is not None:
             raise ValueError(
-                f"out_dir {out_dir} already holds {len(existing)} of the outputs (e.g. {existing[0].name}) but no "
+                f"out_dir {str(out_dir)!r}: precompute would {verb} {str(target)!r}, which is the input "
+                f"mask_paths[{i}] {str(paths[i])!r}; it never writes over or deletes an input, so choose another out_dir"
+            )
+
+
+def _is_output_name(name) -> bool:
+    """Whether a manifest entry can name an output: a visible ``.npy`` file directly in ``out_dir``."""
+    return (
+        isinstance(name, str)
+        and name.endswith(".npy")
+        and not name.startswith(".")
+        and os.path.basename(name) == name
+        and "\\" not in name
+    )
+
+
+def _read_manifest(manifest: Path) -> dict:
+    """The manifest's content; ValueError saying why it is not one this library can trust."""
+    try:
+        found = json.loads(manifest.read_text())
+    # UnicodeDecodeError and json's errors are ValueErrors.
+    except (OSError, ValueError) as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(found, dict) or not isinstance(found.get("options"), dict):
+        raise ValueError("it is not a precompute manifest")
+    if found.get("version") != _MANIFEST_VERSION:
+        raise ValueError(
+            f"it is format version {found.get('version')!r}; this library reads version {_MANIFEST_VERSION}, "
+            "which lists the maps it owns"
+        )
+    outputs = found.get("outputs")
+    if not isinstance(outputs, list) or not all(_is_output_name(name) for name in outputs):
+        raise ValueError("its list of outputs is missing or damaged")
+    return found
+
+
+@dataclass
+class _OutDirPlan:
+    """What precompute does to ``out_dir`` before computing, decided before anything is touched."""
+
+    remove: list[Path]  # files to delete before the manifest is written: outputs to redo, maps of old options
+    owned: list[str]  # output names the manifest lists after this call, sorted
+    write_manifest: bool
+    removed_others: int  # of ``remove``, maps of masks not given in this call
+
+
+def _plan_out_dir(out_dir: Path, outputs: list[Path], wanted: dict, overwrite: bool) -> _OutDirPlan:
+    """Check the folder against the manifest and the options; raise ValueError where they do not agree.
+
+    The manifest owns the maps it lists: precompute lists every output before writing it, and
+    takes only listed ones for finished. See the precompute docstring for the rule.
+    """
+    manifest = out_dir / _MANIFEST_NAME
+    if manifest.is_dir():
+        raise ValueError(f"out_dir {str(out_dir)!r}: {manifest} is a folder, where precompute keeps its manifest")
+    found, unreadable = None, None
+    if manifest.exists():
+        try:
+            found = _read_manifest(manifest)
+        except ValueError as exc:
+            unreadable = str(exc)
+    names = [path.name for path in outputs]
+    existing = [path for path in outputs if os.path.lexists(path)]
+    folders = [path for path in existing if path.is_dir()]
+    if folders:
+        raise ValueError(
+            f"out_dir {str(out_dir)!r}: the output path {folders[0]} is a folder; precompute writes a map "
+            "there and does not delete folders"
+        )
+    same_options = found is not None and found["options"] == wanted["options"]
+    if not overwrite:
+        if unreadable is not None:
+            raise ValueError(f"out_dir manifest {manifest} cannot be read ({unreadable}); pass overwrite=True")
+        if found is not None and not same_options:
+            found_options = found["options"]
+            differ = sorted(
+                set(found_options) ^ set(wanted["options"])
+                | {k for k in wanted["options"] if k in found_options and found_options[k] != wanted["options"][k]}
+            )
+            changes = ", ".join(
+                f"{k}: {found_options.get(k, '<missing>')!r} -> {wanted['options'].get(k, '<missing>')!r}"
+                for k in differ
+            )
+            raise ValueError(
+                f"out_dir {out_dir} holds weight maps made with other options ({changes or 'other format'}); "
+                "use another out_dir, the same options, or overwrite=True to recompute every map"
+            )
+        owned = set(found["outputs"]) if found is not None else set()
+        strangers = [path for path in existing if path.name not in owned]
+        if strangers and found is None:
+            raise ValueError(
+                f"out_dir {out_dir} already holds {len(strangers)} of the outputs (e.g. {strangers[0].name}) but no "
                 f"{_MANIFEST_NAME}, so the options they were made with are unknown; pass overwrite=True"
             )
-    else:
-        # Outputs go before the new manifest: a run killed in between must not leave old maps
-        # that a resume under the new options would take for its own.
-        for path in outputs:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-    payload = dict(wanted, library=_library_version())
+        if strangers:
+            raise ValueError(
+                f"out_dir {out_dir} holds {len(strangers)} of the outputs (e.g. {strangers[0].name}) that its "
+                f"{_MANIFEST_NAME} does not list, so the options they were made with are unknown; pass overwrite=True"
+            )
+        new_owned = owned | set(names)
+        return _OutDirPlan([], sorted(new_owned), found is None or new_owned != owned, 0)
+    if same_options:
+        return _OutDirPlan(existing, sorted(set(found["outputs"]) | set(names)), True, 0)
+    # New options: every map the old manifest owns goes, not only those of the given masks, so
+    # that no map of the old options stays under the new manifest. Only listed names are touched,
+    # and only files: precompute never wrote anything else.
+    old = set(found["outputs"]) if found is not None else set()
+    others = [out_dir / name for name in sorted(old - set(names)) if (out_dir / name).is_file()]
+    return _OutDirPlan(existing + others, sorted(names), True, len(others))
+
+
+def _apply_out_dir_plan(out_dir: Path, plan: _OutDirPlan, wanted: dict) -> None:
+    # Maps go before the new manifest: a run killed in between must not leave old maps that a
+    # resume under the new options would take for its own.
+    for path in plan.remove:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+    if not plan.write_manifest:
+        return
+    payload = dict(wanted, library=_library_version(), outputs=plan.owned)
     text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
     tmp = out_dir / f"{_TMP_PREFIX}{secrets.token_hex(8)}.json"
     tmp.write_text(text)
-    os.replace(tmp, manifest)
+    os.replace(tmp, out_dir / _MANIFEST_NAME)
 
 
 def precompute(
@@ -780,7 +926,9 @@ def precompute(
         naming both.
     out_dir : str or os.PathLike
         Output folder, created if missing. It also receives ``unetweights_manifest.json``, which
-        records the options.
+        records the options and the outputs written under them. It must not be where an input
+        is: an output path (or the manifest) that is one of ``mask_paths`` (the same path, a
+        symlink or a hard link to it) raises ValueError before anything is written, naming both.
     workers : int, default 1
         1 computes in this process; more use a ``ProcessPoolExecutor`` of that many processes
         (at most one per mask to compute). Each map is single-threaded, so one worker per core.
@@ -788,6 +936,8 @@ def precompute(
         Show a tqdm progress bar (on stderr).
     overwrite : bool, default False
         Recompute every given mask, even where an output exists, and record the new options.
+        With options other than the manifest's, every map the manifest owns is deleted first,
+        those of masks not given in this call too (see Notes).
     **options
         Keyword arguments of :func:`unet_weight_map`: ``w0``, ``sigma``, ``class_weights``,
         ``spacing``, ``border``, ``tol``, ``separate``; checked before any work starts.
@@ -809,10 +959,25 @@ def precompute(
       run killed at any point (SIGKILL included) and run again gives the same files, byte for
       byte, as one uninterrupted run. Outputs are not fsynced: after a crash of the machine itself
       an output can be empty or short, and the header check catches that on the next run.
-    - **Options.** A run into a folder whose manifest records other options raises ValueError
-      before writing anything, as does a folder that holds some of the outputs but no manifest;
-      ``overwrite=True`` deletes the given masks' outputs, then recomputes them. Outputs in
-      ``out_dir`` of masks not given in this call are left as they are.
+    - **Options: the folder's maps always agree with its manifest.** The manifest records the
+      options and the names of the maps made with them; each output is listed before it is
+      written, and a resumed run skips only listed outputs. A run into a folder whose manifest
+      records other options raises ValueError before writing anything, as does one where an
+      output path already holds a file the manifest does not list (or there is no manifest).
+      ``overwrite=True`` with the manifest's options deletes and recomputes the given masks'
+      outputs, and keeps the other listed maps, which were made with the same options. With other
+      options, it deletes the given masks' outputs *and every other map the old manifest lists*
+      (``report.removed`` counts those), then writes a manifest that lists only this call's
+      outputs: a partial overwrite never leaves maps of the old options under the new manifest,
+      and running the other masks later recomputes theirs. Only files the manifest names are
+      deleted, never a folder, never an input, never anything else in ``out_dir``. A manifest
+      that cannot be read (or one written by an older version, which lists no outputs) owns
+      nothing: an overwrite replaces the given outputs only, and later runs refuse, rather than
+      skip, the old files they meet.
+    - **Inputs are never touched.** An output path, the manifest or a file an overwrite would
+      delete that is one of ``mask_paths`` (compared resolved, and by inode for hard links)
+      raises ValueError before anything is created, deleted or written. ``out_dir`` that is a
+      file, cannot be created or is not writable raises ValueError naming it.
     - **Failures.** A mask that cannot be read or computed (unsupported suffix, damaged file,
       float or multi-channel image, wrong rank, a ``spacing`` of the wrong length, ...) is recorded
       in ``report.failed`` with its path and reason; every other mask is still written. A worker
@@ -827,8 +992,9 @@ def precompute(
     Raises
     ------
     TypeError, ValueError
-        For bad arguments or options, duplicate stems, or a manifest that does not match, all before
-        any mask is read.
+        For bad arguments or options, duplicate stems, an output that is an input, an ``out_dir``
+        that is not a writable folder, or a manifest that does not match, all before any mask is
+        read.
     """
     start = time.perf_counter()
     paths = _mask_path_list(mask_paths)
@@ -840,12 +1006,26 @@ def precompute(
         raise TypeError(f"overwrite must be a bool, got {overwrite!r}")
     options = _weight_map_options(options, "precompute")
     outputs = _output_paths(paths, out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"out_dir {str(out_dir)!r} is a file, not a folder")
+    # Every file this call can write or delete, checked against the inputs before any of them is
+    # looked at further: the manifest check below would otherwise suggest overwrite=True to a user
+    # whose masks are the outputs.
+    leftovers = list(out_dir.glob(f"{_TMP_PREFIX}*")) if out_dir.is_dir() else []
+    writes = [*outputs, out_dir / _MANIFEST_NAME]
+    _refuse_inputs(paths, [(o, "write") for o in writes] + [(t, "delete") for t in leftovers], out_dir)
+    wanted = {"format": "unetweights.precompute", "version": _MANIFEST_VERSION, "options": _canonical_options(options)}
+    wanted = json.loads(json.dumps(wanted))
+    plan = _plan_out_dir(out_dir, outputs, wanted, bool(overwrite))
+    _refuse_inputs(paths, [(o, "delete") for o in plan.remove], out_dir)
+    _writable_folder(out_dir, "out_dir")
     _remove_temp_files(out_dir)
-    _prepare_out_dir(out_dir, outputs, _canonical_options(options), bool(overwrite))
+    _apply_out_dir_plan(out_dir, plan, wanted)
 
     todo = [(str(p), str(o)) for p, o in zip(paths, outputs) if overwrite or not _is_complete_npy(o)]
-    report = PrecomputeReport(skipped=len(paths) - len(todo), out_dir=str(out_dir))
+    report = PrecomputeReport(
+        skipped=len(paths) - len(todo), out_dir=str(out_dir), removed=plan.removed_others
+    )
     n_workers = min(workers, len(todo)) if todo else 1
     report.workers = n_workers
 

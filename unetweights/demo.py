@@ -175,10 +175,16 @@ def run_demo(
     providers: str = "auto",
     log: Callable[[str], None] = print,
 ) -> DemoResult:
-    """Run the demo and write its figures and graph into ``out``; see the module docstring."""
+    """Run the demo and write its figures and graph into ``out``; see the module docstring.
+
+    ``steps``, ``n_train``, ``n_test`` and ``size`` must be at least 1 (``size`` a multiple of 4),
+    ``workers`` at least 0 (0 computes the maps in this process), and ``out`` a writable folder or
+    a path where one can be created; ValueError naming the argument otherwise, before any work.
+    Training crops are 64 pixels square, or the whole image when ``size`` is smaller.
+    """
     from torch.utils.data import DataLoader
 
-    from .data import WeightMapDataset
+    from .data import WeightMapDataset, _writable_folder
     from .evaluation import EvaluationGraph
     from .export import to_onnx
     from .losses import WeightedCrossEntropyLoss
@@ -187,10 +193,14 @@ def run_demo(
     from .runtime import OnnxEvaluator
     from .synthetic import touching_cells
 
+    minimums = {"steps": (steps, 1), "n_train": (n_train, 1), "n_test": (n_test, 1), "size": (size, 1), "workers": (workers, 0)}
+    for name, (value, minimum) in minimums.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
     if size % 4:
         raise ValueError(f"size: expected a multiple of 4 (the U-Net pools twice), got {size}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _writable_folder(out, "out")
     result = DemoResult()
     start = time.perf_counter()
     torch.manual_seed(seed)
@@ -214,7 +224,7 @@ def run_demo(
         torch.manual_seed(seed)
         model = SmallUNet()
         tick = time.perf_counter()
-        result.curves[name] = train(model, loader, criterion, steps, use_weight, seed=seed)
+        result.curves[name] = train(model, loader, criterion, steps, use_weight, seed=seed, crop=min(64, size))
         result.seconds[f"train {name}"] = time.perf_counter() - tick
         models[name] = model.eval()
         log(f"train      {name}: {steps} steps, scripted weighted cross-entropy, "
