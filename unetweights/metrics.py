@@ -21,6 +21,12 @@ Empty sets: where the denominator is 0 (the class is absent from both prediction
 every pixel of the image weighs 0), the value is ``empty_score``: 1.0 by default (nothing to find
 and nothing found), never a silent NaN. Pass ``float("nan")`` to mark those entries instead and
 average with ``nanmean``.
+
+Invalid input: a NaN or infinite logit, a NaN target, or (in a compiled or exported graph, where
+nothing can raise) a NaN, infinite or negative weight or a class index outside [0, C) that is not
+``ignore_index`` makes every value of its image NaN. The argmax or threshold of a hard metric never
+turns a NaN logit into a class, and the empty-set rule applies only to a denominator that is
+truly 0. float16 and bfloat16 inputs are counted in float32.
 """
 
 import math
@@ -30,20 +36,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .losses._reduce import check_floating, check_input_rank, safe_divide
+from .losses._reduce import as_float32, check_floating, check_input_rank, input_poison, safe_divide
 from .losses.overlap import check_activation, overlap_counts
 
 
-def _check_metric_options(activation: str, threshold: float) -> None:
+def _check_metric_options(activation: str, threshold: float, empty_score: float) -> None:
     check_activation(activation)
     if not (threshold > 0.0 and threshold < 1.0):
         raise ValueError(f"threshold: expected a value in (0, 1), got {threshold}")
+    if empty_score == math.inf or empty_score == -math.inf:
+        raise ValueError(f"empty_score: expected a finite number or NaN, got {empty_score}")
 
 
 def _prediction(input: Tensor, target: Tensor, activation: str, hard: bool, threshold: float) -> Tensor:
     """The prediction p (N, C, *): probabilities, or the hard labels as 0/1 in ``input``'s dtype."""
     check_input_rank(input, 3, "(N, C, *)")
     check_floating(input, "input")
+    input = as_float32(input)
     if activation == "sigmoid" and target.dim() != input.dim():
         raise ValueError(
             f"target: activation='sigmoid' needs a (N, C, *) = {list(input.shape)} binary target, got "
@@ -67,7 +76,8 @@ def _prediction(input: Tensor, target: Tensor, activation: str, hard: bool, thre
 
 
 def _ratio(num: Tensor, den: Tensor, empty_score: float) -> Tensor:
-    return torch.where(den > 0, safe_divide(num, den), torch.full_like(den, empty_score))
+    # Only a true 0 is empty: a NaN denominator (a poisoned image) stays NaN.
+    return torch.where(den == 0, torch.full_like(den, empty_score), safe_divide(num, den))
 
 
 def _counts(
@@ -79,10 +89,14 @@ def _counts(
     threshold: float,
     include_background: bool,
     ignore_index: Optional[int],
+    empty_score: float,
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    _check_metric_options(activation, threshold)
+    _check_metric_options(activation, threshold, empty_score)
     prediction = _prediction(input, target, activation, hard, threshold)
-    return overlap_counts(prediction, target, weight, "none", ignore_index, True, include_background, False)
+    # The poison of the logits themselves: the hard prediction no longer shows a NaN.
+    return overlap_counts(
+        prediction, target, weight, "none", ignore_index, True, include_background, False, input_poison(input)
+    )
 
 
 def _overlap_score(
@@ -97,7 +111,9 @@ def _overlap_score(
     empty_score: float,
     iou: bool,
 ) -> Tensor:
-    tp, sum_p, sum_t, _ = _counts(input, target, weight, activation, hard, threshold, include_background, ignore_index)
+    tp, sum_p, sum_t, _ = _counts(
+        input, target, weight, activation, hard, threshold, include_background, ignore_index, empty_score
+    )
     if iou:
         return _ratio(tp, sum_p + sum_t - tp, empty_score)
     return _ratio(2.0 * tp, sum_p + sum_t, empty_score)
@@ -204,9 +220,11 @@ def pixel_accuracy(
     The other parameters are those of :func:`dice_score`; the prediction is always hard.
     """
     if per_class:
-        tp, _, sum_t, _ = _counts(input, target, weight, activation, True, threshold, include_background, ignore_index)
+        tp, _, sum_t, _ = _counts(
+            input, target, weight, activation, True, threshold, include_background, ignore_index, empty_score
+        )
         return _ratio(tp, sum_t, empty_score)
-    tp, sum_p, sum_t, mass = _counts(input, target, weight, activation, True, threshold, True, ignore_index)
+    tp, sum_p, sum_t, mass = _counts(input, target, weight, activation, True, threshold, True, ignore_index, empty_score)
     if activation == "softmax":
         # Every counted pixel predicts exactly one class: correct pixels Σ_c tp, pixels Σ_c Σp.
         return _ratio(tp.sum(1), sum_p.sum(1), empty_score)
@@ -226,7 +244,7 @@ class _Metric(nn.Module):
         empty_score: float,
     ) -> None:
         super().__init__()
-        _check_metric_options(activation, threshold)
+        _check_metric_options(activation, threshold, float(empty_score))
         self.activation = activation
         self.threshold = float(threshold)
         self.include_background = bool(include_background)

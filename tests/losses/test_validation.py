@@ -257,23 +257,23 @@ def test_option_ranges():
     b = (torch.rand(2, 3, 4, 5) > 0.5).float()
     with pytest.raises(ValueError, match="label_smoothing: expected a value in \\[0, 1\\], got 1.5"):
         L.weighted_cross_entropy(x, t, w, label_smoothing=1.5)
-    with pytest.raises(ValueError, match="smooth: expected a value >= 0"):
+    with pytest.raises(ValueError, match="smooth: expected a finite value >= 0"):
         L.soft_dice_loss(x, t, w, smooth=-1.0)
-    with pytest.raises(ValueError, match="gamma: expected a value >= 0"):
+    with pytest.raises(ValueError, match="gamma: expected a finite value >= 0"):
         L.focal_loss(x, b, w, gamma=-1.0)
     with pytest.raises(ValueError, match="alpha: expected a value in \\[0, 1\\]"):
         L.focal_loss(x, b, w, alpha=1.5)
-    with pytest.raises(ValueError, match="alpha, beta: expected non-negative values"):
+    with pytest.raises(ValueError, match="alpha: expected a finite value >= 0, got -0.1"):
         L.tversky_loss(x, t, w, alpha=-0.1)
-    with pytest.raises(ValueError, match="gamma: expected a value > 0"):
+    with pytest.raises(ValueError, match="gamma: expected a finite value > 0"):
         L.tversky_loss(x, t, w, gamma=0.0)
-    with pytest.raises(ValueError, match="balance: expected non-negative"):
+    with pytest.raises(ValueError, match="balance: expected finite, non-negative"):
         L.weighted_bce_with_logits(x, b, w, balance=(-1.0, 1.0))
     with pytest.raises(ValueError, match="pos_weight: shape \\[4\\] does not broadcast"):
         L.weighted_bce_with_logits(x, b, w, pos_weight=torch.ones(4))
-    with pytest.raises(ValueError, match="delta: expected a value > 0"):
+    with pytest.raises(ValueError, match="delta: expected a finite value > 0"):
         L.WeightedHuberLoss(delta=0.0)
-    with pytest.raises(ValueError, match="beta: expected a value >= 0"):
+    with pytest.raises(ValueError, match="beta: expected a finite value >= 0"):
         L.weighted_smooth_l1_loss(x, x, w, beta=-1.0)
     with pytest.raises(ValueError, match="include_background: False leaves no class"):
         L.soft_dice_loss(x[:, :1], b[:, :1], w, activation="sigmoid", include_background=False)
@@ -323,7 +323,7 @@ def test_module_options_accept_sequences_and_are_checked():
         L.SoftDiceLoss(class_weight=[1.0, -1.0, 1.0])
     with pytest.raises(ValueError, match="pos_weight: expected finite values"):
         L.WeightedBCEWithLogitsLoss(pos_weight=[float("nan")])
-    with pytest.raises(ValueError, match="alpha: expected a value >= 0 for the softmax form"):
+    with pytest.raises(ValueError, match="alpha: expected a finite value >= 0 for the softmax form"):
         L.focal_loss(x, t, w, "softmax", alpha=-1.0)
 
 

@@ -24,9 +24,19 @@ Execution modes
 ---------------
 The sources are plain, type-annotated torch: no data-dependent shapes, no ``.item()`` in the
 computation, label smoothing written out. Bad shapes, dtypes and options raise ``ValueError``
-naming the argument in every mode (``torch.jit.Error`` carrying the same text under TorchScript).
-Checks that read values (NaN or negative weights, class indices out of range) run in eager mode
-and TorchScript and are skipped inside ``torch.compile`` and ``torch.export`` graphs.
+naming the argument in every mode (``torch.jit.Error`` carrying the same text under TorchScript;
+under ``torch.compile(fullgraph=True)`` Dynamo's ``Unsupported`` error, whose message carries it).
+Options are checked at construction and in the functional forms; NaN and infinities are refused.
+
+A NaN in is a NaN out
+---------------------
+A NaN or infinite logit makes the value of its image NaN (every value of the image for set
+losses; the regression losses carry an infinite input on as inf), in every mode: the empty-set
+rules apply only to what is truly empty. Checks that read values (NaN, infinite or negative
+weights, class indices outside [0, C) that are not ``ignore_index``, binary or probability
+targets outside [0, 1]) raise in eager mode and TorchScript; inside ``torch.compile`` and
+``torch.export`` graphs, which cannot raise on a value, they make that image's values NaN.
+float16 and bfloat16 inputs are accumulated in float32, and the loss is float32.
 
 Importing this package does not touch TorchScript, so it emits no deprecation warning;
 ``torch.jit.script(loss)`` is the caller's choice.

@@ -7,11 +7,24 @@ Every function here is written so that the losses calling it run unchanged in ea
   every mode (under tracing the shapes are symbolic and a check becomes a guard);
 - checks of *values* (NaN weights, a class index out of range) need the data on the host. They run
   in eager mode and in TorchScript, and are skipped while ``torch.compile`` or ``torch.export``
-  traces, where reading a value would break the graph (:func:`checking_values`).
+  traces, where reading a value would break the graph (:func:`checking_values`). There, and so in
+  every exported ONNX graph, the same invalid values *poison* instead: the outputs of the image
+  that holds them become NaN, never a plausible number.
+- NaN in, NaN out: a NaN or infinite logit makes its image's values NaN in every mode
+  (:func:`input_poison`), and every empty-set guard tests ``den == 0``, which NaN fails, rather
+  than ``den > 0``, which would treat NaN as empty.
+- float16 and bfloat16 tensors are computed in float32 (:func:`as_float32`), as torch's autocast
+  does for losses, so sums cannot overflow the half type; the result is float32.
 
 TorchScript turns a raised ``ValueError`` into ``torch.jit.Error`` whose message starts with
-``builtins.ValueError:``; the text after it is the same.
+``builtins.ValueError:``; the text after it is the same. Under ``torch.compile(fullgraph=True)``
+Dynamo cannot raise a Python exception from inside a full graph: a shape or option error
+surfaces as ``torch._dynamo.exc.Unsupported`` ("Observed exception") whose text carries the
+``ValueError``'s message; without ``fullgraph`` Dynamo falls back to eager and raises the
+``ValueError`` itself.
 """
+
+import math
 
 from typing import List, Optional, Tuple
 
@@ -39,19 +52,122 @@ def check_per_image_sets(reduction: str, per_image: bool) -> None:
         )
 
 
+def as_float32(x: Tensor) -> Tensor:
+    """``x`` in float32 when it is float16 or bfloat16, else unchanged: losses accumulate in float32."""
+    if x.dtype == torch.float16 or x.dtype == torch.bfloat16:
+        return x.float()
+    return x
+
+
+def check_finite_option(value: float, name: str) -> None:
+    """Raise unless the option ``value`` is a finite number (NaN and infinities are refused)."""
+    # math.isfinite, not value == value: TorchScript evaluates NaN == NaN as True.
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
+
+
+def check_option_range(value: float, name: str, low: float, high: float, low_open: bool, high_open: bool) -> None:
+    """Raise unless ``value`` is finite and lies in the interval from ``low`` to ``high``.
+
+    ``low_open``/``high_open`` exclude the ends; an infinite end means "unbounded" (the value
+    must still be finite). Written so that NaN fails every comparison and is refused.
+    """
+    check_finite_option(value, name)
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (above and below):
+        if high == math.inf:
+            sign = ">" if low_open else ">="
+            raise ValueError(f"{name}: expected a finite value {sign} {_number(low)}, got {value}")
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        raise ValueError(f"{name}: expected a value in {left}{_number(low)}, {_number(high)}{right}, got {value}")
+
+
+def _number(value: float) -> str:
+    """``value`` as written by a person: whole numbers without a trailing ``.0``."""
+    if math.isfinite(value) and value == float(int(value)):
+        return str(int(value))
+    return str(value)
+
+
+def input_poison(input: Tensor, allow_negative_inf: bool = False) -> Tensor:
+    """Shape (N,): 0 for each image whose values are all finite, NaN for the others.
+
+    Added to an image's outputs, it makes them NaN exactly where a NaN or infinite logit came in,
+    in every mode: argmax, thresholds, a class the target does not pick and empty-set guards
+    would otherwise hide it. ``allow_negative_inf`` accepts -inf (a log-probability of 0).
+
+    Computed as Σ 0·x per image, which is 0 for finite values and NaN for NaN and ±inf, with no
+    overflow: one multiply-and-sum pass, cheaper than ``isfinite`` and its reduction, the same in
+    every mode and in onnxruntime, and outside autograd.
+    """
+    flat = input.detach().reshape(input.shape[0], -1)
+    if allow_negative_inf:
+        # Only to make -inf finite: the value itself is multiplied by 0.
+        flat = flat.clamp_min(-1e30)
+    return (flat * 0.0).sum(1)
+
+
+def images_poisoned(bad: Tensor, dtype: torch.dtype) -> Tensor:
+    """Shape (N,) of ``dtype`` from a bool (N,) tensor: NaN where True, 0 elsewhere."""
+    return torch.zeros(bad.shape, dtype=dtype, device=bad.device).masked_fill(bad, math.nan)
+
+
+def add_poison(a: Optional[Tensor], b: Optional[Tensor]) -> Optional[Tensor]:
+    """The sum of two optional (N,) poison vectors."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+def poison_rows(value: Tensor, poison: Optional[Tensor]) -> Tensor:
+    """``value`` with dim 0 indexing images, plus each image's poison broadcast over its other dims."""
+    if poison is None:
+        return value
+    return value + poison.reshape([-1] + [1] * (value.dim() - 1))
+
+
+def probability_target(target: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+    """A (N, C, *) binary or probability ``target`` in ``dtype`` (float32 for half), and its poison.
+
+    Eager and TorchScript raise for a NaN or a value outside [0, 1]. While tracing, the (N,)
+    poison is NaN for each image that holds one, so that a target of -1 or 2 cannot pass for a
+    plausible probability; it is 0 otherwise.
+    """
+    truth = as_float32(target) if target.is_floating_point() else target.to(dtype)
+    in_range = (truth >= 0) & (truth <= 1)
+    if checking_values():
+        if not bool(in_range.all()):
+            raise ValueError("target: expected binary targets or probabilities in [0, 1], found NaN or values outside")
+    return truth, images_poisoned(~in_range.reshape(truth.shape[0], -1).all(1), truth.dtype)
+
+
 def check_floating(x: Tensor, name: str) -> None:
     """Raise unless ``x`` has a floating dtype."""
     if not x.is_floating_point():
         raise ValueError(f"{name}: expected a floating-point tensor, got an integer or bool tensor")
 
 
-def check_finite_non_negative(x: Tensor, name: str) -> None:
-    """Raise if ``x`` holds NaN, an infinity or a negative value (eager and TorchScript only)."""
+def check_finite_non_negative(x: Tensor, name: str) -> Tensor:
+    """Raise if ``x`` holds NaN, an infinity or a negative value (eager and TorchScript).
+
+    While tracing, nothing can raise: ``x`` comes back with those entries made NaN, so they poison
+    whatever they enter. Otherwise ``x`` comes back unchanged.
+    """
     if checking_values():
-        if bool((~torch.isfinite(x)).any()):
+        # One pass: a NaN anywhere makes both ends NaN, and an infinity shows at one end.
+        low, high = torch.aminmax(x)
+        lowest, highest = float(low), float(high)
+        if not (math.isfinite(lowest) and math.isfinite(highest)):
             raise ValueError(f"{name}: expected finite values, found NaN or inf")
-        if bool((x < 0).any()):
-            raise ValueError(f"{name}: expected non-negative values, found a minimum of {float(x.min())}")
+        if lowest < 0:
+            raise ValueError(f"{name}: expected non-negative values, found a minimum of {lowest}")
+        return x
+    # NaN fails both tests, so NaN, infinities and negative values all become NaN.
+    return torch.where((x >= 0) & (x < math.inf), x, math.nan)
 
 
 def check_input_rank(input: Tensor, min_dim: int, layout: str) -> None:
@@ -68,15 +184,17 @@ def check_same_shape(x: Tensor, name: str, shape: List[int], layout: str) -> Non
         raise ValueError(f"{name}: expected shape {layout} = {shape}, got {list(x.shape)}")
 
 
-def check_class_weight(class_weight: Optional[Tensor], num_classes: int) -> None:
-    """Raise unless ``class_weight`` is None or a finite, non-negative float vector of length C."""
-    if class_weight is not None:
-        check_floating(class_weight, "class_weight")
-        if class_weight.dim() != 1 or class_weight.shape[0] != num_classes:
-            raise ValueError(
-                f"class_weight: expected shape (C,) = [{num_classes}], got {list(class_weight.shape)}"
-            )
-        check_finite_non_negative(class_weight, "class_weight")
+def check_class_weight(class_weight: Optional[Tensor], num_classes: int) -> Optional[Tensor]:
+    """Check that ``class_weight`` is None or a finite, non-negative float vector of length C.
+
+    Returns it, with invalid entries made NaN while tracing (where nothing can raise).
+    """
+    if class_weight is None:
+        return None
+    check_floating(class_weight, "class_weight")
+    if class_weight.dim() != 1 or class_weight.shape[0] != num_classes:
+        raise ValueError(f"class_weight: expected shape (C,) = [{num_classes}], got {list(class_weight.shape)}")
+    return check_finite_non_negative(class_weight, "class_weight")
 
 
 def _indices_layout(target: Tensor, input: Tensor) -> Tensor:
@@ -92,8 +210,12 @@ def _indices_layout(target: Tensor, input: Tensor) -> Tensor:
     return target.long()
 
 
-def _check_index_range(indices: Tensor, num_classes: int, ignore_index: Optional[int]) -> None:
-    """Raise unless every index lies in [0, C) (ignored pixels already replaced by 0)."""
+def _check_index_range(indices: Tensor, num_classes: int, ignore_index: Optional[int]) -> Optional[Tensor]:
+    """Check that every index lies in [0, C) (ignored pixels already replaced by 0).
+
+    Eager and TorchScript raise. While tracing, nothing can raise, so this returns the (N,)
+    poison of the images that hold an index out of range instead (None when checked).
+    """
     if checking_values():
         low, high = torch.aminmax(indices)
         if int(low) < 0 or int(high) >= num_classes:
@@ -102,26 +224,41 @@ def _check_index_range(indices: Tensor, num_classes: int, ignore_index: Optional
                 f"target: class indices must lie in [0, {num_classes}){allowed}, found values "
                 f"in [{int(low)}, {int(high)}]"
             )
+        return None
+    bad = ((indices < 0) | (indices >= num_classes)).reshape(indices.shape[0], -1).any(1)
+    return bad
 
 
-def class_indices(target: Tensor, input: Tensor) -> Tensor:
-    """Check class indices (N, *), each in [0, C), against an (N, C, *) input; return them as int64."""
+def class_indices(target: Tensor, input: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+    """Check class indices (N, *), each in [0, C), against an (N, C, *) input.
+
+    Returns ``(labels, poison)``: the int64 labels, safe to ``gather`` (while tracing, an index out
+    of range is replaced by 0 and its image poisoned), and the (N,) poison or None.
+    """
     indices = _indices_layout(target, input)
-    _check_index_range(indices, input.shape[1], None)
-    return indices
+    bad = _check_index_range(indices, input.shape[1], None)
+    if bad is None:
+        return indices, None
+    in_range = (indices >= 0) & (indices < input.shape[1])
+    return torch.where(in_range, indices, torch.zeros_like(indices)), images_poisoned(bad, input.dtype)
 
 
-def index_target(target: Tensor, input: Tensor, ignore_index: int) -> Tuple[Tensor, Tensor]:
-    """Check class indices (N, *) that may hold ``ignore_index``; return ``(valid, safe)``.
+def index_target(target: Tensor, input: Tensor, ignore_index: int) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """Check class indices (N, *) that may hold ``ignore_index``; return ``(valid, safe, poison)``.
 
     ``valid`` is False where the target equals ``ignore_index``; ``safe`` is the int64 target
-    with those pixels set to class 0, ready for ``gather``. Every other value must lie in [0, C).
+    with those pixels set to class 0, ready for ``gather``. Every other value must lie in [0, C):
+    eager and TorchScript raise; while tracing, such a pixel also becomes class 0 and its image's
+    entry of the (N,) ``poison`` is NaN (``poison`` is None when the values were checked).
     """
     indices = _indices_layout(target, input)
     valid = indices != ignore_index
     safe = torch.where(valid, indices, torch.zeros_like(indices))
-    _check_index_range(safe, input.shape[1], ignore_index)
-    return valid, safe
+    bad = _check_index_range(safe, input.shape[1], ignore_index)
+    if bad is None:
+        return valid, safe, None
+    in_range = (safe >= 0) & (safe < input.shape[1])
+    return valid, torch.where(in_range, safe, torch.zeros_like(safe)), images_poisoned(bad, input.dtype)
 
 
 def elementwise_weight(weight: Optional[Tensor], shape: List[int], channel_dim: bool) -> Optional[Tensor]:
@@ -130,12 +267,14 @@ def elementwise_weight(weight: Optional[Tensor], shape: List[int], channel_dim: 
     ``weight`` has the loss's shape, or the same rank with size-1 dims that broadcast (a
     per-image weight (N, 1, 1), say). When dim 1 of the loss is a channel dim (``channel_dim``),
     a weight of the spatial layout (N, *) is also accepted and applies to every channel. Weights
-    must be finite and non-negative.
+    must be finite and non-negative: eager and TorchScript raise otherwise; while tracing, an
+    invalid weight becomes NaN, which poisons its image's values. float16 and bfloat16 weights are
+    returned in float32.
     """
     if weight is None:
         return None
     check_floating(weight, "weight")
-    w = weight
+    w = as_float32(weight)
     if channel_dim and w.dim() == len(shape) - 1:
         w = w.unsqueeze(1)
     matches = w.dim() == len(shape)
@@ -149,8 +288,7 @@ def elementwise_weight(weight: Optional[Tensor], shape: List[int], channel_dim: 
         raise ValueError(
             f"weight: expected shape {shape} (size-1 dims broadcast){per_pixel}, got {list(weight.shape)}"
         )
-    check_finite_non_negative(weight, "weight")
-    return w
+    return check_finite_non_negative(w, "weight")
 
 
 def as_option_tensor(value: object, name: str) -> Optional[Tensor]:
@@ -163,17 +301,24 @@ def as_option_tensor(value: object, name: str) -> Optional[Tensor]:
         return None
     tensor = value if isinstance(value, Tensor) else torch.as_tensor(value, dtype=torch.get_default_dtype())
     check_floating(tensor, name)
-    check_finite_non_negative(tensor, name)
+    # Checked here whatever mode the forward runs in later: a compiled forward skips value checks.
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{name}: expected finite values, found NaN or inf in {tensor.tolist()}")
+    if bool((tensor < 0).any()):
+        raise ValueError(f"{name}: expected non-negative values, got {tensor.tolist()}")
     return tensor
 
 
 def safe_divide(num: Tensor, den: Tensor) -> Tensor:
-    """``num / den`` where ``den > 0`` and 0 elsewhere, with a zero (never NaN) gradient there."""
-    positive = den > 0
-    return torch.where(positive, num / torch.where(positive, den, torch.ones_like(den)), torch.zeros_like(num))
+    """``num / den`` where ``den != 0`` and 0 where ``den == 0``, with a zero (never NaN) gradient there.
+
+    Only a true zero is "empty": a NaN denominator fails ``den == 0`` and gives NaN.
+    """
+    nonzero = den != 0
+    return torch.where(nonzero, num / torch.where(nonzero, den, torch.ones_like(den)), torch.zeros_like(num))
 
 
-def reduce_loss(loss: Tensor, norm: Optional[Tensor], reduction: str) -> Tensor:
+def reduce_loss(loss: Tensor, norm: Optional[Tensor], reduction: str, poison: Optional[Tensor] = None) -> Tensor:
     """Apply the package's one reduction rule.
 
     Parameters
@@ -187,17 +332,25 @@ def reduce_loss(loss: Tensor, norm: Optional[Tensor], reduction: str) -> Tensor:
         "none", "mean" (Σ w·ℓ / Σ w, and 0 with zero gradient when Σ w = 0), "sum" (Σ w·ℓ), or
         "per_image": shape (N,), entry n the "mean" of image n alone (dim 0 of ``loss`` indexes
         the images).
+    poison : Tensor, optional
+        Shape (N,) (or (1,) for a pooled set): 0, or NaN for an image whose outputs must be NaN.
+        It costs a full pass only with "none".
     """
     if reduction == "none":
-        return loss
+        return poison_rows(loss, poison)
     if reduction == "per_image":
         per_image = loss.reshape(loss.shape[0], -1).sum(1)
         if norm is None:
-            return per_image / max(loss[0].numel(), 1)
-        return safe_divide(per_image, norm.expand(loss.shape).reshape(loss.shape[0], -1).sum(1))
+            per_image = per_image / max(loss[0].numel(), 1)
+        else:
+            per_image = safe_divide(per_image, norm.expand(loss.shape).reshape(loss.shape[0], -1).sum(1))
+        return poison_rows(per_image, poison)
     total = loss.sum()
-    if reduction == "sum":
-        return total
-    if norm is None:
-        return total / max(loss.numel(), 1)
-    return safe_divide(total, norm.expand(loss.shape).sum())
+    if reduction == "mean":
+        if norm is None:
+            total = total / max(loss.numel(), 1)
+        else:
+            total = safe_divide(total, norm.expand(loss.shape).sum())
+    if poison is not None:
+        total = total + poison.sum()
+    return total

@@ -1,5 +1,6 @@
 """Per-pixel weighted cross-entropy, NLL, BCE and focal losses (functional forms and Modules)."""
 
+import math
 from typing import List, Optional, Tuple
 
 import torch
@@ -11,12 +12,16 @@ from ._reduce import (
     check_class_weight,
     check_finite_non_negative,
     check_floating,
+    as_float32,
+    check_option_range,
     index_target,
+    input_poison,
     check_input_rank,
     check_reduction,
     check_same_shape,
-    checking_values,
     elementwise_weight,
+    poison_rows,
+    probability_target,
     reduce_loss,
     safe_divide,
 )
@@ -38,17 +43,18 @@ def _log_prob_loss(
     label_smoothing: float,
     reduction: str,
     gamma: float,
+    poison: Tensor,
 ) -> Tensor:
     """Shared body of cross-entropy, NLL and the softmax focal loss, on log-probabilities.
 
     With ``gamma > 0`` each class term is multiplied by (1 - p)^gamma (the focal modulation).
+    ``poison`` (N,) is the inputs' NaN-or-0 per image (:func:`input_poison`).
     """
     check_reduction(reduction)
     check_input_rank(log_prob, 2, "(N, C, *)")
     num_classes = log_prob.shape[1]
-    if label_smoothing < 0.0 or label_smoothing > 1.0:
-        raise ValueError(f"label_smoothing: expected a value in [0, 1], got {label_smoothing}")
-    check_class_weight(class_weight, num_classes)
+    check_option_range(label_smoothing, "label_smoothing", 0.0, 1.0, False, False)
+    class_weight = check_class_weight(class_weight, num_classes)
     # Per-class terms -log p_c, with the focal factor and the class weight folded in.
     terms = -log_prob
     if gamma > 0.0:
@@ -59,12 +65,15 @@ def _log_prob_loss(
         # Class probabilities (N, C, *): every element counts once in the mean, as in torch.
         check_floating(target, "target")
         check_same_shape(target, "target", list(log_prob.shape), "(N, C, *)")
+        target = as_float32(target)
         if label_smoothing > 0.0:
             target = target * (1.0 - label_smoothing) + label_smoothing / num_classes
         loss = (target * terms).sum(1)
         norm: Optional[Tensor] = None
     else:
-        valid, safe = index_target(target, log_prob, ignore_index)
+        valid, safe, bad_target = index_target(target, log_prob, ignore_index)
+        if bad_target is not None:
+            poison = poison + bad_target
         loss = terms.gather(1, safe.unsqueeze(1)).squeeze(1)
         if class_weight is None:
             norm = valid.to(loss.dtype)
@@ -79,7 +88,7 @@ def _log_prob_loss(
     if w is not None:
         loss = loss * w
         norm = w if norm is None else norm * w
-    return reduce_loss(loss, norm, reduction)
+    return reduce_loss(loss, norm, reduction, poison)
 
 
 def _focal_factor(one_minus_p: Tensor, gamma: float) -> Tensor:
@@ -130,9 +139,16 @@ def weighted_nll_loss(
     Notes
     -----
     With ``weight=None`` this equals ``torch.nn.functional.nll_loss`` (index targets) for every
-    reduction, except that a mean over nothing is 0 where torch returns NaN.
+    reduction, except that a mean over nothing is 0 where torch returns NaN, and that a NaN or +inf
+    log-probability anywhere in an image makes that image's values NaN (-inf, a probability of 0,
+    is valid). float16 and bfloat16 inputs are computed in float32 and give a float32 loss.
     """
-    return _log_prob_loss(input, target, weight, class_weight, ignore_index, label_smoothing, reduction, 0.0)
+    check_input_rank(input, 2, "(N, C, *)")
+    check_floating(input, "input")
+    input = as_float32(input)
+    return _log_prob_loss(
+        input, target, weight, class_weight, ignore_index, label_smoothing, reduction, 0.0, input_poison(input, True)
+    )
 
 
 def weighted_cross_entropy(
@@ -164,30 +180,43 @@ def weighted_cross_entropy(
     -----
     With ``weight=None`` this equals ``torch.nn.functional.cross_entropy`` for every reduction,
     including ``ignore_index``, class weights, label smoothing and probability targets, except that
-    a mean over nothing (everything ignored) is 0 where torch returns NaN. Label smoothing is written
-    out here; the torch.export-based ONNX exporter drops torch's own.
+    a mean over nothing (everything ignored) is 0 where torch returns NaN, and that a NaN or
+    infinite logit anywhere in an image makes all of that image's values NaN. Label smoothing is
+    written out here; the torch.export-based ONNX exporter drops torch's own. float16 and bfloat16
+    inputs are computed in float32 and give a float32 loss.
     """
     check_input_rank(input, 2, "(N, C, *)")
     check_floating(input, "input")
+    input = as_float32(input)
     return _log_prob_loss(
-        F.log_softmax(input, 1), target, weight, class_weight, ignore_index, label_smoothing, reduction, 0.0
+        F.log_softmax(input, 1),
+        target,
+        weight,
+        class_weight,
+        ignore_index,
+        label_smoothing,
+        reduction,
+        0.0,
+        input_poison(input),
     )
 
 
-def _binary_check(input: Tensor, target: Tensor) -> Tensor:
-    """Check a logit/target pair of the same shape; return the target as a float tensor."""
+def _binary_check(input: Tensor, target: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Check a logit/target pair of the same shape.
+
+    Returns ``(input, target, poison)``: both in float32 (or float64), and the (N,) poison of the
+    images with a NaN or infinite logit or, while tracing, a target outside [0, 1] (eager and
+    TorchScript raise for it).
+    """
     if input.dim() < 1:
         raise ValueError(f"input: expected at least one dim, got shape {list(input.shape)}")
     if input.numel() == 0:
         raise ValueError(f"input: expected a non-empty tensor, got shape {list(input.shape)}")
     check_floating(input, "input")
     check_same_shape(target, "target", list(input.shape), "input.shape")
-    if not target.is_floating_point():
-        target = target.to(input.dtype)
-    if checking_values():
-        if bool(((target < 0) | (target > 1) | torch.isnan(target)).any()):
-            raise ValueError("target: expected binary targets or probabilities in [0, 1]")
-    return target
+    input = as_float32(input)
+    target, target_poison = probability_target(target, input.dtype)
+    return input, target, input_poison(input) + target_poison
 
 
 def _softplus_neg(input: Tensor) -> Tensor:
@@ -238,7 +267,7 @@ def weighted_bce_with_logits(
     "mean" divides by Σ w.
     """
     check_reduction(reduction)
-    target = _binary_check(input, target)
+    input, target, poison = _binary_check(input, target)
     shape = list(input.shape)
     if pos_weight is not None:
         check_floating(pos_weight, "pos_weight")
@@ -250,7 +279,7 @@ def weighted_bce_with_logits(
                 raise ValueError(
                     f"pos_weight: shape {list(pos_weight.shape)} does not broadcast against input {shape}"
                 )
-        check_finite_non_negative(pos_weight, "pos_weight")
+        pos_weight = check_finite_non_negative(pos_weight, "pos_weight")
     w = elementwise_weight(weight, shape, input.dim() >= 4)
     neg_log_p = _softplus_neg(input)
     if balance is None:
@@ -260,10 +289,9 @@ def weighted_bce_with_logits(
             loss = (1.0 - target) * input + (1.0 + (pos_weight - 1.0) * target) * neg_log_p
         if w is not None:
             loss = loss * w
-        return reduce_loss(loss, w, reduction)
+        return reduce_loss(loss, w, reduction, poison)
     pos_share, neg_share = balance
-    if pos_share < 0.0 or neg_share < 0.0:
-        raise ValueError(f"balance: expected non-negative (pos_share, neg_share), got {balance}")
+    check_balance(balance)
     pos_loss = neg_log_p if pos_weight is None else pos_weight * neg_log_p
     neg_loss = neg_log_p + input
     pos_mass = target if w is None else target * w
@@ -280,10 +308,18 @@ def weighted_bce_with_logits(
     neg_scale = neg_share * safe_divide(torch.ones_like(neg_total), neg_total)
     loss = pos_scale * pos_mass * pos_loss + neg_scale * neg_mass * neg_loss
     if reduction == "none":
-        return loss
+        return poison_rows(loss, poison)
     if reduction == "per_image":
-        return loss.reshape(shape[0], -1).sum(1)
-    return loss.sum()
+        return loss.reshape(shape[0], -1).sum(1) + poison
+    return loss.sum() + poison.sum()
+
+
+def check_balance(balance: Optional[Tuple[float, float]]) -> None:
+    """Raise unless ``balance`` is None or two finite, non-negative shares."""
+    if balance is not None:
+        pos_share, neg_share = balance
+        if not (pos_share >= 0.0 and neg_share >= 0.0 and pos_share < math.inf and neg_share < math.inf):
+            raise ValueError(f"balance: expected finite, non-negative (pos_share, neg_share), got {balance}")
 
 
 def focal_loss(
@@ -326,34 +362,51 @@ def focal_loss(
         :func:`weighted_cross_entropy`.
     """
     check_reduction(reduction)
-    if gamma < 0.0:
-        raise ValueError(f"gamma: expected a value >= 0, got {gamma}")
+    check_focal_options(activation, alpha, gamma)
     if activation == "softmax":
         check_input_rank(input, 2, "(N, C, *)")
         check_floating(input, "input")
-        loss = _log_prob_loss(F.log_softmax(input, 1), target, weight, class_weight, ignore_index, 0.0, reduction, gamma)
+        input = as_float32(input)
+        loss = _log_prob_loss(
+            F.log_softmax(input, 1),
+            target,
+            weight,
+            class_weight,
+            ignore_index,
+            0.0,
+            reduction,
+            gamma,
+            input_poison(input),
+        )
         if alpha is not None:
-            if alpha < 0.0:
-                raise ValueError(f"alpha: expected a value >= 0 for the softmax form, got {alpha}")
             loss = alpha * loss
         return loss
-    if activation != "sigmoid":
-        raise ValueError(f"activation: expected 'sigmoid' or 'softmax', got '{activation}'")
     if class_weight is not None:
         raise ValueError("class_weight: only the softmax focal loss takes class weights; use alpha for sigmoid")
-    target = _binary_check(input, target)
+    input, target, poison = _binary_check(input, target)
     w = elementwise_weight(weight, list(input.shape), input.dim() >= 4)
     loss = (1.0 - target) * input + _softplus_neg(input)
     if gamma > 0.0:
         p = torch.sigmoid(input)
         loss = loss * _focal_factor(p + target * (1.0 - 2.0 * p), gamma)
     if alpha is not None:
-        if alpha < 0.0 or alpha > 1.0:
-            raise ValueError(f"alpha: expected a value in [0, 1] for the sigmoid form, got {alpha}")
         loss = loss * (alpha * target + (1.0 - alpha) * (1.0 - target))
     if w is not None:
         loss = loss * w
-    return reduce_loss(loss, w, reduction)
+    return reduce_loss(loss, w, reduction, poison)
+
+
+def check_focal_options(activation: str, alpha: Optional[float], gamma: float) -> None:
+    """Raise unless the focal loss's activation, alpha and gamma are valid (NaN and inf refused)."""
+    if activation != "sigmoid" and activation != "softmax":
+        raise ValueError(f"activation: expected 'sigmoid' or 'softmax', got '{activation}'")
+    check_option_range(gamma, "gamma", 0.0, math.inf, False, True)
+    if alpha is not None:
+        if activation == "sigmoid":
+            if not (alpha >= 0.0 and alpha <= 1.0):
+                raise ValueError(f"alpha: expected a value in [0, 1] for the sigmoid form, got {alpha}")
+        elif not (alpha >= 0.0 and alpha < math.inf):
+            raise ValueError(f"alpha: expected a finite value >= 0 for the softmax form, got {alpha}")
 
 
 class WeightedNLLLoss(nn.Module):
@@ -370,6 +423,7 @@ class WeightedNLLLoss(nn.Module):
         self.register_buffer("class_weight", as_option_tensor(class_weight, "class_weight"))
         self.ignore_index = ignore_index
         self.label_smoothing = float(label_smoothing)
+        check_option_range(self.label_smoothing, "label_smoothing", 0.0, 1.0, False, False)
         check_reduction(reduction)
         self.reduction = reduction
 
@@ -400,6 +454,7 @@ class WeightedBCEWithLogitsLoss(nn.Module):
         super().__init__()
         self.register_buffer("pos_weight", as_option_tensor(pos_weight, "pos_weight"))
         self.balance = None if balance is None else (float(balance[0]), float(balance[1]))
+        check_balance(self.balance)
         check_reduction(reduction)
         self.reduction = reduction
 
@@ -420,11 +475,10 @@ class FocalLoss(nn.Module):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        if activation != "sigmoid" and activation != "softmax":
-            raise ValueError(f"activation: expected 'sigmoid' or 'softmax', got '{activation}'")
         self.activation = activation
         self.alpha = None if alpha is None else float(alpha)
         self.gamma = float(gamma)
+        check_focal_options(activation, self.alpha, self.gamma)
         self.register_buffer("class_weight", as_option_tensor(class_weight, "class_weight"))
         self.ignore_index = ignore_index
         check_reduction(reduction)

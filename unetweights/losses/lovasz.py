@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._reduce import (
+    as_float32,
     check_floating,
     check_input_rank,
     check_per_image_sets,
@@ -26,7 +27,9 @@ from ._reduce import (
     checking_values,
     class_indices,
     elementwise_weight,
+    images_poisoned,
     index_target,
+    input_poison,
     reduce_loss,
 )
 
@@ -42,7 +45,7 @@ def lovasz_gradient(weighted_truth: Tensor, weight: Tensor) -> Tensor:
     """
     seen = weight.cumsum(-1)
     union = weighted_truth.sum(-1, keepdim=True) + seen - weighted_truth.cumsum(-1)
-    jaccard = seen / torch.where(union > 0, union, torch.ones_like(union))
+    jaccard = seen / torch.where(union == 0, torch.ones_like(union), union)
     return torch.cat([jaccard[..., :1], jaccard[..., 1:] - jaccard[..., :-1]], -1)
 
 
@@ -57,9 +60,13 @@ def _sorted(errors: Tensor, sources: List[Tensor]) -> Tuple[Tensor, List[Tensor]
     return errors_sorted, [source.gather(-1, flat_order).reshape(order.shape) for source in sources]
 
 
-def _reduce_rows(loss: Tensor, counted: Tensor, reduction: str) -> Tensor:
-    """Reduce per-row losses: rows with no weight at all count in neither sum nor mean."""
-    return reduce_loss(loss * counted, counted, reduction)
+def _reduce_rows(loss: Tensor, counted: Tensor, reduction: str, poison: Tensor, per_image: bool) -> Tensor:
+    """Reduce per-row losses: rows with no weight at all count in neither sum nor mean.
+
+    ``poison`` (N,) holds NaN for each image with an invalid value; a pooled row takes their sum.
+    """
+    row_poison = poison if per_image else poison.sum(0, keepdim=True)
+    return reduce_loss(loss * counted, counted, reduction, row_poison)
 
 
 def _check_margin_mode(weight_mode: str) -> None:
@@ -114,6 +121,8 @@ def lovasz_hinge(
     check_input_rank(input, 1, "(N, 1, *) or (N, *)")
     check_floating(input, "input")
     check_same_shape(target, "target", list(input.shape), "input.shape")
+    input = as_float32(input)
+    poison = input_poison(input)
     if ignore_index is None:
         truth = target.to(input.dtype)
         count = torch.ones_like(input)
@@ -121,10 +130,13 @@ def lovasz_hinge(
         valid = target != ignore_index
         truth = torch.where(valid, target, torch.zeros_like(target)).to(input.dtype)
         count = valid.to(input.dtype)
+    binary = (truth == 0) | (truth == 1)
     if checking_values():
-        if bool(((truth != 0) & (truth != 1)).any()):
+        if not bool(binary.all()):
             allowed = "" if ignore_index is None else f" or ignore_index={ignore_index}"
             raise ValueError(f"target: expected 0/1 labels{allowed}")
+    else:
+        poison = poison + images_poisoned(~binary.reshape(input.shape[0], -1).all(1), input.dtype)
     signs = 2.0 * truth - 1.0
     errors = 1.0 - input * signs
     w = elementwise_weight(weight, list(input.shape), input.dim() >= 4 and input.shape[1] == 1)
@@ -140,8 +152,8 @@ def lovasz_hinge(
     signed = picked[0]
     gradient = lovasz_gradient(F.relu(signed), signed.abs()).detach()
     loss = (F.relu(errors_sorted) * gradient).sum(-1).squeeze(1)
-    counted = (count.sum(-1) > 0).to(loss.dtype)
-    return _reduce_rows(loss, counted, reduction)
+    counted = (count.sum(-1) != 0).to(loss.dtype)
+    return _reduce_rows(loss, counted, reduction, poison, per_image)
 
 
 def lovasz_softmax(
@@ -191,14 +203,18 @@ def lovasz_softmax(
         raise ValueError(f"classes: expected 'present' or 'all', got '{classes}'")
     check_input_rank(input, 3, "(N, C, *)")
     check_floating(input, "input")
+    input = as_float32(input)
+    poison = input_poison(input)
     num_images = input.shape[0]
     num_classes = input.shape[1]
     if ignore_index is None:
-        safe = class_indices(target, input)
+        safe, bad_target = class_indices(target, input)
         count = torch.ones_like(safe, dtype=input.dtype)
     else:
-        valid, safe = index_target(target, input, ignore_index)
+        valid, safe, bad_target = index_target(target, input, ignore_index)
         count = valid.to(input.dtype)
+    if bad_target is not None:
+        poison = poison + bad_target
     w = elementwise_weight(weight, [num_images, 1] + list(input.shape[2:]), True)
     if w is not None:
         count = count * w.squeeze(1)
@@ -220,10 +236,10 @@ def lovasz_softmax(
         mass = torch.zeros_like(per_class).scatter_add(1, labels, count)
     else:
         mass = count.sum(-1, keepdim=True).expand(per_class.shape)
-    selected = (mass > 0).to(per_class.dtype)
+    selected = (mass != 0).to(per_class.dtype)
     selected_count = selected.sum(-1)
     loss = (per_class * selected).sum(-1) / selected_count.clamp_min(1.0)
-    return _reduce_rows(loss, (selected_count > 0).to(loss.dtype), reduction)
+    return _reduce_rows(loss, (selected_count > 0).to(loss.dtype), reduction, poison, per_image)
 
 
 class LovaszHingeLoss(nn.Module):

@@ -10,6 +10,7 @@ where p is the activated prediction, t the target and w the weight map (zero whe
 to the logits before the activation.
 """
 
+import math
 from typing import List, Optional, Tuple
 
 import torch
@@ -17,7 +18,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._reduce import (
+    as_float32,
     as_option_tensor,
+    check_option_range,
+    input_poison,
     check_class_weight,
     check_floating,
     check_input_rank,
@@ -27,6 +31,7 @@ from ._reduce import (
     class_indices,
     elementwise_weight,
     index_target,
+    probability_target,
     reduce_loss,
     safe_divide,
 )
@@ -55,6 +60,7 @@ def overlap_counts(
     per_image: bool,
     include_background: bool,
     squared: bool,
+    poison: Optional[Tensor] = None,
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """Weighted counts per set and class, each of shape (N, C') or (1, C').
 
@@ -62,10 +68,21 @@ def overlap_counts(
     (Σ w·t² when ``squared``), and the weight mass Σ w of each set's counted pixels (0 for a
     set whose pixels are all ignored or zero-weighted), shape (N, 1) or (1, 1). C' = C - 1 without
     the background class.
+
+    Every count of an image is NaN where its input holds a NaN or infinite value (``poison``, the
+    (N,) NaN-or-0 vector of :func:`input_poison`, computed from ``input`` when None; a caller that
+    passes thresholded predictions passes the poison of the logits they came from), and, while
+    tracing, where its weight or target holds an invalid value: a class index outside [0, C) that
+    is not ``ignore_index``, or a (N, C, *) target value that is NaN or outside [0, 1] (eager and
+    TorchScript raise for those). float16 and bfloat16 inputs are
+    counted in float32.
     """
     check_activation(activation)
     check_input_rank(input, 3, "(N, C, *)")
     check_floating(input, "input")
+    input = as_float32(input)
+    if poison is None:
+        poison = input_poison(input)
     num_images = input.shape[0]
     num_classes = input.shape[1]
     if not include_background and num_classes < 2:
@@ -80,7 +97,10 @@ def overlap_counts(
     prob = _activate(input, activation).reshape(num_images, num_classes, -1)
     if target.dim() == input.dim():
         check_same_shape(target, "target", list(input.shape), "(N, C, *)")
-        truth = (target if target.is_floating_point() else target.to(input.dtype)).reshape(prob.shape)
+        truth, target_poison = probability_target(target, input.dtype)
+        truth = truth.reshape(prob.shape)
+        # An invalid probability target poisons its whole image, not only its class.
+        poison = poison + target_poison
         one_hot = False
     else:
         if activation == "sigmoid":
@@ -89,11 +109,13 @@ def overlap_counts(
                 f"{list(target.shape)}; for one channel pass target.unsqueeze(1)"
             )
         if ignore_index is None:
-            labels = class_indices(target, input)
+            labels, bad_target = class_indices(target, input)
         else:
-            valid, labels = index_target(target, input, ignore_index)
+            valid, labels, bad_target = index_target(target, input, ignore_index)
             valid = valid.to(input.dtype).reshape(num_images, 1, -1)
             mask = valid if mask is None else mask * valid
+        if bad_target is not None:
+            poison = poison + bad_target
         classes = torch.arange(num_classes, device=input.device).view(1, -1, 1)
         truth = (labels.reshape(num_images, 1, -1) == classes).to(input.dtype)
         one_hot = True
@@ -108,6 +130,8 @@ def overlap_counts(
         mass = mask.sum(-1)
     if not include_background:
         tp, sum_p, sum_t = tp[:, 1:], sum_p[:, 1:], sum_t[:, 1:]
+    image_poison = poison.unsqueeze(1)
+    tp, sum_p, sum_t, mass = tp + image_poison, sum_p + image_poison, sum_t + image_poison, mass + image_poison
     if not per_image:
         tp = tp.sum(0, keepdim=True)
         sum_p = sum_p.sum(0, keepdim=True)
@@ -118,20 +142,22 @@ def overlap_counts(
 
 def _check_set_options(
     input: Tensor, smooth: float, class_weight: Optional[Tensor], reduction: str, per_image: bool
-) -> None:
-    """The option checks that Dice and Tversky share."""
+) -> Optional[Tensor]:
+    """The option checks that Dice and Tversky share; returns the checked class weight."""
     check_reduction(reduction)
     check_per_image_sets(reduction, per_image)
-    if smooth < 0.0:
-        raise ValueError(f"smooth: expected a value >= 0, got {smooth}")
-    check_class_weight(class_weight, input.shape[1] if input.dim() >= 2 else 0)
+    check_option_range(smooth, "smooth", 0.0, math.inf, False, True)
+    return check_class_weight(class_weight, input.shape[1] if input.dim() >= 2 else 0)
 
 
 def _reduce_sets(
     loss: Tensor, mass: Tensor, class_weight: Optional[Tensor], include_background: bool, reduction: str
 ) -> Tensor:
-    """Reduce (sets, classes) losses: sets with no weight mass and the class weights set the mean."""
-    norm = (mass > 0).to(loss.dtype)
+    """Reduce (sets, classes) losses: sets with no weight mass and the class weights set the mean.
+
+    A NaN mass (a poisoned set) is not zero, so the set counts and its NaN reaches the mean.
+    """
+    norm = (mass != 0).to(loss.dtype)
     if class_weight is not None:
         cw = class_weight if include_background else class_weight[1:]
         norm = norm * cw.unsqueeze(0)
@@ -190,13 +216,16 @@ def soft_dice_loss(
     Dice = s / (Σ w·p + s), so the loss penalises any predicted mass. With ``smooth=0`` and
     nothing predicted either, 0/0 is defined as Dice = 1 (loss 0), never NaN. A set whose pixels
     are all ignored or zero-weighted has loss 0 with zero gradient and is left out of the mean.
+    These rules apply to sets that are truly empty: a NaN or infinite logit, a NaN target or (in
+    a compiled or exported graph, where nothing can raise) an invalid weight or class index makes
+    its set's loss NaN. float16 and bfloat16 inputs are counted in float32 (the loss is float32).
     """
-    _check_set_options(input, smooth, class_weight, reduction, per_image)
+    class_weight = _check_set_options(input, smooth, class_weight, reduction, per_image)
     tp, sum_p, sum_t, mass = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, squared
     )
     den = sum_p + sum_t + smooth
-    dice = torch.where(den > 0, safe_divide(2.0 * tp + smooth, den), torch.ones_like(den))
+    dice = torch.where(den == 0, torch.ones_like(den), safe_divide(2.0 * tp + smooth, den))
     return _reduce_sets(1.0 - dice, mass, class_weight, include_background, reduction)
 
 
@@ -235,20 +264,23 @@ def tversky_loss(
     The empty-ground-truth and everything-ignored policies are those of :func:`soft_dice_loss`:
     0/0 is TI = 1, and a set with no weight mass has loss 0 and is left out of the mean.
     """
-    _check_set_options(input, smooth, class_weight, reduction, per_image)
-    if alpha < 0.0 or beta < 0.0:
-        raise ValueError(f"alpha, beta: expected non-negative values, got alpha={alpha}, beta={beta}")
-    if gamma <= 0.0:
-        raise ValueError(f"gamma: expected a value > 0, got {gamma}")
+    class_weight = _check_set_options(input, smooth, class_weight, reduction, per_image)
+    _check_tversky_options(alpha, beta, gamma)
     tp, sum_p, sum_t, mass = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, False
     )
     den = tp + alpha * (sum_p - tp) + beta * (sum_t - tp) + smooth
-    index = torch.where(den > 0, safe_divide(tp + smooth, den), torch.ones_like(den))
+    index = torch.where(den == 0, torch.ones_like(den), safe_divide(tp + smooth, den))
     loss = 1.0 - index
     if gamma != 1.0:
         loss = loss.clamp_min(1e-30).pow(gamma)
     return _reduce_sets(loss, mass, class_weight, include_background, reduction)
+
+
+def _check_tversky_options(alpha: float, beta: float, gamma: float) -> None:
+    check_option_range(alpha, "alpha", 0.0, math.inf, False, True)
+    check_option_range(beta, "beta", 0.0, math.inf, False, True)
+    check_option_range(gamma, "gamma", 0.0, math.inf, True, True)
 
 
 class _SetLoss(nn.Module):
@@ -268,6 +300,7 @@ class _SetLoss(nn.Module):
         check_activation(activation)
         check_reduction(reduction)
         check_per_image_sets(reduction, per_image)
+        check_option_range(float(smooth), "smooth", 0.0, math.inf, False, True)
         self.activation = activation
         self.smooth = float(smooth)
         self.per_image = bool(per_image)
@@ -330,6 +363,7 @@ class TverskyLoss(_SetLoss):
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.gamma = float(gamma)
+        _check_tversky_options(self.alpha, self.beta, self.gamma)
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return tversky_loss(

@@ -4,15 +4,23 @@ Each takes ``input`` and ``target`` of the same shape and a weight map of that s
 broadcast), or (N, *spatial) for an (N, C, *spatial) image or volume. "mean" is Σ w·ℓ / Σ w over all elements, which with
 ``weight=None`` is the plain mean, so each equals its ``torch.nn.functional`` counterpart there
 (torch's own weighted forms differ: mse and l1 divide by Σ w, huber by the element count).
+
+Invalid values: a NaN input or target gives NaN, and an infinite one inf or NaN, as in torch, for
+that element and every reduction over it; a weight map follows the package's rule (eager and
+TorchScript raise on NaN, inf or negative weights; compiled and exported graphs make them NaN).
+float16 and bfloat16 tensors are computed in float32 and give a float32 loss.
 """
 
-from typing import List, Optional
+import math
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from ._reduce import (
+    as_float32,
     check_floating,
+    check_option_range,
     check_reduction,
     check_same_shape,
     elementwise_weight,
@@ -20,15 +28,17 @@ from ._reduce import (
 )
 
 
-def _pair(input: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str) -> Optional[Tensor]:
-    """Check a regression input/target pair and return the weight ready to broadcast."""
+def _pair(
+    input: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str
+) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """Check a regression input/target pair; return both (half types in float32) and the weight."""
     check_reduction(reduction)
     check_floating(input, "input")
     check_floating(target, "target")
     if input.numel() == 0:
         raise ValueError(f"input: expected a non-empty tensor, got shape {list(input.shape)}")
     check_same_shape(target, "target", list(input.shape), "input.shape")
-    return elementwise_weight(weight, list(input.shape), input.dim() >= 4)
+    return as_float32(input), as_float32(target), elementwise_weight(weight, list(input.shape), input.dim() >= 4)
 
 
 def _weighted(loss: Tensor, w: Optional[Tensor], reduction: str) -> Tensor:
@@ -61,7 +71,7 @@ def weighted_mse_loss(
         "none" (w·ℓ, ``input``'s shape), "mean" (Σ w·ℓ / Σ w; 0 when Σ w = 0), "sum", or
         "per_image" (the mean of each image alone, shape (N,)).
     """
-    w = _pair(input, target, weight, reduction)
+    input, target, w = _pair(input, target, weight, reduction)
     return _weighted((input - target) ** 2, w, reduction)
 
 
@@ -72,7 +82,7 @@ def weighted_l1_loss(
 
     Parameters are those of :func:`weighted_mse_loss`.
     """
-    w = _pair(input, target, weight, reduction)
+    input, target, w = _pair(input, target, weight, reduction)
     return _weighted((input - target).abs(), w, reduction)
 
 
@@ -84,9 +94,8 @@ def weighted_huber_loss(
     ℓ = ½·d² where d = |x - y| < δ, and δ·(d - ½·δ) elsewhere. ``delta`` must be positive; the
     other parameters are those of :func:`weighted_mse_loss`.
     """
-    if delta <= 0.0:
-        raise ValueError(f"delta: expected a value > 0, got {delta}")
-    w = _pair(input, target, weight, reduction)
+    check_option_range(delta, "delta", 0.0, math.inf, True, True)
+    input, target, w = _pair(input, target, weight, reduction)
     d = (input - target).abs()
     # c·(d - c/2) with c = min(d, δ) is both branches at once, and one op fewer for autograd.
     c = d.clamp_max(delta)
@@ -101,9 +110,8 @@ def weighted_smooth_l1_loss(
     ℓ = ½·d²/β where d = |x - y| < β, and d - ½·β elsewhere; β = 0 is the L1 loss. ``beta`` must
     be non-negative; the other parameters are those of :func:`weighted_mse_loss`.
     """
-    if beta < 0.0:
-        raise ValueError(f"beta: expected a value >= 0, got {beta}")
-    w = _pair(input, target, weight, reduction)
+    check_option_range(beta, "beta", 0.0, math.inf, False, True)
+    input, target, w = _pair(input, target, weight, reduction)
     d = (input - target).abs()
     if beta == 0.0:
         return _weighted(d, w, reduction)
@@ -141,7 +149,7 @@ def weighted_kl_div(
     """
     batchmean = reduction == "batchmean"
     _check_kl_reduction(reduction)
-    w = _pair(input, target, weight, "sum" if batchmean else reduction)
+    input, target, w = _pair(input, target, weight, "sum" if batchmean else reduction)
     if log_target:
         loss = target.exp() * (target - input)
     else:
@@ -179,9 +187,8 @@ class WeightedHuberLoss(_Regression):
 
     def __init__(self, delta: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
-        if delta <= 0.0:
-            raise ValueError(f"delta: expected a value > 0, got {delta}")
         self.delta = float(delta)
+        check_option_range(self.delta, "delta", 0.0, math.inf, True, True)
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return weighted_huber_loss(input, target, weight, self.delta, self.reduction)
@@ -192,9 +199,8 @@ class WeightedSmoothL1Loss(_Regression):
 
     def __init__(self, beta: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
-        if beta < 0.0:
-            raise ValueError(f"beta: expected a value >= 0, got {beta}")
         self.beta = float(beta)
+        check_option_range(self.beta, "beta", 0.0, math.inf, False, True)
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return weighted_smooth_l1_loss(input, target, weight, self.beta, self.reduction)
