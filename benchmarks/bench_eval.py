@@ -11,10 +11,17 @@ Prints, from one run:
 2. GPU, if torch sees CUDA and onnxruntime's CUDA provider starts: the whole graph at
    16×4×512×512 (``--gpu-shape``), torch CUDA against onnxruntime CUDA fed with torch CUDA
    tensors (IOBinding, no host copy), each synchronised.
+3. With ``--check-values``: what :class:`OnnxEvaluator`'s host-side value checks cost against a
+   run of the whole graph on CPU at ``--shape``: the run without checks
+   (``check_values=False``), the checks alone, and the run with them (the default), for numpy
+   inputs, torch CPU tensors, and numpy inputs with an ignore index outside [0, C) (255, ~10 %
+   of the pixels), which costs the check one more pass over the target. On a CUDA machine a row
+   for torch CUDA tensors is added (the check runs on the device, with one host transfer).
 
     python benchmarks/bench_eval.py
     python benchmarks/bench_eval.py --repeats 15 --variants
     python benchmarks/bench_eval.py --skip-cpu            # GPU part only
+    python benchmarks/bench_eval.py --skip-cpu --check-values   # value checks (and GPU)
 """
 
 from __future__ import annotations
@@ -42,14 +49,15 @@ from unetweights.evaluation import EvaluationGraph  # noqa: E402
 from unetweights.runtime import OnnxEvaluator  # noqa: E402
 
 
-def parts(num_classes: int) -> dict:
+def parts(num_classes: int, ignore_index=None) -> dict:
     class_weight = [1.0] * num_classes
+    ignore = {} if ignore_index is None else {"ignore_index": ignore_index}
     losses = {
-        "ce": L.WeightedCrossEntropyLoss(class_weight=class_weight),
-        "dice_loss": L.SoftDiceLoss(per_image=True),
-        "lovasz": L.LovaszSoftmaxLoss(per_image=True),
+        "ce": L.WeightedCrossEntropyLoss(class_weight=class_weight, **ignore),
+        "dice_loss": L.SoftDiceLoss(per_image=True, **ignore),
+        "lovasz": L.LovaszSoftmaxLoss(per_image=True, **ignore),
     }
-    metrics = {"dice": M.DiceScore(), "iou": M.IoUScore(), "accuracy": M.PixelAccuracy()}
+    metrics = {"dice": M.DiceScore(**ignore), "iou": M.IoUScore(**ignore), "accuracy": M.PixelAccuracy(**ignore)}
     graphs = {name: EvaluationGraph(losses={name: loss}) for name, loss in losses.items()}
     graphs["metrics"] = EvaluationGraph(metrics=metrics)
     graphs["whole graph"] = EvaluationGraph(losses=losses, metrics=metrics)
@@ -143,19 +151,66 @@ def gpu_table(shape, repeats: int, folder: Path) -> None:
     print(f"{'whole graph':<14} torch {t['torch'] * 1e3:.2f} ms, ort {t['ort'] * 1e3:.2f} ms, ort/torch {t['ort'] / t['torch']:.2f}")
 
 
+def check_table(shape, repeats: int, folder: Path) -> None:
+    path = export_graph(parts(shape[1])["whole graph"], folder, "whole graph", shape[1])
+    # Every part ignores 255, so to_onnx records it and the check masks it out of the target.
+    ignoring = export_graph(parts(shape[1], ignore_index=255)["whole graph"], folder, "whole graph 255", shape[1])
+    logits, target, weight = inputs(shape)
+    ignored = target.clone()
+    ignored[torch.rand(ignored.shape, generator=torch.Generator().manual_seed(1)) < 0.1] = 255
+    cases = {
+        "numpy": (path, [x.numpy() for x in (logits, target, weight)], "cpu"),
+        "torch CPU": (path, [logits, target, weight], "cpu"),
+        "numpy, ignore 255": (ignoring, [x.numpy() for x in (logits, ignored, weight)], "cpu"),
+    }
+    if torch.cuda.is_available():
+        cases["torch CUDA"] = (path, [x.cuda() for x in (logits, target, weight)], "auto")
+    print(f"Value checks, whole graph, {'x'.join(map(str, shape))} float32, medians of {repeats}")
+    print(f"{'inputs':<18} {'run ms':>8} {'check ms':>9} {'checked run ms':>15} {'check/run':>10}")
+    for name, (path, arrays, providers) in cases.items():
+        options = dict(providers=providers)
+        if providers == "cpu":
+            options["session_config"] = NO_SPIN
+        plain = OnnxEvaluator(path, check_values=False, **options)
+        checked = OnnxEvaluator(path, **options)
+        if name == "torch CUDA" and checked.provider != "CUDAExecutionProvider":
+            print(f"{name:<18} skipped: {checked.cuda_unavailable_reason}")
+            continue
+        sync = torch.cuda.synchronize if name == "torch CUDA" else (lambda: None)
+
+        def timed(fn):
+            def call():
+                fn()
+                sync()
+            return call
+
+        fns = {
+            "run": timed(lambda: plain(*arrays)),
+            # The check alone, as run() calls it: one pass per input and one transfer to the host.
+            "check": timed(lambda: checked._check_values(arrays, "")),
+            "checked run": timed(lambda: checked(*arrays)),
+        }
+        t = median_times(fns, repeats)
+        print(f"{name:<18} {t['run'] * 1e3:8.1f} {t['check'] * 1e3:9.2f} {t['checked run'] * 1e3:15.1f} "
+              f"{t['check'] / t['run']:10.3f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs="+", default=[8, 3, 256, 256])
     parser.add_argument("--gpu-shape", type=int, nargs="+", default=[16, 4, 512, 512])
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--variants", action="store_true", help="also time ort variants (threads, optimisation, rewrite)")
-    parser.add_argument("--skip-cpu", action="store_true")
+    parser.add_argument("--skip-cpu", action="store_true", help="skip the CPU table of torch against onnxruntime")
+    parser.add_argument("--check-values", action="store_true", help="also time the evaluator's value checks against a run")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, python {platform.python_version()}, numpy {np.__version__}")
     with tempfile.TemporaryDirectory() as folder:
         if not args.skip_cpu:
             cpu_table(tuple(args.shape), args.repeats, args.variants, Path(folder))
         gpu_table(tuple(args.gpu_shape), args.repeats, Path(folder))
+        if args.check_values:
+            check_table(tuple(args.shape), args.repeats, Path(folder))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What do the losses cost, eager, scripted and compiled, and what does vectorising Lovasz buy?
 
-Prints, from one run, three tables:
+Prints, from one run, four tables:
 
 1. forward + backward median per loss at N×C×H×W (default 8×3×256×256, CPU, float32), eager
    vs ``torch.jit.script`` vs ``torch.compile(fullgraph=True)``, with scripted/eager and
@@ -8,7 +8,9 @@ Prints, from one run, three tables:
 2. ``lovasz_softmax`` and ``lovasz_hinge`` on a batch of 16, the batched call against a Python
    loop over the images running the same per-image computation, at several image sizes;
 3. ``soft_dice_loss(weight=None)`` against MONAI's ``DiceLoss`` at the same settings, if MONAI is
-   importable (it is not a dependency).
+   importable (it is not a dependency);
+4. what the NaN rule adds in eager mode: the per-image poison pass and the weight check, alone,
+   as fractions of whole losses.
 
     python benchmarks/bench_losses.py                     # everything, 7 repeats
     python benchmarks/bench_losses.py --only modes --repeats 5
@@ -194,9 +196,36 @@ def monai_table(shape, repeats: int) -> None:
         print(f"{label:<34}{t['ours'] * 1e3:>9.1f}{t['monai'] * 1e3:>10.1f}{t['ours'] / t['monai']:>12.2f}", flush=True)
 
 
+def checks_table(shape, repeats: int) -> None:
+    """What the NaN rule costs in eager mode: the passes every call adds, against whole losses."""
+    from unetweights.losses._reduce import check_finite_non_negative, images_poisoned, input_poison
+
+    x, target, weight = make_inputs("index", shape)
+    n = shape[0]
+    passes = {
+        "poison Σ0·x": lambda: input_poison(x),
+        "poison isfinite": lambda: images_poisoned(~torch.isfinite(x).reshape(n, -1).all(1), x.dtype),
+        "weight check": lambda: check_finite_non_negative(weight, "weight"),
+    }
+    x.requires_grad_(True)
+    losses = {name: LOSSES[name][0]() for name in ("cross_entropy", "soft_dice", "lovasz_softmax")}
+    contenders = dict(passes)
+    contenders.update({name: step(loss, x, target, weight) for name, loss in losses.items()})
+    t = median_times(contenders, repeats)
+    print(f"\n## The NaN rule's passes in eager mode, {'×'.join(map(str, shape))}, median of {repeats}")
+    print("poison Σ0·x: the per-image poison every loss adds (isfinite: the form it replaced); weight check: one aminmax")
+    print(f"{'pass':<18}{'ms':>8}" + "".join(f"{'/ ' + name:>18}" for name in losses))
+    for name in passes:
+        ratios = "".join(f"{t[name] / t[loss]:>18.3f}" for loss in losses)
+        print(f"{name:<18}{t[name] * 1e3:>8.2f}{ratios}", flush=True)
+    print(f"{'(loss fwd+bwd ms)':<26}" + "".join(f"{t[loss] * 1e3:>18.1f}" for loss in losses))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("modes", "lovasz", "monai"), nargs="+", default=("modes", "lovasz", "monai"))
+    parser.add_argument(
+        "--only", choices=("modes", "lovasz", "monai", "checks"), nargs="+", default=("modes", "lovasz", "monai", "checks")
+    )
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--losses", nargs="+", choices=sorted(LOSSES), default=list(LOSSES), help="for the modes table")
     parser.add_argument("--shape", type=int, nargs="+", default=(8, 3, 256, 256))
@@ -209,6 +238,8 @@ def main() -> None:
         lovasz_table(args.repeats)
     if "monai" in args.only:
         monai_table(shape, args.repeats)
+    if "checks" in args.only:
+        checks_table(shape, args.repeats)
 
 
 if __name__ == "__main__":

@@ -102,6 +102,8 @@ def test_describes_the_graph(evaluator, graph_file):
     ]
     assert evaluator.output_names == graph_file[0].output_names
     assert "provider='CPUExecutionProvider'" in repr(evaluator)
+    # Every part of the test graph ignores -1, so to_onnx recorded it for the value checks.
+    assert evaluator.check_values is True and evaluator.ignore_index == -1
 
 
 # -- provider choice -----------------------------------------------------------------------------
@@ -195,6 +197,8 @@ def test_explicit_provider_list_is_passed_through(graph_file):
 def test_constructor_errors(graph_file, tmp_path):
     with pytest.raises(FileNotFoundError, match="path: no ONNX file at .*missing.onnx"):
         OnnxEvaluator(tmp_path / "missing.onnx")
+    with pytest.raises(TypeError, match="path: expected a str or os.PathLike naming an .onnx file, got int"):
+        OnnxEvaluator(3)
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="path: onnxruntime cannot load .*broken.onnx"):

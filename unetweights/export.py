@@ -4,12 +4,17 @@ ONNX goes through torch's torch.export-based exporter with dynamic batch and spa
 exporter silently fixes any dim the code forces to be constant (a Python loop over the batch, a
 size read into a Python int), so :func:`to_onnx` reads the saved file back and raises if a dim
 meant to be dynamic came out fixed. ``onnx`` and ``onnxscript`` are needed (the ``onnx`` extra).
+
+Files are written to a temporary file beside the destination and renamed into place once they
+have passed every check, so a failed export leaves nothing behind (and an older file at the
+destination as it was).
 """
 
 import contextlib
 import io
 import logging
 import os
+import secrets
 import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -23,6 +28,11 @@ DEFAULT_OPSET = 20
 MIN_OPSET = 18
 
 _SPATIAL_NAMES = {1: ["length"], 2: ["height", "width"], 3: ["depth", "height", "width"]}
+
+#: The ONNX metadata_props key under which :func:`to_onnx` records the one target value, other
+#: than a class index, that every part of an exported EvaluationGraph ignores (as a decimal int).
+#: :class:`unetweights.runtime.OnnxEvaluator` reads it to check targets; absent: none is ignored.
+IGNORE_INDEX_METADATA = "unetweights.ignore_index"
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,81 @@ def dynamic_dims(example_inputs: Sequence[Tensor]) -> List[Dict[int, str]]:
         spec.update({x.dim() - rank + k: spatial[k] for k in range(rank)})
         dims.append(spec)
     return dims
+
+
+def _ignore_values(module: nn.Module) -> List[Optional[int]]:
+    """The ignore index of each part of ``module`` that takes class indices; None for "none"."""
+    if hasattr(module, "ignore_index"):
+        value = module.ignore_index
+        return [value if isinstance(value, int) and not isinstance(value, bool) else None]
+    children = list(module.children())
+    if not children:
+        # A leaf that names no ignore index (a custom metric, say) treats every value outside
+        # [0, C) as a class index out of range.
+        return [None]
+    # A container (CombinedLoss) passes the target to each of its losses.
+    return [value for child in children for value in _ignore_values(child)]
+
+
+def _graph_ignore_index(graph: EvaluationGraph) -> Optional[int]:
+    """The target value that every loss and metric of ``graph`` ignores, or None if there is none.
+
+    Each part contributes the ``ignore_index`` of the modules that compute it (every loss of a
+    :class:`~unetweights.losses.CombinedLoss`); a part without one, or with ``ignore_index=None``,
+    ignores nothing, and then no value is ignored by all. For example
+    ``EvaluationGraph.default()`` has a cross-entropy that ignores -100 and metrics that ignore
+    nothing: a target of -100 would make the metrics' outputs NaN, so the graph ignores none.
+    """
+    values = [value for part in (*graph.losses.values(), *graph.metrics.values()) for value in _ignore_values(part)]
+    if not values or any(value is None for value in values) or len(set(values)) != 1:
+        return None
+    return values[0]
+
+
+def _output_file(path: Any, argument: str = "path") -> str:
+    """Check that ``path`` names a file that can be written, before any work; return it as a str."""
+    if isinstance(path, (bytes, bytearray)) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{argument}: expected a str or os.PathLike, got {type(path).__name__}")
+    path = os.fsdecode(os.fspath(path))
+    if not path:
+        raise ValueError(f"{argument}: expected a file path, got an empty string")
+    if os.path.isdir(path):
+        raise ValueError(f"{argument}: {path} is a folder; expected the path of the file to write")
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"{argument}: the folder of {path} is a file ({folder})")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{argument}: the folder of {path} does not exist ({folder})")
+    return path
+
+
+@contextlib.contextmanager
+def _written_in_place(path: str, argument: str = "path"):
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
+
+    Creating the temporary file is also the check that the folder is writable: ``os.access``
+    says yes to root on a read-only mount, and an ACL or a quota can say no where the mode bits
+    say yes. On an error the temporary file is removed and ``path`` is left as it was.
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, suffix = os.path.splitext(name)
+    # The destination's suffix stays last: onnx and the exporter read the format from it.
+    tmp = os.path.join(folder, f".{stem}.{secrets.token_hex(6)}.tmp{suffix}")
+    try:
+        # os.open rather than mkstemp: mkstemp makes the file 0600, and the output should get the
+        # permissions the user's umask gives any other file.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+    except OSError as error:
+        raise ValueError(f"{argument}: cannot write {path}: the folder {folder} refuses a new file ({error.strerror})") from error
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
 
 
 def _check_example_sizes(example_inputs: Sequence[Tensor], dims: Sequence[Dict[int, str]]) -> None:
@@ -200,7 +285,9 @@ def to_onnx(
         loss. A ``torch.jit.ScriptModule`` is refused (the exporter cannot take one); export
         the eager module it was scripted from.
     path : str or os.PathLike
-        Where to write the ``.onnx`` file (one file, no external data).
+        Where to write the ``.onnx`` file (one file, no external data). Its folder must exist
+        and take a new file, which is checked before the export; the graph goes to a temporary
+        file there and is renamed to ``path`` once it has passed every check.
     example_inputs : Tensor or sequence of Tensor
         Inputs to trace with, in ``forward``'s order. Every dim that will be dynamic needs an
         example size of at least 2, and sizes that differ from each other keep the export
@@ -225,12 +312,23 @@ def to_onnx(
     Raises
     ------
     TypeError
-        For a ScriptModule or non-tensor example inputs.
+        For a ScriptModule, non-tensor example inputs, or a ``path`` that is not a str or
+        os.PathLike.
     ValueError
-        For an example size below 2 in a dynamic dim.
+        For an example size below 2 in a dynamic dim, or a ``path`` that is a folder, whose
+        folder does not exist, or whose folder refuses a new file.
     RuntimeError
-        If a dim meant to be dynamic came out fixed in the saved graph (the file is removed),
-        or ``onnx.checker`` rejects it.
+        If a dim meant to be dynamic came out fixed in the saved graph, or ``onnx.checker``
+        rejects it. Nothing is written to ``path`` then.
+
+    Notes
+    -----
+    For an EvaluationGraph exported with class-index targets ((N, *) beside (N, C, *) logits),
+    the file's metadata_props record under :data:`IGNORE_INDEX_METADATA` the target value that
+    every loss and metric of the graph ignores, if there is one: a value that one part ignores
+    and another does not (the default graph's cross-entropy ignores -100, its metrics nothing)
+    is not recorded. :class:`~unetweights.runtime.OnnxEvaluator` allows the recorded value in
+    its target check.
     """
     onnx = _require_onnx()
     if isinstance(module, (torch.jit.ScriptModule, torch.jit.ScriptFunction)):
@@ -250,7 +348,33 @@ def to_onnx(
             output_names = module.output_names
     dims = dynamic_dims(inputs) if dynamic else [{} for _ in inputs]
     _check_example_sizes(inputs, dims)
-    path = os.fspath(path)
+    path = _output_file(path)
+    metadata: Dict[str, str] = {}
+    if isinstance(module, EvaluationGraph) and len(inputs) >= 2:
+        logits, target = inputs[0], inputs[1]
+        if target.dim() == logits.dim() - 1 and not target.is_floating_point():
+            ignore_index = _graph_ignore_index(module)
+            if ignore_index is not None:
+                metadata[IGNORE_INDEX_METADATA] = str(ignore_index)
+    with _written_in_place(path) as tmp:
+        report = _export_checked(onnx, module, inputs, path, tmp, dims, dynamic, opset, input_names, output_names, metadata)
+    return report
+
+
+def _export_checked(
+    onnx,
+    module: nn.Module,
+    inputs: Tuple[Tensor, ...],
+    path: str,
+    tmp: str,
+    dims: Sequence[Dict[int, str]],
+    dynamic: bool,
+    opset: int,
+    input_names: Optional[Sequence[str]],
+    output_names: Optional[Sequence[str]],
+    metadata: Dict[str, str],
+) -> ExportReport:
+    """Export to ``tmp``, add ``metadata``, and check the saved graph; the report names ``path``."""
     was_training = module.training
     module.eval()
     try:
@@ -258,7 +382,7 @@ def to_onnx(
             torch.onnx.export(
                 module,
                 inputs,
-                path,
+                tmp,
                 dynamo=True,
                 opset_version=opset,
                 dynamic_shapes=_torch_dynamic_shapes(dims) if dynamic else None,
@@ -270,17 +394,22 @@ def to_onnx(
             )
     finally:
         module.train(was_training)
-    model = onnx.load(path)
+    model = onnx.load(tmp)
+    if metadata:
+        props = {entry.key: entry.value for entry in model.metadata_props}
+        props.update(metadata)
+        onnx.helper.set_model_props(model, props)
+        onnx.save(model, tmp)
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as error:
-        raise RuntimeError(f"to_onnx: onnx.checker rejected {path}: {error}") from error
+        raise RuntimeError(f"to_onnx: onnx.checker rejected the graph for {path}; nothing was written: {error}") from error
     report = ExportReport(
         path=path,
         opset=_default_opset(model),
         inputs=_specs(onnx, model.graph.input),
         outputs=_specs(onnx, model.graph.output),
-        file_size=os.path.getsize(path),
+        file_size=os.path.getsize(tmp),
     )
     fixed = []
     for spec, wanted in zip(report.inputs, dims):
@@ -292,11 +421,10 @@ def to_onnx(
             if spec.shape and not isinstance(spec.shape[0], str):
                 fixed.append(f"output '{spec.name}' dim 0 (batch) is fixed at {spec.shape[0]}")
     if fixed:
-        os.remove(path)
         raise RuntimeError(
             "to_onnx: dims meant to be dynamic came out fixed in the saved graph, so it would only run at the "
             f"example's sizes ({'; '.join(fixed)}). The module's code forces these sizes (a Python loop over the "
-            f"batch, or a size read into a Python number); {path} was removed"
+            f"batch, or a size read into a Python number); nothing was written to {path}"
         )
     return report
 
@@ -319,25 +447,30 @@ def to_torchscript(
     module : nn.Module
         The eager module (a ScriptModule is saved as it is).
     path : str or os.PathLike
-        Where to write the ``.pt`` file.
+        Where to write the ``.pt`` file; checked like :func:`to_onnx`'s ``path`` before any work.
+        The file is written beside it and renamed into place only once it reloads (and passes
+        the check below), so a failure leaves whatever ``path`` held as it was.
     example_inputs : Tensor or sequence of Tensor, optional
         If given, the reloaded module is run on them and must match the eager module within
         ``atol`` (tensors, or dicts/lists/tuples of them), else RuntimeError.
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module: expected an nn.Module, got {type(module).__name__}")
-    path = os.fspath(path)
+    path = _output_file(path)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
         scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
-        torch.jit.save(scripted, path)
-        loaded = torch.jit.load(path)
-    if example_inputs is not None:
-        inputs = _example_tuple(example_inputs)
-        with torch.no_grad():
-            expected = module(*inputs)
-            actual = loaded(*inputs)
-        _compare(expected, actual, atol, "output")
+        # Saved, reloaded and checked beside the destination: a file that fails the check never
+        # replaces what ``path`` held.
+        with _written_in_place(path) as tmp:
+            torch.jit.save(scripted, tmp)
+            loaded = torch.jit.load(tmp)
+            if example_inputs is not None:
+                inputs = _example_tuple(example_inputs)
+                with torch.no_grad():
+                    expected = module(*inputs)
+                    actual = loaded(*inputs)
+                _compare(expected, actual, atol, "output")
     return loaded
 
 
@@ -381,7 +514,8 @@ def append_to_model(
         The two graphs; both must use the same default-domain opset (export both with
         :func:`to_onnx` and the same ``opset``).
     path : str or os.PathLike, optional
-        Where to save the joined graph (checked with ``onnx.checker`` first).
+        Where to save the joined graph (checked with ``onnx.checker`` first). Checked like
+        :func:`to_onnx`'s ``path`` before any work, and written through a temporary file.
     model_output : str, optional
         The network output that holds the logits; needed when the network has several.
     keep_model_outputs : bool
@@ -390,7 +524,8 @@ def append_to_model(
     Notes
     -----
     Internal names get the prefixes "net_" and "eval_" so that the two graphs cannot clash (a
-    convolution's initializer called "weight", say); inputs and outputs keep their names.
+    convolution's initializer called "weight", say); inputs and outputs keep their names. The
+    metadata_props of both graphs are kept (the evaluation graph's ignore index among them).
 
     Returns
     -------
@@ -399,6 +534,14 @@ def append_to_model(
     onnx = _require_onnx()
     from onnx import compose
 
+    if path is not None:
+        path = _output_file(path)
+        for argument, value in (("model", model), ("evaluation", evaluation)):
+            if isinstance(value, (str, os.PathLike)) and _same_file(path, value):
+                raise ValueError(
+                    f"path: {path} is the {argument} input {os.fspath(value)}; writing the joined graph there "
+                    "would replace it, so choose another path"
+                )
     first = _load_model(onnx, model, "model")
     second = _load_model(onnx, evaluation, "evaluation")
     outputs = [o.name for o in first.graph.output]
@@ -426,8 +569,17 @@ def append_to_model(
     merged = compose.merge_models(first, second, io_map=[(model_output, "logits")], outputs=merged_outputs)
     onnx.checker.check_model(merged, full_check=True)
     if path is not None:
-        onnx.save(merged, os.fspath(path))
+        with _written_in_place(path) as tmp:
+            onnx.save(merged, tmp)
     return merged
+
+
+def _same_file(a: Any, b: Any) -> bool:
+    """Whether two paths name one existing file (the same path, a symlink or a hard link)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist: nothing to overwrite
+        return False
 
 
 def _load_model(onnx, value: Any, argument: str):
@@ -446,4 +598,4 @@ def _default_opset(model) -> int:
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-__all__: List[str] = ["DEFAULT_OPSET", "MIN_OPSET", "ExportReport", "TensorSpec", "append_to_model", "dynamic_dims", "to_onnx", "to_torchscript"]
+__all__: List[str] = ["DEFAULT_OPSET", "IGNORE_INDEX_METADATA", "MIN_OPSET", "ExportReport", "TensorSpec", "append_to_model", "dynamic_dims", "to_onnx", "to_torchscript"]

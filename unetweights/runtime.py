@@ -4,6 +4,11 @@
 libraries; a session asked for it then falls back to CPU and logs errors. :class:`OnnxEvaluator`
 decides quietly instead: "auto" tries CUDA only where an NVIDIA device is present, with
 onnxruntime's logging turned down for that one attempt, and reports which provider runs.
+
+A graph cannot raise on bad values: the package's losses and metrics make every output of an
+image NaN when that image has a NaN or infinite logit, a bad weight or a target out of range.
+The evaluator checks those values on the host side before the run (``check_values``), so that a
+Python caller gets an error that names the input and the image instead of a row of NaNs.
 """
 
 import contextlib
@@ -15,6 +20,9 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+
+from .evaluation import INPUT_NAMES
+from .export import IGNORE_INDEX_METADATA
 
 # onnxruntime's element types as they appear in NodeArg.type, and the numpy dtype of each.
 _ELEMENT_TYPES = {
@@ -125,6 +133,40 @@ class EvaluationResult:
         return "\n".join(lines)
 
 
+def _as_torch(array: Any) -> torch.Tensor:
+    """A tensor view of an array, for the value checks: numpy arrays are shared, not copied."""
+    if isinstance(array, torch.Tensor):
+        return array.detach()
+    with warnings.catch_warnings():
+        # A read-only array is shared with a tensor that only reads it; torch warns regardless.
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def _per_image_range(x: torch.Tensor) -> torch.Tensor:
+    """Each image's minimum and maximum, (N, 2) float64; NaN where an image holds a NaN."""
+    low, high = torch.aminmax(x.reshape(x.shape[0], -1), dim=1)
+    return torch.stack([low, high], 1).to(torch.float64)
+
+
+def _format_value(value: float) -> str:
+    if np.isnan(value):
+        return "NaN"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _numel(array: Any) -> int:
+    return array.numel() if isinstance(array, torch.Tensor) else array.size
+
+
+def _is_floating(array: Any) -> bool:
+    return array.is_floating_point() if isinstance(array, torch.Tensor) else np.issubdtype(array.dtype, np.floating)
+
+
+def _is_bool(array: Any) -> bool:
+    return array.dtype == (torch.bool if isinstance(array, torch.Tensor) else np.bool_)
+
+
 def _summarise(per_image: Mapping[str, np.ndarray]) -> Dict[str, Dict[str, np.ndarray]]:
     summary = {}
     for name, values in per_image.items():
@@ -157,6 +199,14 @@ class OnnxEvaluator:
         Extra onnxruntime session config entries, for example
         ``{"session.intra_op.allow_spinning": "0"}`` so that idle worker threads sleep instead
         of spinning (kinder to a torch process sharing the cores, at some latency).
+    check_values : bool
+        True (the default): before each run, check the values of the inputs named ``logits``,
+        ``target`` and ``weight`` (see Notes) and raise ValueError naming the input and the
+        image. False skips that for speed; a bad value then makes that image's outputs NaN.
+    ignore_index : int, optional
+        The target value, other than a class index, that the check allows. None (the default):
+        the value the graph records (``to_onnx`` writes it for an EvaluationGraph whose losses
+        and metrics all ignore one value), or no value if it records none.
 
     Attributes
     ----------
@@ -166,9 +216,22 @@ class OnnxEvaluator:
     inputs : list of GraphInput
         The graph's inputs, with dtype and symbolic shape.
     output_names : list of str
+    check_values : bool
+    ignore_index : int or None
+        The target value that the check allows besides the class indices.
 
     Notes
     -----
+    The value checks recognise the inputs by the names that ``to_onnx`` gives an EvaluationGraph's
+    inputs (``logits``, ``target``, ``weight``); inputs named otherwise are not checked, and a
+    graph with none of those names gets no value checks. ``logits`` must be finite. ``weight``
+    must be finite and non-negative. ``target`` (checked only where the graph has a ``logits``
+    input, which gives C = ``logits.shape[1]``) holds class indices in [0, C) or ``ignore_index``
+    when it has one dim fewer than the logits, and finite values in [0, 1] (binary or
+    probability targets) when it has as many. The check costs one pass over each input (a min
+    and a max per image, in torch, on the inputs' device), and one transfer of those numbers to
+    the host for CUDA tensors; see benchmarks/RESULTS.md for its cost against a run.
+
     Calling the evaluator (or :meth:`run`) with numpy arrays returns numpy arrays. With torch
     tensors it returns torch tensors on the same device: the inputs are bound to the session by
     pointer (IOBinding) and the outputs, allocated by onnxruntime on that device, are taken over
@@ -191,10 +254,23 @@ class OnnxEvaluator:
         threads: Optional[int] = None,
         optimization: str = "all",
         session_config: Optional[Mapping[str, str]] = None,
+        check_values: bool = True,
+        ignore_index: Optional[int] = None,
     ) -> None:
         ort = _import_onnxruntime()
         self._ort = ort
-        path = os.fspath(path)
+        if isinstance(path, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"path: expected a str or os.PathLike naming an .onnx file, got {type(path).__name__} "
+                "(for a serialized model, write it to a file first)"
+            )
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path: expected a str or os.PathLike naming an .onnx file, got {type(path).__name__}")
+        path = os.fsdecode(os.fspath(path))
+        if not isinstance(check_values, bool):
+            raise TypeError(f"check_values: expected a bool, got {type(check_values).__name__}")
+        if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+            raise TypeError(f"ignore_index: expected an int or None, got {type(ignore_index).__name__}")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"path: no ONNX file at {path}")
         if optimization not in _OPTIMIZATION:
@@ -220,6 +296,19 @@ class OnnxEvaluator:
         self.provider: str = self._session.get_providers()[0]
         self.inputs: List[GraphInput] = [self._input_spec(arg) for arg in self._session.get_inputs()]
         self.output_names: List[str] = [arg.name for arg in self._session.get_outputs()]
+        self.check_values = check_values
+        self.ignore_index: Optional[int] = self._read_ignore_index() if ignore_index is None else int(ignore_index)
+
+    def _read_ignore_index(self) -> Optional[int]:
+        recorded = self._session.get_modelmeta().custom_metadata_map.get(IGNORE_INDEX_METADATA)
+        if recorded is None:
+            return None
+        try:
+            return int(recorded)
+        except ValueError:
+            raise ValueError(
+                f"path: {self.path} records {IGNORE_INDEX_METADATA} = {recorded!r}, which is not an integer"
+            ) from None
 
     # -- provider choice ---------------------------------------------------------------------
 
@@ -323,6 +412,58 @@ class OnnxEvaluator:
                 else:
                     sizes.setdefault(want, (spec.name, got))
 
+    def _check_values(self, arrays: Sequence[Any], where: str) -> None:
+        """Raise ValueError for a bad value in ``logits``, ``target`` or ``weight`` (see the Notes).
+
+        Each checked input costs one min/max pass per image, in torch on the inputs' device; the
+        (inputs, N, 2) ranges then come to the host in one transfer, and the host decides.
+        """
+        named = {spec.name: array for spec, array in zip(self.inputs, arrays) if spec.name in INPUT_NAMES}
+        logits = named.get("logits")
+        checks = []  # (name, what the input must hold, test of one image's (min, max))
+        ranges = []
+        if logits is not None and logits.shape[0] > 0 and _numel(logits) > 0 and _is_floating(logits):
+            checks.append(("logits", "finite values", lambda low, high: np.isfinite(low) and np.isfinite(high)))
+            ranges.append(_per_image_range(_as_torch(logits)))
+        weight = named.get("weight")
+        if weight is not None and weight.shape[0] > 0 and _numel(weight) > 0 and _is_floating(weight):
+            checks.append(
+                ("weight", "finite non-negative values", lambda low, high: low >= 0 and np.isfinite(high))
+            )
+            ranges.append(_per_image_range(_as_torch(weight)))
+        target = named.get("target")
+        if logits is not None and target is not None and target.shape[0] > 0 and _numel(target) > 0:
+            num_classes = logits.shape[1] if len(logits.shape) >= 2 else 0
+            index_target = len(target.shape) == len(logits.shape) - 1 and not _is_floating(target) and not _is_bool(target)
+            if index_target:
+                tensor = _as_torch(target)
+                ignore = self.ignore_index
+                if ignore is not None and not 0 <= ignore < num_classes:
+                    # Ignored pixels become class 0, so that min and max see only class indices.
+                    tensor = tensor.masked_fill(tensor == ignore, 0)
+                if ignore is None:
+                    what = f"class indices in [0, {num_classes}) (the graph records no ignore index)"
+                else:
+                    what = f"class indices in [0, {num_classes}) or the ignore index {ignore}"
+                checks.append(("target", what, lambda low, high: low >= 0 and high < num_classes))
+                ranges.append(_per_image_range(tensor))
+            elif len(target.shape) == len(logits.shape) and not _is_bool(target):
+                checks.append(("target", "finite values in [0, 1]", lambda low, high: low >= 0 and high <= 1))
+                ranges.append(_per_image_range(_as_torch(target)))
+        if not checks:
+            return
+        # One transfer: for CUDA inputs this is the only point where the host waits for the device.
+        values = torch.cat(ranges).cpu().tolist()
+        start = 0
+        for (name, what, ok), per_input in zip(checks, ranges):
+            per_image = values[start : start + per_input.shape[0]]
+            start += per_input.shape[0]
+            for image, (low, high) in enumerate(per_image):
+                if not ok(low, high):
+                    found = low if (np.isnan(low) or not ok(low, low)) else high
+                    place = f"image {image}" + (f" of {where}" if where else "")
+                    raise ValueError(f"{name}: expected {what}, found {_format_value(found)} at {place}")
+
     def run(self, *inputs: Any, **named_inputs: Any) -> Dict[str, Any]:
         """Run the graph once; inputs by position (graph order) or by name.
 
@@ -334,39 +475,50 @@ class OnnxEvaluator:
         ValueError
             For a missing or unknown input, a wrong dtype or rank, a dim that differs from the
             graph's fixed size, or two inputs that disagree on a shared symbolic dim ("batch").
+            With ``check_values``: for a NaN or infinite logit, a NaN, infinite or negative
+            weight, or a target out of range; the message names the input and the image.
         TypeError
             For an input that is neither a numpy array nor a torch tensor.
         """
-        arrays = self._gather(inputs, named_inputs)
-        self._check(arrays)
-        tensors = [a for a in arrays if isinstance(a, torch.Tensor)]
-        if not tensors:
-            results = self._session.run(self.output_names, {s.name: a for s, a in zip(self.inputs, arrays)})
-            return dict(zip(self.output_names, results))
-        if len(tensors) != len(arrays):
-            raise TypeError("inputs: expected all numpy arrays or all torch tensors, got a mix")
-        return self._run_bound(arrays)
+        return self._run(self._gather(inputs, named_inputs), "")
 
     __call__ = run
 
-    def _run_bound(self, tensors: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:
+    def _run(self, arrays: List[Any], where: str) -> Dict[str, Any]:
+        self._check(arrays)
+        tensors = [a for a in arrays if isinstance(a, torch.Tensor)]
+        if tensors and len(tensors) != len(arrays):
+            raise TypeError("inputs: expected all numpy arrays or all torch tensors, got a mix")
+        device = self._device_of(tensors) if tensors else None
+        if self.check_values:
+            self._check_values(arrays, where)
+        if device is None:
+            results = self._session.run(self.output_names, {s.name: a for s, a in zip(self.inputs, arrays)})
+            return dict(zip(self.output_names, results))
+        return self._run_bound(arrays, device)
+
+    def _device_of(self, tensors: Sequence[torch.Tensor]) -> torch.device:
+        """The one device of ``tensors``, which the session must be able to bind."""
         devices = {t.device for t in tensors}
         if len(devices) != 1:
             raise ValueError(f"inputs: expected tensors on one device, got {sorted(str(d) for d in devices)}")
         device = tensors[0].device
+        if device.type == "cuda" and self.provider != _CUDA:
+            raise ValueError(
+                f"inputs: CUDA tensors need the CUDA provider, but this session runs on {self.provider}; "
+                "pass CPU tensors or numpy arrays, or open the evaluator with providers='cuda'"
+            )
+        if device.type not in ("cuda", "cpu"):
+            raise ValueError(f"inputs: tensors on {device} are not supported; use CPU or CUDA tensors")
+        return device
+
+    def _run_bound(self, tensors: Sequence[torch.Tensor], device: torch.device) -> Dict[str, torch.Tensor]:
         if device.type == "cuda":
-            if self.provider != _CUDA:
-                raise ValueError(
-                    f"inputs: CUDA tensors need the CUDA provider, but this session runs on {self.provider}; "
-                    "pass CPU tensors or numpy arrays, or open the evaluator with providers='cuda'"
-                )
             device_type, device_id = "cuda", device.index if device.index is not None else torch.cuda.current_device()
             # The session runs on its own stream: let the kernels that wrote the inputs finish.
             torch.cuda.current_stream(device).synchronize()
-        elif device.type == "cpu":
-            device_type, device_id = "cpu", 0
         else:
-            raise ValueError(f"inputs: tensors on {device} are not supported; use CPU or CUDA tensors")
+            device_type, device_id = "cpu", 0
         binding = self._session.io_binding()
         kept = []  # the contiguous tensors must outlive the run
         for spec, tensor in zip(self.inputs, tensors):
@@ -427,7 +579,7 @@ class OnnxEvaluator:
         collected: Dict[str, List[np.ndarray]] = {name: [] for name in self.output_names}
         total = len(data) if hasattr(data, "__len__") else None
         for index, item in enumerate(tqdm(data, total=total, desc=description, disable=not progress, unit="batch")):
-            outputs = self.run(*self._item_inputs(item, index))
+            outputs = self._run(self._item_inputs(item, index), f"data[{index}]")
             for name, value in outputs.items():
                 array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
                 collected[name].append(array)

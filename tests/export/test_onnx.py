@@ -137,7 +137,8 @@ def test_a_dim_the_code_fixes_is_an_error_and_no_file_is_left(tmp_path, module, 
     with pytest.raises(RuntimeError, match="came out fixed") as info:
         to_onnx(module, path, (torch.randn(2, 3, 8, 6), torch.randn(2, 8, 6)))
     assert fixed in str(info.value)
-    assert not path.exists()
+    assert f"nothing was written to {path}" in str(info.value)
+    assert os.listdir(tmp_path) == []  # neither the file nor its temporary twin
 
 
 def test_to_onnx_argument_errors(tmp_path):
@@ -243,3 +244,7 @@ def test_append_to_model_errors(tmp_path):
         append_to_model(tmp_path / "net.onnx", tmp_path / "missing.onnx")
     with pytest.raises(ValueError, match="evaluation: expected an input named 'logits'"):
         append_to_model(tmp_path / "net.onnx", tmp_path / "net.onnx")
+    with pytest.raises(ValueError, match=r"^path: .* is a folder; expected the path of the file to write$"):
+        append_to_model(tmp_path / "net.onnx", tmp_path / "eval18.onnx", tmp_path)
+    with pytest.raises(ValueError, match=r"^path: the folder of .*joined.onnx does not exist"):
+        append_to_model(tmp_path / "net.onnx", tmp_path / "eval18.onnx", tmp_path / "missing" / "joined.onnx")
