@@ -14,12 +14,13 @@ import csv
 import io
 import json
 import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+
+from ._files import written_in_place
 
 
 class UsageError(Exception):
@@ -91,19 +92,10 @@ def _check_output_file(path: str, option: str, inputs: Dict[str, Optional[str]],
 
 
 def _write_text_atomic(path: str, text: str) -> None:
-    """Write to a temporary file beside ``path`` and rename it into place: never a half-written file."""
-    target = Path(path)
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
-    try:
+    """Write ``text`` to ``path`` through a temporary file beside it: never a half-written file."""
+    with written_in_place(path) as tmp:
         with open(tmp, "w", newline="") as handle:
             handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _load_array(path: str, what: str) -> np.ndarray:

@@ -27,6 +27,7 @@ from typing import Any, Iterable, NamedTuple, Optional, Union
 
 import numpy as np
 
+from ._files import written_in_place
 from .weightmaps import separate_touching, unet_weight_map
 from .weightmaps.balance import check_class_weights
 
@@ -149,20 +150,10 @@ def _write_npy_atomic(path: Path, array: np.ndarray) -> None:
     throughput with two workers (their fsyncs queue on the file system's journal), and what it
     guards against, a machine crash, can only leave an output short, which readers detect.
     """
-    tmp = path.parent / f"{_TMP_PREFIX}{path.stem}-{secrets.token_hex(8)}.npy"
-    # os.open rather than mkstemp: mkstemp makes the file 0600, and the outputs should get the
-    # permissions the user's umask gives any other file.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    # Named with the prefix that a later run's clean-up recognises as left behind.
+    with written_in_place(path, f"{_TMP_PREFIX}{path.stem}-{secrets.token_hex(8)}.npy") as tmp:
+        with open(tmp, "wb") as f:
             np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _is_complete_npy(path: Path) -> bool:
@@ -903,9 +894,8 @@ def _apply_out_dir_plan(out_dir: Path, plan: _OutDirPlan, wanted: dict) -> None:
         return
     payload = dict(wanted, library=_library_version(), outputs=plan.owned)
     text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
-    tmp = out_dir / f"{_TMP_PREFIX}{secrets.token_hex(8)}.json"
-    tmp.write_text(text)
-    os.replace(tmp, out_dir / _MANIFEST_NAME)
+    with written_in_place(out_dir / _MANIFEST_NAME, f"{_TMP_PREFIX}{secrets.token_hex(8)}.json") as tmp:
+        Path(tmp).write_text(text)
 
 
 def precompute(

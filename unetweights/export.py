@@ -14,7 +14,6 @@ import contextlib
 import io
 import logging
 import os
-import secrets
 import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -22,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from ._files import written_in_place
 from .evaluation import INPUT_NAMES, EvaluationGraph
 
 DEFAULT_OPSET = 20
@@ -159,35 +159,6 @@ def _output_file(path: Any, argument: str = "path") -> str:
     if not os.path.isdir(folder):
         raise ValueError(f"{argument}: the folder of {path} does not exist ({folder})")
     return path
-
-
-@contextlib.contextmanager
-def _written_in_place(path: str, argument: str = "path"):
-    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
-
-    Creating the temporary file is also the check that the folder is writable: ``os.access``
-    says yes to root on a read-only mount, and an ACL or a quota can say no where the mode bits
-    say yes. On an error the temporary file is removed and ``path`` is left as it was.
-    """
-    folder, name = os.path.split(os.path.abspath(path))
-    stem, suffix = os.path.splitext(name)
-    # The destination's suffix stays last: onnx and the exporter read the format from it.
-    tmp = os.path.join(folder, f".{stem}.{secrets.token_hex(6)}.tmp{suffix}")
-    try:
-        # os.open rather than mkstemp: mkstemp makes the file 0600, and the output should get the
-        # permissions the user's umask gives any other file.
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
-    except OSError as error:
-        raise ValueError(f"{argument}: cannot write {path}: the folder {folder} refuses a new file ({error.strerror})") from error
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _check_example_sizes(example_inputs: Sequence[Tensor], dims: Sequence[Dict[int, str]]) -> None:
@@ -356,7 +327,7 @@ def to_onnx(
             ignore_index = _graph_ignore_index(module)
             if ignore_index is not None:
                 metadata[IGNORE_INDEX_METADATA] = str(ignore_index)
-    with _written_in_place(path) as tmp:
+    with written_in_place(path, argument="path") as tmp:
         report = _export_checked(onnx, module, inputs, path, tmp, dims, dynamic, opset, input_names, output_names, metadata)
     return report
 
@@ -462,7 +433,7 @@ def to_torchscript(
         scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
         # Saved, reloaded and checked beside the destination: a file that fails the check never
         # replaces what ``path`` held.
-        with _written_in_place(path) as tmp:
+        with written_in_place(path, argument="path") as tmp:
             torch.jit.save(scripted, tmp)
             loaded = torch.jit.load(tmp)
             if example_inputs is not None:
@@ -569,7 +540,7 @@ def append_to_model(
     merged = compose.merge_models(first, second, io_map=[(model_output, "logits")], outputs=merged_outputs)
     onnx.checker.check_model(merged, full_check=True)
     if path is not None:
-        with _written_in_place(path) as tmp:
+        with written_in_place(path, argument="path") as tmp:
             onnx.save(merged, tmp)
     return merged
 
