@@ -2,21 +2,32 @@
 
 For each case this prints, from one run, the median time of
 
-- ``unet_weight_map`` (automatic strategy, and each strategy forced),
-- one ``scipy.ndimage.distance_transform_edt`` of the same mask (with its spacing),
+- ``unet_weight_map`` and the unbounded ``nearest_two_distances`` (both on the two-nearest-label
+  kernel, single thread),
+- one ``scipy.ndimage.distance_transform_edt`` of the same mask (with its spacing): the unit,
+- one seung-lab ``edt`` transform (the ``edt`` package, a benchmark-only dependency: the next bar
+  to beat; it gives no second-nearest label), if it is installed,
 - the per-object reference of the tests (one full-image EDT per object, two smallest kept),
 
-and the ratios between them. The contenders run interleaved (EDT, auto, windows, colouring, EDT,
-...), so that a noisy machine slows them alike; ratios from one run are what to compare.
+and the ratios to one scipy EDT. The contenders run interleaved, so that a noisy machine slows
+them alike; ratios from one run are what to compare. Then, unless skipped:
 
-    python benchmarks/bench_weightmaps.py                 # all four cases, 5 repeats
-    python benchmarks/bench_weightmaps.py --cases 2d small3d --repeats 7
+- peak memory of ``nearest_two_distances`` and ``unet_weight_map`` per voxel (tracemalloc, which
+  numpy reports its arrays to), on the 3D case;
+- two threads on two chunks against one thread on both (the kernel releases the GIL);
+- a fresh process: ``import unetweights`` and then the first map of a 512x512 mask.
+
+    python benchmarks/bench_weightmaps.py                      # every case, 5 repeats
+    python benchmarks/bench_weightmaps.py --cases 2d small3d --repeats 7 --skip-extras
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -27,72 +38,136 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._timing import median_times  # noqa: E402
 from tests.weightmaps.reference import reference_unet_weight_map  # noqa: E402
-from unetweights import unet_weight_map  # noqa: E402
+from unetweights import nearest_two_distances, unet_weight_map  # noqa: E402
 from unetweights.synthetic import touching_nuclei  # noqa: E402
-from unetweights.weightmaps import distance  # noqa: E402
 
-# name: (shape, objects, radius in physical units, spacing, run the reference)
+try:
+    import edt as seung_edt
+except ImportError:  # benchmark-only dependency: pip install edt
+    seung_edt = None
+
+
+def comb(shape, period=4, seed=1):
+    """Adversarial for the kernel: label 1 owns every ``period``-th column, others fill between."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros(shape, dtype=np.int32)
+    labels[:, ::period] = 1
+    between = np.arange(period // 2, shape[1], period)
+    labels[:, between] = rng.integers(2, 2 + len(between), size=len(between))
+    return labels
+
+
+# name: (make the labels, spacing, run the reference, target ratio to one scipy EDT)
 CASES = {
-    "2d": ((512, 512), 125, 20.0, (1.0, 1.0), True),
-    "3d": ((64, 256, 256), 200, 20.0, (2.0, 1.0, 1.0), True),
-    "small3d": ((32, 64, 64), 50, 8.0, (1.0, 1.0, 1.0), True),
-    "mosaic": ((4096, 4096), 8000, 20.0, (1.0, 1.0), False),
+    "2d": (lambda: touching_nuclei((512, 512), 125, radius=20.0, seed=1), (1.0, 1.0), True, 1.0),
+    "mosaic": (lambda: touching_nuclei((4096, 4096), 8000, radius=20.0, seed=1), (1.0, 1.0), False, 1.0),
+    "3d": (lambda: touching_nuclei((64, 256, 256), 200, radius=20.0, spacing=(2.0, 1.0, 1.0), seed=1), (2.0, 1.0, 1.0), False, 0.8),
+    "small3d": (lambda: touching_nuclei((32, 64, 64), 50, radius=8.0, seed=1), (1.0, 1.0, 1.0), True, 1.2),
+    "comb": (lambda: comb((512, 512)), (1.0, 1.0), False, 3.0),
 }
 
 
-def forced(strategy, labels, spacing):
-    def run():
-        distance._FORCED_STRATEGY = strategy
-        try:
-            unet_weight_map(labels, spacing=spacing)
-        finally:
-            distance._FORCED_STRATEGY = None
-
-    return run
-
-
 def run_case(name: str, repeats: int, ref_repeats: int) -> None:
-    shape, n_objects, radius, spacing, with_reference = CASES[name]
-    labels = touching_nuclei(shape, n_objects, radius=radius, spacing=spacing, seed=1)
-    n_found = int(labels.max())
-    touching = np.count_nonzero(ndi.grey_dilation(labels, size=3) != ndi.grey_erosion(labels, size=3))
-    print(f"\n[{name}] shape {shape}, spacing {spacing}, {n_found} objects of radius {radius:g}, "
-          f"foreground {np.mean(labels > 0):.0%}, contact/edge pixels {touching / labels.size:.1%}")
-
-    contenders = {"one scipy EDT": lambda: ndi.distance_transform_edt(labels == 0, sampling=spacing)}
-    for strategy in (None, "windows", "colouring"):
-        contenders[f"unet_weight_map [{strategy or 'auto'}]"] = forced(strategy, labels, spacing)
+    make, spacing, with_reference, target = CASES[name]
+    labels = make()
+    print(f"\n[{name}] shape {labels.shape}, spacing {spacing}, {len(np.unique(labels)) - 1} objects, "
+          f"foreground {np.mean(labels > 0):.0%}; target: unet_weight_map at most {target:g}x one EDT")
+    contenders = {
+        "one scipy EDT": lambda: ndi.distance_transform_edt(labels == 0, sampling=spacing),
+        "unet_weight_map": lambda: unet_weight_map(labels, spacing=spacing),
+        "nearest_two_distances": lambda: nearest_two_distances(labels, spacing=spacing),
+    }
+    if seung_edt is not None:
+        contenders["one seung-lab edt"] = lambda: seung_edt.edt(labels == 0, anisotropy=spacing, parallel=1)
     timed = median_times(contenders, repeats)
     if with_reference:
         timed.update(median_times({"per-object reference": lambda: reference_unet_weight_map(labels, spacing=spacing)},
                                   ref_repeats))
-    rows = list(timed.items())
     edt = timed["one scipy EDT"]
-    ours = timed["unet_weight_map [auto]"]
-    ref = timed.get("per-object reference")
-    for label, t in rows:
-        line = f"  {label:32s} {t * 1e3:10.1f} ms   {t / edt:7.2f}x EDT"
-        if with_reference:
-            line += f"   reference/this {ref / t:7.1f}x"
-        print(line)
-    if with_reference:
-        print(f"  => auto: {ours / edt:.2f}x one EDT, {ref / ours:.1f}x faster than the per-object reference")
-    else:
-        print(f"  => auto: {ours / edt:.2f}x one EDT")
+    for label, t in timed.items():
+        print(f"  {label:26s} {t * 1e3:10.1f} ms   {t / edt:7.2f}x EDT")
+    ours = timed["unet_weight_map"] / edt
+    print(f"  => unet_weight_map {ours:.2f}x one EDT (target {target:g}x: {'met' if ours <= target else 'not met'})")
+
+
+def memory(repeats: int) -> None:
+    labels = CASES["3d"][0]()
+    spacing = CASES["3d"][1]
+    print(f"\n[memory] peak of numpy allocations per voxel, {labels.shape} int32 labels")
+    for label, fn in (("nearest_two_distances", nearest_two_distances), ("unet_weight_map", unet_weight_map)):
+        tracemalloc.start()
+        fn(labels, spacing=spacing)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(f"  {label:26s} {peak / labels.size:6.1f} B/voxel (outputs included)")
+
+
+def threads(repeats: int) -> None:
+    labels = CASES["3d"][0]()
+    spacing = CASES["3d"][1]
+    chunks = [np.ascontiguousarray(labels[:32]), np.ascontiguousarray(labels[32:])]
+
+    def serial():
+        for chunk in chunks:
+            unet_weight_map(chunk, spacing=spacing)
+
+    pool = ThreadPoolExecutor(2)
+
+    def parallel():
+        list(pool.map(lambda chunk: unet_weight_map(chunk, spacing=spacing), chunks))
+
+    timed = median_times({"1 thread, 2 chunks": serial, "2 threads, 2 chunks": parallel}, repeats)
+    pool.shutdown()
+    print(f"\n[threads] unet_weight_map on two {chunks[0].shape} chunks")
+    for label, t in timed.items():
+        print(f"  {label:26s} {t * 1e3:10.1f} ms")
+    print(f"  => speed-up {timed['1 thread, 2 chunks'] / timed['2 threads, 2 chunks']:.2f}x with 2 threads")
+
+
+FRESH = """
+import time
+start = time.perf_counter()
+import unetweights
+from unetweights.synthetic import touching_nuclei
+imported = time.perf_counter()
+labels = touching_nuclei((512, 512), 125, radius=20.0, seed=1)
+made = time.perf_counter()
+unetweights.unet_weight_map(labels)
+done = time.perf_counter()
+print(f"{imported - start:.3f} {done - made:.3f}")
+"""
+
+
+def fresh_process(repeats: int) -> None:
+    runs = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", FRESH], capture_output=True, text=True, check=True, cwd=ROOT)
+        runs.append([float(v) for v in out.stdout.split()])
+    imported, first = np.median(np.array(runs), axis=0)
+    print(f"\n[fresh process] median of {repeats}: import unetweights {imported:.3f} s, first 512x512 map "
+          f"{first:.3f} s, together {imported + first:.3f} s (bar: 0.6 s)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median)")
-    parser.add_argument("--ref-repeats", type=int, default=5, help="timed runs of the slow reference")
+    parser.add_argument("--ref-repeats", type=int, default=3, help="timed runs of the slow reference")
+    parser.add_argument("--skip-extras", action="store_true", help="only the cases: no memory, threads, fresh process")
     args = parser.parse_args()
+    import importlib.metadata
+
     import scipy
 
-    print(f"numpy {np.__version__}, scipy {scipy.__version__}; medians of {args.repeats} runs "
-          f"({args.ref_repeats} for the reference), after one warm-up run")
+    edt_version = importlib.metadata.version("edt") if seung_edt is not None else "not installed"
+    print(f"numpy {np.__version__}, scipy {scipy.__version__}, edt {edt_version}; "
+          f"medians of {args.repeats} runs ({args.ref_repeats} for the reference), after one warm-up run")
     for name in args.cases:
         run_case(name, args.repeats, args.ref_repeats)
+    if not args.skip_extras:
+        memory(args.repeats)
+        threads(args.repeats)
+        fresh_process(args.repeats)
 
 
 if __name__ == "__main__":

@@ -40,20 +40,20 @@ def check(labels, spacing=None, max_distance=None):
 
 @PROPERTY_SETTINGS
 @given(labels=label_maps(ndim=2), spacing=spacings(2), max_distance=max_distances)
-def test_nearest_two_matches_reference_2d(strategy, labels, spacing, max_distance):
+def test_nearest_two_matches_reference_2d(labels, spacing, max_distance):
     check(labels, spacing, max_distance)
 
 
 @PROPERTY_SETTINGS_3D
 @given(labels=label_maps(ndim=3), spacing=spacings(3), max_distance=max_distances)
-def test_nearest_two_matches_reference_3d(strategy, labels, spacing, max_distance):
+def test_nearest_two_matches_reference_3d(labels, spacing, max_distance):
     check(labels, spacing, max_distance)
 
 
 # ---------------------------------------------------------------- hand checks
 
 
-def test_hand_computed_distances_on_a_line(strategy):
+def test_hand_computed_distances_on_a_line():
     from unetweights.weightmaps import nearest_two_distances
 
     labels = np.zeros((1, 7), dtype=np.int32)
@@ -71,7 +71,7 @@ def test_hand_computed_distances_on_a_line(strategy):
     np.testing.assert_array_equal(d2[0], [inf, inf, 4, 3, 4, inf, inf])
 
 
-def test_hand_computed_diagonal_anisotropic(strategy):
+def test_hand_computed_diagonal_anisotropic():
     from unetweights.weightmaps import nearest_two_distances
 
     labels = np.zeros((4, 5), dtype=np.uint8)
@@ -89,7 +89,7 @@ def test_hand_computed_diagonal_anisotropic(strategy):
 # ---------------------------------------------------------------- edge cases
 
 
-def test_empty_mask_all_inf(strategy):
+def test_empty_mask_all_inf():
     from unetweights.weightmaps import nearest_two_distances
 
     for shape in [(5, 7), (3, 4, 5), (1, 1)]:
@@ -100,7 +100,7 @@ def test_empty_mask_all_inf(strategy):
         assert np.isposinf(d1).all() and np.isposinf(d2).all()
 
 
-def test_single_object(strategy):
+def test_single_object():
     labels = np.zeros((9, 11), dtype=np.uint16)
     labels[2:5, 3:8] = 42
     d1, d2 = check(labels)
@@ -109,13 +109,13 @@ def test_single_object(strategy):
     check(labels, spacing=(0.7, 2.2), max_distance=3.1)
 
 
-def test_all_foreground_single_object(strategy):
+def test_all_foreground_single_object():
     labels = np.full((6, 8), 3, dtype=np.int64)
     d1, d2 = check(labels)
     assert (d1 == 0).all() and np.isposinf(d2).all()
 
 
-def test_all_foreground_two_objects(strategy):
+def test_all_foreground_two_objects():
     labels = np.ones((6, 8), dtype=np.int32)
     labels[:, 5:] = 2
     check(labels)
@@ -133,7 +133,7 @@ def test_all_foreground_two_objects(strategy):
         (np.int8, (127, 1, 64)),
     ],
 )
-def test_large_and_non_consecutive_ids(strategy, dtype, ids):
+def test_large_and_non_consecutive_ids(dtype, ids):
     labels = np.zeros((10, 12), dtype=dtype)
     labels[1:3, 1:4] = ids[0]
     labels[3:6, 4:6] = ids[1]  # touches the first diagonally
@@ -142,7 +142,7 @@ def test_large_and_non_consecutive_ids(strategy, dtype, ids):
     check(labels, spacing=(1.0, 2.5), max_distance=4.0)
 
 
-def test_bool_mask_is_split_into_components(strategy):
+def test_bool_mask_is_split_into_components():
     from unetweights.weightmaps import nearest_two_distances
 
     mask = np.zeros((7, 9), dtype=bool)
@@ -160,7 +160,7 @@ def test_bool_mask_is_split_into_components(strategy):
     assert d2[1, 1] == pytest.approx(np.sqrt(2.0))
 
 
-def test_bool_mask_equals_labelled_int_map(strategy):
+def test_bool_mask_equals_labelled_int_map():
     from unetweights.weightmaps import nearest_two_distances
 
     mask = np.zeros((8, 8), dtype=bool)
@@ -177,7 +177,7 @@ def test_bool_mask_equals_labelled_int_map(strategy):
     np.testing.assert_allclose(a[1], b[1], atol=1e-12)
 
 
-def test_strided_and_fortran_inputs(strategy):
+def test_strided_and_fortran_inputs():
     rng = np.random.default_rng(0)
     base = np.zeros((20, 30), dtype=np.int32)
     for i in range(1, 7):
@@ -199,13 +199,13 @@ def test_strided_and_fortran_inputs(strategy):
     DEGENERATE_LABELS,
     ids=DEGENERATE_IDS,
 )
-def test_degenerate_shapes(strategy, labels):
+def test_degenerate_shapes(labels):
     check(labels)
     check(labels, spacing=0.5)
     check(labels, max_distance=1.5)
 
 
-def test_objects_touching_image_border(strategy):
+def test_objects_touching_image_border():
     labels = np.zeros((9, 9), dtype=np.int32)
     labels[0, :] = 1
     labels[:, 8] = 2
@@ -215,7 +215,7 @@ def test_objects_touching_image_border(strategy):
 
 
 @pytest.mark.parametrize("spacing", [(2, 1, 1), (0.5, 1, 3)])
-def test_3d_anisotropic(strategy, spacing):
+def test_3d_anisotropic(spacing):
     labels = np.zeros((6, 9, 10), dtype=np.int32)
     labels[0:2, 0:3, 0:3] = 1
     labels[3:6, 5:9, 1:4] = 2
@@ -225,7 +225,7 @@ def test_3d_anisotropic(strategy, spacing):
     check(labels, spacing=spacing, max_distance=3.0)
 
 
-def test_max_distance_inf_equals_none(strategy):
+def test_max_distance_inf_equals_none():
     from unetweights.weightmaps import nearest_two_distances
 
     labels = np.zeros((12, 12), dtype=np.int32)
@@ -238,7 +238,7 @@ def test_max_distance_inf_equals_none(strategy):
     np.testing.assert_array_equal(a[1], b[1])
 
 
-def test_max_distance_values_bounded(strategy):
+def test_max_distance_values_bounded():
     from unetweights.weightmaps import nearest_two_distances
 
     labels = np.zeros((15, 15), dtype=np.int32)

@@ -15,7 +15,7 @@ from ._validation import (
     positive_float,
 )
 from .balance import ClassWeights, check_class_weights, class_balance_weights
-from .distance import _nearest_two
+from .distance import _add_border_term_in_place
 from .instances import as_instances, separate_touching
 
 BORDERS = ("background", "all")
@@ -143,7 +143,8 @@ def unet_weight_map(
         check_same_shape(classes, "classes", labels.shape)
     if separate:
         labels = separate_touching(labels)
-    weights = class_balance_weights(labels > 0 if classes is None else classes, class_weights)
+    # C order: the border term is added in place through a flat view (F-ordered labels give F-ordered w_c).
+    weights = np.ascontiguousarray(class_balance_weights(labels > 0 if classes is None else classes, class_weights))
     _add_border_term(weights, labels, w0, sigma, tol, spacing, border)
     return weights
 
@@ -160,12 +161,6 @@ def _add_border_term(
     cutoff = border_cutoff(w0, sigma, tol)
     if cutoff == 0.0:
         return
-    d1, d2 = _nearest_two(labels, spacing, cutoff, cutoff)
-    total = np.add(d1, d2, out=d1)
-    near = total <= cutoff
-    if border == "background":
-        near &= labels == 0
     # (d / sigma)^2 rather than d^2 / sigma^2, whose parts overflow or underflow (to inf / inf or
-    # 0 / 0) for extreme sigma or spacing.
-    z = total[near] / sigma
-    weights[near] += w0 * np.exp(-0.5 * z * z)
+    # 0 / 0) for extreme sigma or spacing; beyond the cutoff the term is below tol and left out.
+    _add_border_term_in_place(weights, labels, spacing, w0, sigma, cutoff, border == "background")

@@ -1,0 +1,485 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Exact squared distances to the nearest and second-nearest distinct label, in one separable pass.
+
+Every voxel carries (f1, l1, f2, l2): the two smallest squared distances to two distinct labels
+over the axes processed so far, and those labels (inf and 0 for none). Axis 2 (contiguous) is
+transformed from the labels by two scans per line; axes 1 and 0 then combine, per line, the two
+entries of every column y into x's top two distinct labels over f_k[y] + w (x - y)^2, w the
+axis's squared spacing.
+
+Why two entries per column suffice: every stored value is a true distance to its label, so the
+result is never too small; and a column that does not store the true second label L2 at x stores
+two distinct labels each no farther than L2 there, so two distinct candidates no farther than d2
+(and one no farther than d1) always survive. By induction over the axes the values are exact;
+labels are exact up to ties.
+
+One line of a later axis (the columns with a finite f1, in order, grouped into maximal runs of
+equal l1):
+
+- d1 is the lower envelope E1 of the f1 parabolas (Felzenszwalb and Huttenlocher). Its winner's
+  label L(x) is x's nearest label, and since parabolas of one width cross once, the winner's
+  column (so its run) never decreases with x.
+- d2 = min(A(x), E2(x)), where E2 is the envelope of all f2 parabolas, labels ignored, and A(x)
+  the smallest f1 parabola among columns whose l1 differs from L(x). An f2 term of a column whose
+  l1 differs from L(x) is not below that column's f1 term, so it cannot undercut A; and where
+  E2 < A strictly, its winner's l1 is L(x), so its l2 differs from L(x): the label is valid.
+- A(x) is the smaller of a left and a right part. The left part is the envelope of the columns
+  left of the run that holds x's winner, queried at x before that run is added to an envelope
+  built left to right; the right part is the mirror image. Where the queried winner carries L(x)
+  (a label that owns several runs of the line: a comb) a scan outwards from the run, skipping
+  L(x)'s columns, finishes the job; it stops as soon as w (x - y)^2 alone exceeds the best value.
+
+The kernel holds no Python objects and releases the GIL.
+"""
+
+import numpy as np
+
+from libc.math cimport INFINITY, exp, sqrt
+
+ctypedef long long label_t
+
+
+cdef void _first_axis(const label_t* labels, Py_ssize_t n, double w, Py_ssize_t* left,
+                      double* f1, label_t* l1, double* f2, label_t* l2) noexcept nogil:
+    """Axis 2 of one line, from the labels: exact top two distinct labels along the line.
+
+    On each side of x, the nearest object pixel (label a) and the nearest pixel of a label other
+    than a are enough: the top two distinct of those four candidates are exact. A forward scan
+    notes the left pair of every x (positions in ``left``, 2n entries); the backward scan pairs
+    it with the right one and writes the result once.
+    """
+    cdef Py_ssize_t x, near = -1, other = -1, lnear, lother
+    cdef label_t near_label = 0, other_label = 0, c, first_label
+    cdef double dl1, dl2, dr1, dr2, d, first, second
+    for x in range(n):
+        c = labels[x]
+        if c != 0:
+            if c != near_label:
+                other = near
+                other_label = near_label
+                near_label = c
+            near = x
+        left[2 * x] = near
+        left[2 * x + 1] = other
+    near = -1
+    other = -1
+    near_label = 0
+    other_label = 0
+    x = n - 1
+    while x >= 0:
+        c = labels[x]
+        if c != 0:
+            if c != near_label:
+                other = near
+                other_label = near_label
+                near_label = c
+            near = x
+        lnear = left[2 * x]
+        lother = left[2 * x + 1]
+        dl1 = INFINITY
+        dl2 = INFINITY
+        dr1 = INFINITY
+        dr2 = INFINITY
+        if lnear >= 0:
+            d = <double>(x - lnear)
+            dl1 = w * d * d
+        if lother >= 0:
+            d = <double>(x - lother)
+            dl2 = w * d * d
+        if near >= 0:
+            d = <double>(near - x)
+            dr1 = w * d * d
+        if other >= 0:
+            d = <double>(other - x)
+            dr2 = w * d * d
+        # The nearer first candidate wins; the runner-up is the best candidate of another label:
+        # the same side's second (another label by construction) or the other side's first, or
+        # its second where the first repeats the winner's label.
+        if dl1 <= dr1:
+            if lnear < 0:
+                first = INFINITY
+                first_label = 0
+                second = INFINITY
+                l2[x] = 0
+            else:
+                first = dl1
+                first_label = labels[lnear]
+                second = dl2
+                l2[x] = labels[lother] if lother >= 0 else 0
+                if near >= 0 and near_label != first_label:
+                    if dr1 < second:
+                        second = dr1
+                        l2[x] = near_label
+                elif other >= 0 and dr2 < second:
+                    second = dr2
+                    l2[x] = other_label
+        else:
+            first = dr1
+            first_label = near_label
+            second = dr2
+            l2[x] = other_label if other >= 0 else 0
+            if lnear >= 0 and labels[lnear] != first_label:
+                if dl1 < second:
+                    second = dl1
+                    l2[x] = labels[lnear]
+            elif lother >= 0 and dl2 < second:
+                second = dl2
+                l2[x] = labels[lother]
+        f1[x] = first
+        l1[x] = first_label
+        f2[x] = second
+        x -= 1
+
+
+cdef struct Envelope:
+    # The lower envelope of parabolas g[v[i]] + w (x - v[i])^2 for the columns added so far:
+    # parabola v[i] is lowest on [z[i], z[i + 1]); z[0] = -inf, z[k + 1] = +inf.
+    Py_ssize_t* v
+    double* z
+    Py_ssize_t k
+
+
+cdef inline double _cross(const double* g, double w, Py_ssize_t q, Py_ssize_t p) noexcept nogil:
+    """Where the parabola of column q (q > p) drops below that of column p."""
+    return ((g[q] - g[p]) / w + <double>(q * q - p * p)) / (2.0 * <double>(q - p))
+
+
+cdef inline void _push(Envelope* e, const double* g, double w, Py_ssize_t q) noexcept nogil:
+    """Add column q, right of every column already in ``e``."""
+    cdef double s
+    if e.k < 0:
+        e.k = 0
+        e.v[0] = q
+        e.z[0] = -INFINITY
+        e.z[1] = INFINITY
+        return
+    s = _cross(g, w, q, e.v[e.k])
+    while s <= e.z[e.k]:
+        e.k -= 1
+        if e.k < 0:
+            break
+        s = _cross(g, w, q, e.v[e.k])
+    if e.k < 0:
+        e.k = 0
+        e.v[0] = q
+        e.z[0] = -INFINITY
+        e.z[1] = INFINITY
+        return
+    e.k += 1
+    e.v[e.k] = q
+    e.z[e.k] = s
+    e.z[e.k + 1] = INFINITY
+
+
+cdef inline Py_ssize_t _locate(const Envelope* e, double x, Py_ssize_t i) noexcept nogil:
+    """The envelope segment that holds x, walking from segment ``i`` (a previous answer).
+
+    Queries come with x increasing, and pushes only change the envelope right of their new
+    breakpoint: a previous answer that a push removed is at most one segment past the right one.
+    So the walk is amortised O(1) per query, where a binary search would be O(log n).
+    """
+    if i > e.k:
+        i = e.k
+    while i > 0 and e.z[i] > x:
+        i -= 1
+    while e.z[i + 1] <= x:
+        i += 1
+    return i
+
+
+cdef void _envelope_of(Envelope* e, const double* g, Py_ssize_t n, double w,
+                       double* value, Py_ssize_t* winner) noexcept nogil:
+    """The lower envelope of the finite g parabolas at every x: its value and winning column."""
+    cdef Py_ssize_t x, i = 0, y
+    cdef double d
+    e.k = -1
+    for y in range(n):
+        if g[y] < INFINITY:
+            _push(e, g, w, y)
+    if e.k < 0:
+        for x in range(n):
+            value[x] = INFINITY
+            winner[x] = -1
+        return
+    for x in range(n):
+        while e.z[i + 1] <= <double>x:
+            i += 1
+        y = e.v[i]
+        d = <double>(x - y)
+        value[x] = g[y] + w * d * d
+        winner[x] = y
+
+
+cdef double _scan(const double* g, const label_t* lab, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t step,
+                  Py_ssize_t x, label_t skip, double w, double best, label_t* best_label) noexcept nogil:
+    """The smallest g[y] + w (x - y)^2 over y = start, start + step, ... (not stop) whose label is not
+    ``skip``, below ``best``; stops once y is past x and w (x - y)^2 alone reaches the best value.
+    The caller seeds ``best_label`` with the label of the ``best`` it passes in."""
+    cdef Py_ssize_t y = start
+    cdef double d, value
+    while y != stop:
+        d = <double>(x - y)
+        # Only past x does the distance grow with every step (the scan may start on x's far side).
+        if w * d * d >= best and (y - x) * step >= 0:
+            break
+        if g[y] < INFINITY and lab[y] != skip:
+            value = g[y] + w * d * d
+            if value < best:
+                best = value
+                best_label[0] = lab[y]
+        y += step
+    return best
+
+
+cdef void _other_label(Envelope* e, const double* g, const label_t* lab, const Py_ssize_t* run_of,
+                       const Py_ssize_t* run_start, Py_ssize_t n, double w, const Py_ssize_t* winner,
+                       const label_t* nearest, double* best, label_t* best_label) noexcept nogil:
+    """Left part of A(x), in place: lower ``best`` to the smallest f1 parabola of the columns left
+    of the run holding x's winner whose label differs from ``nearest[x]``.
+
+    Columns are added run by run to an envelope built left to right; the queries of the x whose
+    winner lies in run j run just before run j is added. The right part is this on mirrored data.
+    """
+    cdef Py_ssize_t x = 0, y = 0, j, c, segment = 0
+    cdef double d, value
+    cdef label_t found
+    e.k = -1
+    while x < n:
+        if winner[x] < 0:
+            x += 1
+            continue
+        j = run_of[winner[x]]
+        # Add every column of the runs before j.
+        while y < run_start[j]:
+            if g[y] < INFINITY:
+                _push(e, g, w, y)
+            y += 1
+        if e.k >= 0:
+            segment = _locate(e, <double>x, segment)
+            c = e.v[segment]
+            if lab[c] != nearest[x]:
+                d = <double>(x - c)
+                value = g[c] + w * d * d
+                if value < best[x]:
+                    best[x] = value
+                    best_label[x] = lab[c]
+            else:
+                # A comb: the lowest parabola carries x's own label; scan past it.
+                found = best_label[x]
+                best[x] = _scan(g, lab, run_start[j] - 1, -1, -1, x, nearest[x], w, best[x], &found)
+                best_label[x] = found
+        x += 1
+
+
+cdef void _later_axis(Py_ssize_t n, double w, double* g1, label_t* a1, double* g2, label_t* a2,
+                      double* tmp, label_t* tmp_label, Py_ssize_t* winner, Py_ssize_t* winner2,
+                      Py_ssize_t* run_of, Py_ssize_t* run_start, label_t* nearest,
+                      double* rg, label_t* rlab, Py_ssize_t* rrun_of, Py_ssize_t* rrun_start,
+                      Py_ssize_t* rwinner, label_t* rnearest, double* rbest, label_t* rbest_label,
+                      Envelope* e) noexcept nogil:
+    """One line of a later axis, in place on the line's (g1, a1, g2, a2)."""
+    cdef Py_ssize_t x, y, runs = 0, last = -1
+    cdef label_t previous = 0
+    cdef double* e1 = tmp
+    cdef double* e2 = tmp + n
+    cdef double* best = tmp + 2 * n
+    cdef label_t* best_label = tmp_label
+    cdef label_t* e2_label = tmp_label + n
+
+    _envelope_of(e, g1, n, w, e1, winner)
+    if winner[0] < 0:
+        return  # no label on this line: everything stays inf
+    _envelope_of(e, g2, n, w, e2, winner2)
+    for x in range(n):
+        nearest[x] = a1[winner[x]]
+        e2_label[x] = a2[winner2[x]] if winner2[x] >= 0 else 0
+        best[x] = INFINITY
+        best_label[x] = 0
+    # Runs of equal l1 over the finite columns.
+    for y in range(n):
+        if g1[y] < INFINITY:
+            if runs == 0 or a1[y] != previous:
+                run_start[runs] = y if runs == 0 else last + 1
+                runs += 1
+                previous = a1[y]
+            run_of[y] = runs - 1
+            last = y
+    # run_start[j]: the first column after run j - 1's last finite column; any columns between the
+    # runs are inf and add nothing to an envelope.
+    _other_label(e, g1, a1, run_of, run_start, n, w, winner, nearest, best, best_label)
+
+    # The right part: the same on the mirrored line. Mirrored runs start after the next run ends.
+    for x in range(n):
+        rg[x] = g1[n - 1 - x]
+        rlab[x] = a1[n - 1 - x]
+        rwinner[x] = n - 1 - winner[n - 1 - x]
+        rnearest[x] = nearest[n - 1 - x]
+        rbest[x] = best[n - 1 - x]
+        rbest_label[x] = best_label[n - 1 - x]
+    runs = 0
+    previous = 0
+    last = -1
+    for y in range(n):
+        if rg[y] < INFINITY:
+            if runs == 0 or rlab[y] != previous:
+                rrun_start[runs] = y if runs == 0 else last + 1
+                runs += 1
+                previous = rlab[y]
+            rrun_of[y] = runs - 1
+            last = y
+    _other_label(e, rg, rlab, rrun_of, rrun_start, n, w, rwinner, rnearest, rbest, rbest_label)
+
+    for x in range(n):
+        y = n - 1 - x
+        # d2 = min(A, E2); on a tie A's label, which certainly differs from the nearest one.
+        if e2[x] < rbest[y]:
+            g2[x] = e2[x]
+            a2[x] = e2_label[x]
+        else:
+            g2[x] = rbest[y]
+            a2[x] = rbest_label[y]
+        g1[x] = e1[x]
+        a1[x] = nearest[x]
+
+
+def nearest_two_squared(labels, spacing):
+    """Squared distances (d1², d2²) to the nearest and second-nearest distinct nonzero label.
+
+    ``labels``: a C-contiguous int64 array of shape (P, M, N); ``spacing``: three positive floats.
+    Returns two new float64 arrays of that shape, inf where there is no such label.
+    """
+    cdef const label_t[:, :, ::1] lab = labels
+    cdef Py_ssize_t P = lab.shape[0], M = lab.shape[1], N = lab.shape[2]
+    f1_arr = np.empty((P, M, N), dtype=np.float64)
+    f2_arr = np.empty((P, M, N), dtype=np.float64)
+    if P * M * N == 0:
+        return f1_arr, f2_arr
+    l1_arr = np.empty((P, M, N), dtype=np.int64)
+    l2_arr = np.empty((P, M, N), dtype=np.int64)
+    cdef double[:, :, ::1] f1 = f1_arr
+    cdef double[:, :, ::1] f2 = f2_arr
+    cdef label_t[:, :, ::1] l1 = l1_arr
+    cdef label_t[:, :, ::1] l2 = l2_arr
+    cdef double w0 = float(spacing[0]) ** 2, w1 = float(spacing[1]) ** 2, w2 = float(spacing[2]) ** 2
+    cdef Py_ssize_t n = max(M, P)
+    # Scratch for one line of a later axis (see _later_axis for the layout).
+    cdef double[::1] dbuf = np.empty(8 * n + 2, dtype=np.float64)
+    cdef label_t[::1] lbuf = np.empty(8 * n, dtype=np.int64)
+    cdef Py_ssize_t[::1] ibuf = np.empty(8 * n + 1, dtype=np.intp)
+    cdef double[::1] block_f = np.empty(2 * BLOCK * _row_stride(n), dtype=np.float64)
+    cdef label_t[::1] block_l = np.empty(2 * BLOCK * _row_stride(n), dtype=np.int64)
+    cdef Py_ssize_t[::1] left = np.empty(2 * N, dtype=np.intp)
+    cdef Py_ssize_t p, m
+    with nogil:
+        for p in range(P):
+            for m in range(M):
+                _first_axis(&lab[p, m, 0], N, w2, &left[0], &f1[p, m, 0], &l1[p, m, 0], &f2[p, m, 0], &l2[p, m, 0])
+        if M > 1:
+            _later_pass(&f1[0, 0, 0], &l1[0, 0, 0], &f2[0, 0, 0], &l2[0, 0, 0], P, M, N, w1,
+                        &dbuf[0], &lbuf[0], &ibuf[0], &block_f[0], &block_l[0])
+        if P > 1:
+            _later_pass(&f1[0, 0, 0], &l1[0, 0, 0], &f2[0, 0, 0], &l2[0, 0, 0], 1, P, M * N, w0,
+                        &dbuf[0], &lbuf[0], &ibuf[0], &block_f[0], &block_l[0])
+    return f1_arr, f2_arr
+
+
+cdef enum:
+    BLOCK = 16  # lines gathered at once: neighbouring lines share every cache line of a strided read
+
+
+cdef inline Py_ssize_t _row_stride(Py_ssize_t n) noexcept nogil:
+    """n rounded up to an odd number of 64-byte lines of 8-byte values."""
+    cdef Py_ssize_t lines = (n + 7) // 8
+    if lines % 2 == 0:
+        lines += 1
+    return lines * 8
+
+
+cdef void _later_pass(double* f1, label_t* l1, double* f2, label_t* l2, Py_ssize_t outer, Py_ssize_t n,
+                      Py_ssize_t inner, double w, double* dbuf, label_t* lbuf, Py_ssize_t* ibuf,
+                      double* block_f, label_t* block_l) noexcept nogil:
+    """Transform the middle axis of arrays viewed as (outer, n, inner), BLOCK lines at a time.
+
+    Scratch: ``dbuf`` 8n + 2 doubles, ``lbuf`` 8n labels, ``ibuf`` 8n + 1 indices, ``block_f``
+    2 BLOCK ld doubles and ``block_l`` 2 BLOCK ld labels, ld = _row_stride(n).
+    """
+    cdef Py_ssize_t o, j, x, b, base, width, at
+    cdef Envelope e
+    cdef double* rg = dbuf + 2 * n
+    cdef double* tmp = dbuf + 3 * n            # 3n: e1, e2, best
+    cdef double* rbest = dbuf + 6 * n
+    cdef label_t* tmp_label = lbuf + 2 * n     # 2n: best_label, e2_label
+    cdef label_t* nearest = lbuf + 4 * n
+    cdef label_t* rlab = lbuf + 5 * n
+    cdef label_t* rnearest = lbuf + 6 * n
+    cdef label_t* rbest_label = lbuf + 7 * n
+    cdef Py_ssize_t* winner = ibuf
+    cdef Py_ssize_t* winner2 = ibuf + n
+    cdef Py_ssize_t* run_of = ibuf + 2 * n
+    cdef Py_ssize_t* run_start = ibuf + 3 * n
+    cdef Py_ssize_t* rrun_of = ibuf + 4 * n
+    cdef Py_ssize_t* rrun_start = ibuf + 5 * n
+    cdef Py_ssize_t* rwinner = ibuf + 6 * n
+    cdef double* g1
+    cdef double* g2
+    cdef label_t* a1
+    cdef label_t* a2
+    e.v = ibuf + 7 * n                         # n + 1
+    e.z = dbuf + 7 * n                         # n + 2
+    # Line b of a block lives at [b ld, b ld + n) of each block buffer. ld is n rounded up to an odd
+    # number of cache lines: with a power-of-two stride (n = 512, say) the 2 BLOCK lines written
+    # for one x all fall into one cache set and evict each other.
+    cdef Py_ssize_t ld = _row_stride(n)
+    for o in range(outer):
+        j = 0
+        while j < inner:
+            width = BLOCK if inner - j >= BLOCK else inner - j
+            base = o * n * inner + j
+            for x in range(n):
+                at = base + x * inner
+                for b in range(width):
+                    block_f[b * ld + x] = f1[at + b]
+                    block_f[(BLOCK + b) * ld + x] = f2[at + b]
+                    block_l[b * ld + x] = l1[at + b]
+                    block_l[(BLOCK + b) * ld + x] = l2[at + b]
+            for b in range(width):
+                g1 = block_f + b * ld
+                g2 = block_f + (BLOCK + b) * ld
+                a1 = block_l + b * ld
+                a2 = block_l + (BLOCK + b) * ld
+                _later_axis(n, w, g1, a1, g2, a2, tmp, tmp_label, winner, winner2, run_of, run_start,
+                            nearest, rg, rlab, rrun_of, rrun_start, rwinner, rnearest, rbest, rbest_label, &e)
+            for x in range(n):
+                at = base + x * inner
+                for b in range(width):
+                    f1[at + b] = block_f[b * ld + x]
+                    f2[at + b] = block_f[(BLOCK + b) * ld + x]
+                    l1[at + b] = block_l[b * ld + x]
+                    l2[at + b] = block_l[(BLOCK + b) * ld + x]
+            j += width
+
+
+def add_border_term(f1_arr, f2_arr, labels, weights, double scale, double w0, double sigma, double cutoff,
+                    bint background_only):
+    """Add w0 exp(-(d1 + d2)^2 / 2 sigma^2) to ``weights`` where d1 + d2 <= ``cutoff``, in one pass.
+
+    ``f1_arr``, ``f2_arr``: the squared distances of :func:`nearest_two_squared` in the rescaled
+    units (d = scale sqrt(f)); ``labels``: the kernel's int64 labels; ``weights``: float32, the
+    same (P, M, N) shape, updated in place. With ``background_only`` only label-0 pixels change.
+    The sum is formed as numpy would form it (sqrt, scale, add, divide by sigma) so that the map
+    equals the plain formula to rounding.
+    """
+    cdef const double[::1] f1 = f1_arr.reshape(-1)
+    cdef const double[::1] f2 = f2_arr.reshape(-1)
+    cdef const label_t[::1] lab = labels.reshape(-1)
+    cdef float[::1] w = weights.reshape(-1)
+    cdef Py_ssize_t i, size = f1.shape[0]
+    cdef double total, z
+    with nogil:
+        for i in range(size):
+            if background_only and lab[i] != 0:
+                continue
+            total = sqrt(f1[i]) * scale + sqrt(f2[i]) * scale
+            if total <= cutoff:
+                z = total / sigma
+                w[i] = <float>(<double>w[i] + w0 * exp(-0.5 * z * z))
