@@ -69,6 +69,16 @@ def test_semantic_classes_are_counted_globally(volume):
     assert np.abs(lazy.compute() - expected).max() <= 1e-6
 
 
+@pytest.mark.parametrize("semantic", [False, True])
+def test_sqrt_balancing_is_counted_globally(volume, semantic):
+    labels, chunked = volume
+    classes = np.where(labels > 0, 1 + labels % 3, 0) if semantic else None
+    lazy_classes = None if classes is None else da.from_array(classes, chunks=(36, 30, 35))
+    lazy = ud.unet_weight_map(chunked, sigma=SIGMA, spacing=SPACING, class_weights="sqrt", classes=lazy_classes)
+    expected = unet_weight_map(labels, sigma=SIGMA, spacing=SPACING, class_weights="sqrt", classes=classes)
+    assert np.abs(lazy.compute() - expected).max() <= 1e-5
+
+
 def test_2d_and_chunks_smaller_than_the_halo():
     labels = touching_nuclei((90, 80), 40, radius=7.0, seed=2)
     chunked = da.from_array(labels, chunks=(10, 12))  # T = 5·√(2 ln 1e7) = 28.4, so the halo is 29 pixels

@@ -39,7 +39,10 @@ def _add_weight_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("weight map (unet_weight_map)")
     group.add_argument("--w0", type=float, default=10.0, help="border weight (default 10)")
     group.add_argument("--sigma", type=float, default=5.0, help="border width, in spacing units (default 5)")
-    group.add_argument("--class-weights", choices=["balanced", "none"], default="balanced", help="w_c (default balanced)")
+    group.add_argument(
+        "--class-weights", choices=["balanced", "sqrt", "none"], default="balanced",
+        help="w_c (default balanced; sqrt: its square root, the cap advised for rare foreground)",
+    )
     group.add_argument("--border", choices=["background", "all"], default="background", help="where the border term goes")
     group.add_argument("--spacing", type=float, nargs="+", help="pixel or voxel size per axis (default 1)")
     group.add_argument("--separate", action="store_true", help="carve one-pixel gaps between touching objects first")

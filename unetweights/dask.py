@@ -9,7 +9,7 @@ of the whole volume on the chunk's own voxels. Carving touching objects (``separ
 one voxel further, so the halo grows by one. The halo is derived from the parameters; a smaller
 one cannot be asked for (:func:`required_halo`).
 
-The class weights w_c with ``"balanced"`` depend on class counts over the whole volume; they are
+The class weights w_c with ``"balanced"`` or ``"sqrt"`` depend on class counts over the whole volume; they are
 counted in a first pass (computed when :func:`unet_weight_map` is called) and every chunk then
 uses the same explicit table.
 """
@@ -31,6 +31,7 @@ import numpy as np
 from .weightmaps import border_cutoff, separate_touching
 from .weightmaps import unet_weight_map as _unet_weight_map
 from .weightmaps._validation import as_spacing
+from .weightmaps.balance import BALANCING_MODES, balanced_table
 
 HaloLike = Union[int, Sequence[int]]
 
@@ -110,8 +111,8 @@ def _check_labels(labels: Any):
     return da
 
 
-def _global_class_weights(da, labels, classes, separate: bool) -> Dict[int, float]:
-    """The "balanced" table n / (n_classes_present · n_k) from counts over the whole volume."""
+def _global_class_weights(da, labels, classes, separate: bool, mode: str) -> Dict[int, float]:
+    """The "balanced" (or "sqrt") table from class counts over the whole volume."""
     if classes is None:
         carved = labels.map_overlap(separate_touching, depth=1, boundary="none", dtype=labels.dtype) if separate else labels
         foreground = int((carved > 0).sum().compute())
@@ -120,7 +121,8 @@ def _global_class_weights(da, labels, classes, separate: bool) -> Dict[int, floa
         values, counts_array = da.compute(*da.unique(classes, return_counts=True))
         counts = {int(v): int(c) for v, c in zip(values, counts_array)}
     present = {k: n for k, n in counts.items() if n > 0}
-    return {k: labels.size / (len(present) * n) for k, n in present.items()}
+    table = balanced_table(labels.size, np.array(list(present.values())), mode)
+    return dict(zip(present, table.tolist()))
 
 
 def unet_weight_map(
@@ -144,7 +146,7 @@ def unet_weight_map(
         are connected components of the whole volume; label it first.
     w0, sigma, class_weights, spacing, border, tol, separate
         As in the in-memory function; the result equals it within ``tol`` everywhere.
-        ``class_weights="balanced"`` counts the classes over the whole array first (this pass
+        ``class_weights="balanced"`` or ``"sqrt"`` counts the classes over the whole array first (this pass
         runs now, when the function is called).
     classes : dask.array.Array, optional
         Semantic class per voxel, the shape of ``labels`` (rechunked to match).
@@ -169,8 +171,8 @@ def unet_weight_map(
         if not isinstance(classes, da.Array) or classes.shape != labels.shape:
             raise ValueError(f"classes: expected a dask array of the labels' shape {list(labels.shape)}")
         classes = classes.rechunk(labels.chunks)
-    if class_weights == "balanced":
-        class_weights = _global_class_weights(da, labels, classes, separate)
+    if isinstance(class_weights, str) and class_weights in BALANCING_MODES:
+        class_weights = _global_class_weights(da, labels, classes, separate, class_weights)
 
     def block(label_block, *class_block):
         return _unet_weight_map(

@@ -6,6 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from unetweights.weightmaps import class_balance_weights
+
 from .reference import reference_class_weights
 
 class_maps = hnp.arrays(
@@ -122,3 +124,36 @@ def test_fractional_classes_rejected():
 
     with pytest.raises((TypeError, ValueError)):
         class_balance_weights(np.array([[0.0, 0.5], [1.0, 1.0]]), "balanced")
+
+
+def test_sqrt_balancing_caps_rare_foreground_as_the_authors_advise():
+    """0.3 % foreground: "balanced" gives it about 167 (332x the background); "sqrt" gives the
+    ratio sqrt(bg / fg) = 18.2 that Falk et al. 2019 advise as the upper end."""
+    classes = np.zeros((500, 600), dtype=bool)
+    classes[100:130, 200:230] = True  # 900 of 300000 pixels: 0.3 %
+    n, fg = classes.size, 900
+    balanced = class_balance_weights(classes, "balanced")
+    capped = class_balance_weights(classes, "sqrt")
+    assert balanced[classes][0] == pytest.approx(n / (2 * fg), rel=1e-6)  # 166.7
+    assert capped[classes][0] == pytest.approx(np.sqrt(n / (2 * fg)), rel=1e-6)  # 12.9
+    assert capped[~classes][0] == pytest.approx(np.sqrt(n / (2 * (n - fg))), rel=1e-6)  # 0.708
+    assert capped[classes][0] / capped[~classes][0] == pytest.approx(np.sqrt((n - fg) / fg), rel=1e-6)  # 18.2
+    np.testing.assert_allclose(capped, np.sqrt(balanced), rtol=1e-6)
+
+
+def test_sqrt_balancing_with_several_classes_and_in_the_weight_map():
+    from unetweights import unet_weight_map
+
+    rng = np.random.default_rng(0)
+    classes = rng.choice(4, size=(40, 50), p=[0.7, 0.2, 0.09, 0.01])
+    counts = np.bincount(classes.ravel(), minlength=4)
+    want = np.sqrt(classes.size / (4 * counts))[classes]
+    np.testing.assert_allclose(class_balance_weights(classes, "sqrt"), want, rtol=1e-6)
+    labels = np.zeros((30, 40), dtype=np.int32)
+    labels[5:12, 5:12] = 1
+    labels[5:12, 14:20] = 2
+    w0 = unet_weight_map(labels, class_weights="sqrt", w0=0.0)
+    np.testing.assert_allclose(w0, class_balance_weights(labels > 0, "sqrt"), rtol=1e-6)
+    with_border = unet_weight_map(labels, class_weights="sqrt")
+    without_class = unet_weight_map(labels, class_weights=None)
+    np.testing.assert_allclose(with_border - w0, without_class - 1.0, rtol=1e-5, atol=1e-5)

@@ -52,7 +52,7 @@ def _check_peak(w0: float, class_weights, n_pixels: int) -> None:
     if class_weights is None:
         largest, source = 1.0, "class_weights=None gives 1"
     elif isinstance(class_weights, str):
-        largest, source = float(n_pixels), f"'balanced' gives at most the pixel count {n_pixels}"
+        largest, source = float(n_pixels), f"'{class_weights}' gives at most the pixel count {n_pixels}"
     else:
         largest = max(class_weights.values(), default=0.0)
         source = "the largest value in the class_weights mapping"
@@ -99,9 +99,10 @@ def unet_weight_map(
     sigma : float
         Width of the border term, finite and > 0, in the same physical units as ``spacing`` (pixels
         when spacing is not given; paper: about 5 pixels).
-    class_weights : {"balanced"}, None or Mapping
+    class_weights : {"balanced", "sqrt"}, None or Mapping
         w_c, see :func:`class_balance_weights`: ``"balanced"`` gives n_pixels / (n_classes * n_k)
-        computed on this mask, None gives 1, a mapping gives {class: weight}.
+        computed on this mask, ``"sqrt"`` its square root (the cap the U-Net authors advise for
+        rare foreground), None gives 1, a mapping gives {class: weight}.
     spacing : float or sequence of float, optional
         Physical pixel size per axis (default 1), e.g. ``(2.0, 0.5, 0.5)`` for anisotropic voxels.
         Finite and > 0; a spacing whose distances float64 cannot hold (entries differing by more
