@@ -6,11 +6,12 @@ This subpackage never imports torch, so data-loader workers can use it without l
 from .balance import class_balance_weights
 from .distance import nearest_two_distances, signed_distance_map
 from .instances import label_instances, separate_touching
-from .unet import border_cutoff, unet_weight_map
+from .unet import border_cutoff, falk_weight_map, unet_weight_map
 
 __all__ = [
     "border_cutoff",
     "class_balance_weights",
+    "falk_weight_map",
     "label_instances",
     "nearest_two_distances",
     "separate_touching",
