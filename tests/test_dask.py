@@ -69,6 +69,22 @@ def test_semantic_classes_are_counted_globally(volume):
     assert np.abs(lazy.compute() - expected).max() <= 1e-6
 
 
+@pytest.mark.parametrize("separate", [False, True])
+@pytest.mark.parametrize("semantic", [False, True])
+def test_ignore_label_is_left_out_of_the_global_counts(volume, semantic, separate):
+    labels, _ = volume
+    labels = labels.copy()
+    labels[: labels.shape[0] // 3] = 77  # ignored slab across several chunks
+    classes = np.where(labels > 0, 1 + labels % 3, 0) if semantic else None
+    chunked = da.from_array(labels, chunks=(36, 30, 35))
+    lazy_classes = None if classes is None else da.from_array(classes, chunks=(36, 30, 35))
+    options = dict(sigma=SIGMA, spacing=SPACING, ignore_label=77, separate=separate)
+    lazy = ud.unet_weight_map(chunked, classes=lazy_classes, **options)
+    expected = unet_weight_map(labels, classes=classes, **options)
+    assert np.abs(lazy.compute() - expected).max() <= 1e-5
+    assert np.all(expected[labels == 77] == 0.0)
+
+
 @pytest.mark.parametrize("semantic", [False, True])
 def test_sqrt_balancing_is_counted_globally(volume, semantic):
     labels, chunked = volume

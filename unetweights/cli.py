@@ -29,7 +29,10 @@ class UsageError(Exception):
 
 def _weight_options(args: argparse.Namespace) -> dict:
     class_weights = None if args.class_weights == "none" else args.class_weights
-    options = dict(w0=args.w0, sigma=args.sigma, class_weights=class_weights, border=args.border, separate=args.separate)
+    options = dict(
+        w0=args.w0, sigma=args.sigma, class_weights=class_weights, border=args.border, separate=args.separate,
+        ignore_label=args.ignore_label,
+    )
     if args.spacing is not None:
         options["spacing"] = tuple(args.spacing)
     return options
@@ -46,6 +49,9 @@ def _add_weight_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--border", choices=["background", "all"], default="background", help="where the border term goes")
     group.add_argument("--spacing", type=float, nargs="+", help="pixel or voxel size per axis (default 1)")
     group.add_argument("--separate", action="store_true", help="carve one-pixel gaps between touching objects first")
+    group.add_argument(
+        "--ignore-label", type=int, help="a label value whose pixels get weight 0, are no objects and count in no class"
+    )
 
 
 def _add_count(parser: argparse.ArgumentParser, option: str, minimum: int, **kwargs) -> None:

@@ -111,17 +111,25 @@ def _check_labels(labels: Any):
     return da
 
 
-def _global_class_weights(da, labels, classes, separate: bool, mode: str) -> Dict[int, float]:
-    """The "balanced" (or "sqrt") table from class counts over the whole volume."""
+def _global_class_weights(da, labels, classes, separate: bool, mode: str, ignore_label: Optional[int]) -> Dict[int, float]:
+    """The "balanced" (or "sqrt") table from class counts over the whole volume.
+
+    Pixels of ``ignore_label`` count in no class, and are background while carving, as in memory.
+    """
+    kept = None if ignore_label is None else labels != ignore_label
+    n_kept = labels.size if kept is None else int(kept.sum().compute())
     if classes is None:
-        carved = labels.map_overlap(separate_touching, depth=1, boundary="none", dtype=labels.dtype) if separate else labels
+        base = labels if kept is None else da.where(kept, labels, 0)
+        carved = base.map_overlap(separate_touching, depth=1, boundary="none", dtype=labels.dtype) if separate else base
         foreground = int((carved > 0).sum().compute())
-        counts = {0: labels.size - foreground, 1: foreground}
+        counts = {0: n_kept - foreground, 1: foreground}
     else:
-        values, counts_array = da.compute(*da.unique(classes, return_counts=True))
-        counts = {int(v): int(c) for v, c in zip(values, counts_array)}
+        # Ignored pixels become class -1 (classes are non-negative), which is then dropped.
+        counted = classes if kept is None else da.where(kept, classes.astype(np.int64), -1)
+        values, counts_array = da.compute(*da.unique(counted, return_counts=True))
+        counts = {int(v): int(c) for v, c in zip(values, counts_array) if v >= 0}
     present = {k: n for k, n in counts.items() if n > 0}
-    table = balanced_table(labels.size, np.array(list(present.values())), mode)
+    table = balanced_table(n_kept, np.array(list(present.values())), mode)
     return dict(zip(present, table.tolist()))
 
 
@@ -136,6 +144,7 @@ def unet_weight_map(
     classes=None,
     separate: bool = False,
     halo: Optional[HaloLike] = None,
+    ignore_label: Optional[int] = None,
 ):
     """:func:`unetweights.unet_weight_map` of a dask array, as a lazy dask array.
 
@@ -144,7 +153,7 @@ def unet_weight_map(
     labels : dask.array.Array, 2D or 3D, integer
         Instance ids, global across chunks (0 background). A bool mask is refused: its objects
         are connected components of the whole volume; label it first.
-    w0, sigma, class_weights, spacing, border, tol, separate
+    w0, sigma, class_weights, spacing, border, tol, separate, ignore_label
         As in the in-memory function; the result equals it within ``tol`` everywhere.
         ``class_weights="balanced"`` or ``"sqrt"`` counts the classes over the whole array first (this pass
         runs now, when the function is called).
@@ -163,7 +172,9 @@ def unet_weight_map(
         with a neighbour for the computation and split again afterwards.
     """
     da = _check_labels(labels)
-    options = dict(w0=w0, sigma=sigma, spacing=spacing, border=border, tol=tol, separate=separate)
+    options = dict(
+        w0=w0, sigma=sigma, spacing=spacing, border=border, tol=tol, separate=separate, ignore_label=ignore_label
+    )
     # The in-memory function checks every option and names the bad one; a tiny mask is enough.
     _unet_weight_map(np.zeros((2,) * labels.ndim, dtype=np.int32), class_weights=class_weights, **options)
     depth = _halo(labels.shape, halo, w0, sigma, tol, spacing, separate)
@@ -172,7 +183,7 @@ def unet_weight_map(
             raise ValueError(f"classes: expected a dask array of the labels' shape {list(labels.shape)}")
         classes = classes.rechunk(labels.chunks)
     if isinstance(class_weights, str) and class_weights in BALANCING_MODES:
-        class_weights = _global_class_weights(da, labels, classes, separate, class_weights)
+        class_weights = _global_class_weights(da, labels, classes, separate, class_weights, ignore_label)
 
     def block(label_block, *class_block):
         return _unet_weight_map(

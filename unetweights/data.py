@@ -44,7 +44,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 # The keyword arguments of unet_weight_map that configure a whole dataset. ``classes`` is left out:
 # it is a per-pixel array that belongs to one sample, not a setting.
-_OPTION_NAMES = ("w0", "sigma", "class_weights", "spacing", "border", "tol", "separate")
+_OPTION_NAMES = ("w0", "sigma", "class_weights", "spacing", "border", "tol", "separate", "ignore_label")
 _DEFAULTS = {name: inspect.signature(unet_weight_map).parameters[name].default for name in _OPTION_NAMES}
 
 TARGETS = ("foreground", "separated", "labels")
@@ -118,6 +118,8 @@ def _weight_map_options(options: Mapping, owner: str) -> dict:
     if isinstance(full["class_weights"], Mapping):
         full["class_weights"] = check_class_weights(full["class_weights"])
     full["separate"] = bool(full["separate"])
+    if full["ignore_label"] is not None:
+        full["ignore_label"] = int(full["ignore_label"])
     return full
 
 
@@ -536,12 +538,21 @@ class WeightMapDataset:
         mask = _as_label_input(mask)
         if image is not None:
             _check_image_shape(image, mask.shape, index)
-        labels = separate_touching(mask) if self.target == "separated" else mask
+        ignore = self.options["ignore_label"]
+        ignored = None if ignore is None else mask == ignore
+        labels = mask
+        if self.target == "separated":
+            # Carved as unet_weight_map(mask, separate=True, ignore_label=...) carves: ignored pixels
+            # are background while carving, and marked again afterwards so the map gives them weight 0.
+            labels = separate_touching(mask if ignored is None else np.where(ignored, 0, mask))
+            if ignored is not None:
+                labels = np.where(ignored, mask, labels)
         weight = self._weight(labels, key_source=mask)
         if self.target == "labels":
             target = mask.astype(np.int64)
         else:
-            target = (labels > 0).astype(np.int64)
+            # Ignored pixels weigh 0; their target is background, a class every loss accepts.
+            target = ((labels > 0) if ignored is None else (labels > 0) & ~ignored).astype(np.int64)
         return image, target, weight
 
     def cache_info(self) -> CacheInfo:
@@ -804,6 +815,9 @@ def _read_manifest(manifest: Path) -> dict:
     outputs = found.get("outputs")
     if not isinstance(outputs, list) or not all(_is_output_name(name) for name in outputs):
         raise ValueError("its list of outputs is missing or damaged")
+    # An option added after the manifest was written (ignore_label, say) was then at its default.
+    for name, default in _canonical_options(dict(_DEFAULTS)).items():
+        found["options"].setdefault(name, default)
     return found
 
 

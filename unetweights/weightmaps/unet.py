@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from typing import Optional
+
 import numpy as np
 
 from ._validation import (
@@ -12,6 +14,7 @@ from ._validation import (
     as_spacing,
     check_same_shape,
     check_spacing_range,
+    integer_in_range,
     positive_float,
 )
 from .balance import ClassWeights, check_class_weights, class_balance_weights
@@ -75,6 +78,7 @@ def unet_weight_map(
     tol: float = 1e-6,
     classes=None,
     separate: bool = False,
+    ignore_label: Optional[int] = None,
 ) -> np.ndarray:
     """Per-pixel loss weights that balance classes and emphasise thin gaps between objects.
 
@@ -83,9 +87,9 @@ def unet_weight_map(
 
     The result equals this formula, evaluated with one distance transform per object over the whole
     image, to within ``tol`` at every pixel (plus the rounding of the float32 output). The border term
-    is dropped where d1 + d2 > T = :func:`border_cutoff` (w0, sigma, tol), where it is below ``tol``;
-    so distances are only needed within T of each object, and the cost grows with the image area, not
-    with the number of objects.
+    is dropped where d1 + d2 > T = :func:`border_cutoff` (w0, sigma, tol), where it is below ``tol``.
+    d1 and d2 come from one exact transform of the whole image, so the cost grows with the image
+    area, not with the number of objects.
 
     Parameters
     ----------
@@ -119,6 +123,11 @@ def unet_weight_map(
     separate : bool
         Carve one-pixel gaps between touching objects first (:func:`separate_touching`). The map is
         then that of the carved labels: use ``separate_touching(labels)`` as the matching target.
+    ignore_label : int, optional
+        A label value (> 0) that marks pixels to ignore, such as unannotated regions: they get
+        weight 0, are not objects (no border is drawn around them; carving treats them as
+        background), and do not count in the class frequencies of "balanced" or "sqrt". The
+        losses of :mod:`unetweights.losses` leave weight-0 pixels out of every reduction.
 
     Returns
     -------
@@ -142,11 +151,28 @@ def unet_weight_map(
     if classes is not None:
         classes = as_label_array(classes, name="classes", ndims=(labels.ndim,))
         check_same_shape(classes, "classes", labels.shape)
+    ignored = None
+    if ignore_label is not None:
+        ignore_label = integer_in_range(ignore_label, "ignore_label", 1, np.iinfo(np.int64).max, " (0 is background)")
+        ignored = labels == ignore_label
+        if ignored.any():
+            labels = np.where(ignored, 0, labels)
+        else:
+            ignored = None
     if separate:
         labels = separate_touching(labels)
-    # C order: the border term is added in place through a flat view (F-ordered labels give F-ordered w_c).
-    weights = np.ascontiguousarray(class_balance_weights(labels > 0 if classes is None else classes, class_weights))
+    classes = labels > 0 if classes is None else classes
+    if ignored is None:
+        # C order: the border term is added in place through a flat view (F-ordered labels give F-ordered w_c).
+        weights = np.ascontiguousarray(class_balance_weights(classes, class_weights))
+    else:
+        weights = np.zeros(labels.shape, dtype=np.float32)
+        kept = ~ignored
+        if kept.any():
+            weights[kept] = class_balance_weights(classes[kept], class_weights)
     _add_border_term(weights, labels, w0, sigma, tol, spacing, border)
+    if ignored is not None:
+        weights[ignored] = 0.0
     return weights
 
 

@@ -1,0 +1,71 @@
+"""ignore_label: weight 0, no object, no border around it, not counted in the class frequencies."""
+
+import numpy as np
+import pytest
+
+from unetweights import class_balance_weights, separate_touching, unet_weight_map
+
+from .reference import reference_unet_weight_map
+
+IGNORE = 255
+
+
+def _labels():
+    labels = np.zeros((40, 50), dtype=np.int32)
+    labels[5:15, 5:15] = 1
+    labels[5:15, 16:25] = 2  # a one-pixel gap from object 1
+    labels[20:30, 5:45] = IGNORE  # unannotated band
+    labels[31:38, 10:20] = 3  # right next to the band
+    labels[0:4, 30:40] = IGNORE
+    return labels
+
+
+def _expected(labels, mode="balanced", **options):
+    """The map of the labels with the ignored pixels made background, w_c counted over the others,
+    and 0 on the ignored pixels: the rule written out with the per-object reference."""
+    ignored = labels == IGNORE
+    cleared = np.where(ignored, 0, labels)
+    if options.pop("separate", False):
+        cleared = separate_touching(cleared)
+    border_only = reference_unet_weight_map(cleared, class_weights=None, **options) - 1.0
+    w_c = np.zeros(labels.shape)
+    w_c[~ignored] = class_balance_weights(cleared[~ignored] > 0, mode)
+    return np.where(ignored, 0.0, w_c + border_only)
+
+
+@pytest.mark.parametrize("mode", ["balanced", "sqrt"])
+@pytest.mark.parametrize("options", [{}, {"separate": True}, {"border": "all", "spacing": (1.5, 0.75)}])
+def test_matches_the_rule(mode, options):
+    labels = _labels()
+    got = unet_weight_map(labels, class_weights=mode, ignore_label=IGNORE, **options)
+    np.testing.assert_allclose(got, _expected(labels, mode, **dict(options)), rtol=1e-5, atol=1e-5)
+    assert np.all(got[labels == IGNORE] == 0.0)
+
+
+def test_no_border_is_drawn_around_ignored_pixels():
+    """Object 3 and the band touch: the band is not an object, so no ridge between them."""
+    labels = _labels()
+    ignored = unet_weight_map(labels, ignore_label=IGNORE, class_weights=None)
+    as_object = unet_weight_map(labels, class_weights=None)
+    gap = (slice(30, 31), slice(10, 20))  # background row between the band and object 3
+    assert ignored[gap].max() < 2.0 < as_object[gap].min()
+
+
+def test_class_frequencies_leave_ignored_pixels_out():
+    labels = np.zeros((10, 10), dtype=np.int32)
+    labels[:2, :2] = 1  # 4 foreground pixels
+    labels[5:, :] = IGNORE  # 50 ignored; 46 background are counted, not 96
+    w = unet_weight_map(labels, ignore_label=IGNORE, w0=0.0)
+    assert w[0, 0] == pytest.approx(50 / (2 * 4))
+    assert w[3, 5] == pytest.approx(50 / (2 * 46))
+
+
+def test_edge_cases_and_errors():
+    labels = np.full((6, 7), IGNORE)
+    assert np.all(unet_weight_map(labels, ignore_label=IGNORE) == 0.0)  # everything ignored
+    plain = np.zeros((6, 7), dtype=int)
+    plain[1:3, 1:3] = 1
+    np.testing.assert_array_equal(unet_weight_map(plain, ignore_label=IGNORE), unet_weight_map(plain))  # absent
+    for bad, error in ((0, ValueError), (-1, ValueError), (2.5, ValueError), ("255", TypeError), (True, TypeError)):
+        with pytest.raises(error, match="ignore_label"):
+            unet_weight_map(plain, ignore_label=bad)
