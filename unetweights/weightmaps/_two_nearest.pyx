@@ -271,6 +271,23 @@ cdef void _other_label(Envelope* e, const double* g, const label_t* lab, const P
         x += 1
 
 
+cdef inline void _runs(const double* g, const label_t* lab, Py_ssize_t n, Py_ssize_t* run_of,
+                       Py_ssize_t* run_start) noexcept nogil:
+    """Number the maximal runs of equal label over the finite columns: ``run_of[y]`` for each
+    finite column, and ``run_start[j]`` = the first column after run j - 1's last finite column
+    (the inf columns between runs add nothing to an envelope)."""
+    cdef Py_ssize_t y, runs = 0, last = -1
+    cdef label_t previous = 0
+    for y in range(n):
+        if g[y] < INFINITY:
+            if runs == 0 or lab[y] != previous:
+                run_start[runs] = y if runs == 0 else last + 1
+                runs += 1
+                previous = lab[y]
+            run_of[y] = runs - 1
+            last = y
+
+
 cdef void _later_axis(Py_ssize_t n, double w, double* g1, label_t* a1, double* g2, label_t* a2,
                       double* tmp, label_t* tmp_label, Py_ssize_t* winner, Py_ssize_t* winner2,
                       Py_ssize_t* run_of, Py_ssize_t* run_start, label_t* nearest,
@@ -278,8 +295,7 @@ cdef void _later_axis(Py_ssize_t n, double w, double* g1, label_t* a1, double* g
                       Py_ssize_t* rwinner, label_t* rnearest, double* rbest, label_t* rbest_label,
                       Envelope* e) noexcept nogil:
     """One line of a later axis, in place on the line's (g1, a1, g2, a2)."""
-    cdef Py_ssize_t x, y, runs = 0, last = -1
-    cdef label_t previous = 0
+    cdef Py_ssize_t x, y
     cdef double* e1 = tmp
     cdef double* e2 = tmp + n
     cdef double* best = tmp + 2 * n
@@ -295,17 +311,7 @@ cdef void _later_axis(Py_ssize_t n, double w, double* g1, label_t* a1, double* g
         e2_label[x] = a2[winner2[x]] if winner2[x] >= 0 else 0
         best[x] = INFINITY
         best_label[x] = 0
-    # Runs of equal l1 over the finite columns.
-    for y in range(n):
-        if g1[y] < INFINITY:
-            if runs == 0 or a1[y] != previous:
-                run_start[runs] = y if runs == 0 else last + 1
-                runs += 1
-                previous = a1[y]
-            run_of[y] = runs - 1
-            last = y
-    # run_start[j]: the first column after run j - 1's last finite column; any columns between the
-    # runs are inf and add nothing to an envelope.
+    _runs(g1, a1, n, run_of, run_start)
     _other_label(e, g1, a1, run_of, run_start, n, w, winner, nearest, best, best_label)
 
     # The right part: the same on the mirrored line. Mirrored runs start after the next run ends.
@@ -316,17 +322,7 @@ cdef void _later_axis(Py_ssize_t n, double w, double* g1, label_t* a1, double* g
         rnearest[x] = nearest[n - 1 - x]
         rbest[x] = best[n - 1 - x]
         rbest_label[x] = best_label[n - 1 - x]
-    runs = 0
-    previous = 0
-    last = -1
-    for y in range(n):
-        if rg[y] < INFINITY:
-            if runs == 0 or rlab[y] != previous:
-                rrun_start[runs] = y if runs == 0 else last + 1
-                runs += 1
-                previous = rlab[y]
-            rrun_of[y] = runs - 1
-            last = y
+    _runs(rg, rlab, n, rrun_of, rrun_start)
     _other_label(e, rg, rlab, rrun_of, rrun_start, n, w, rwinner, rnearest, rbest, rbest_label)
 
     for x in range(n):
