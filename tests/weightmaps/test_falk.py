@@ -74,3 +74,14 @@ def test_edge_cases():
 def test_bad_options_are_refused_by_name(options, message):
     with pytest.raises(ValueError, match=message):
         falk_weight_map(np.zeros((4, 4), dtype=int), **options)
+
+
+def test_ignore_label():
+    labels = separate_touching(touching_nuclei((40, 40), 8, radius=5.0, seed=4))
+    labels[:10] = 77
+    got = falk_weight_map(labels, ignore_label=77)
+    want = _formula(np.where(labels == 77, 0, labels))
+    want[labels == 77] = 0.0
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="ignore_label"):
+        falk_weight_map(labels, ignore_label=0)

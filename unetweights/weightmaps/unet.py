@@ -151,14 +151,7 @@ def unet_weight_map(
     if classes is not None:
         classes = as_label_array(classes, name="classes", ndims=(labels.ndim,))
         check_same_shape(classes, "classes", labels.shape)
-    ignored = None
-    if ignore_label is not None:
-        ignore_label = integer_in_range(ignore_label, "ignore_label", 1, np.iinfo(np.int64).max, " (0 is background)")
-        ignored = labels == ignore_label
-        if ignored.any():
-            labels = np.where(ignored, 0, labels)
-        else:
-            ignored = None
+    labels, ignored = _without_ignored(labels, ignore_label)
     if separate:
         labels = separate_touching(labels)
     classes = labels > 0 if classes is None else classes
@@ -201,6 +194,7 @@ def falk_weight_map(
     sigma_bal: float = 10.0,
     spacing: SpacingLike = None,
     separate: bool = False,
+    ignore_label: Optional[int] = None,
 ) -> np.ndarray:
     """The weighting of the U-Net authors' ImageJ plugin (Falk et al. 2019, Nature Methods).
 
@@ -230,6 +224,8 @@ def falk_weight_map(
         Physical pixel size per axis (default 1).
     separate : bool
         Carve one-pixel gaps between touching objects first (:func:`separate_touching`).
+    ignore_label : int, optional
+        As in :func:`unet_weight_map`: those pixels weigh 0 and are no objects.
 
     Returns
     -------
@@ -248,6 +244,7 @@ def falk_weight_map(
     v_bal = positive_float(v_bal, "v_bal", allow_zero=True, maximum=1.0, why=" (a weight between 0 and 1)")
     if not isinstance(separate, (bool, np.bool_)):
         raise TypeError(f"separate must be a bool, got {separate!r}")
+    labels, ignored = _without_ignored(labels, ignore_label)
     if separate:
         labels = separate_touching(labels)
     d1, d2 = _nearest_two(labels, spacing)
@@ -256,4 +253,17 @@ def falk_weight_map(
     border = (d1[background] + d2[background]) / sigma
     weights = np.ones(labels.shape, dtype=np.float32)
     weights[background] = v_bal + (1.0 - v_bal) * np.exp(-0.5 * near * near) + lam * np.exp(-0.5 * border * border)
+    if ignored is not None:
+        weights[ignored] = 0.0
     return weights
+
+
+def _without_ignored(labels: np.ndarray, ignore_label) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """(labels with the ``ignore_label`` pixels made background, their mask or None if there are none)."""
+    if ignore_label is None:
+        return labels, None
+    ignore_label = integer_in_range(ignore_label, "ignore_label", 1, np.iinfo(np.int64).max, " (0 is background)")
+    ignored = labels == ignore_label
+    if not ignored.any():
+        return labels, None
+    return np.where(ignored, 0, labels), ignored
