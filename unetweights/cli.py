@@ -28,25 +28,36 @@ class UsageError(Exception):
 
 
 def _weight_options(args: argparse.Namespace) -> dict:
-    class_weights = None if args.class_weights == "none" else args.class_weights
-    options = dict(
-        w0=args.w0, sigma=args.sigma, class_weights=class_weights, border=args.border, separate=args.separate,
-        ignore_label=args.ignore_label,
-    )
+    """The weight-map options given on the command line; the rest keep the function's defaults."""
+    options = {"weighting": args.weighting, "separate": args.separate}
+    given = {
+        "w0": args.w0, "sigma": args.sigma, "border": args.border, "lam": args.lam, "v_bal": args.v_bal,
+        "sigma_bal": args.sigma_bal, "ignore_label": args.ignore_label,
+    }
+    options.update({name: value for name, value in given.items() if value is not None})
+    if args.class_weights is not None:
+        options["class_weights"] = None if args.class_weights == "none" else args.class_weights
     if args.spacing is not None:
         options["spacing"] = tuple(args.spacing)
     return options
 
 
 def _add_weight_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("weight map (unet_weight_map)")
-    group.add_argument("--w0", type=float, default=10.0, help="border weight (default 10)")
-    group.add_argument("--sigma", type=float, default=5.0, help="border width, in spacing units (default 5)")
+    group = parser.add_argument_group("weight map (unet_weight_map, or falk_weight_map with --weighting falk)")
     group.add_argument(
-        "--class-weights", choices=["balanced", "sqrt", "none"], default="balanced",
-        help="w_c (default balanced; sqrt: its square root, the cap advised for rare foreground)",
+        "--weighting", choices=["unet", "falk"], default="unet",
+        help="unet: Ronneberger et al. 2015 (default); falk: the authors' plugin, Falk et al. 2019",
     )
-    group.add_argument("--border", choices=["background", "all"], default="background", help="where the border term goes")
+    group.add_argument("--w0", type=float, help="unet: border weight (default 10)")
+    group.add_argument("--sigma", type=float, help="border width, in spacing units (default 5 for unet, 6 for falk)")
+    group.add_argument(
+        "--class-weights", choices=["balanced", "sqrt", "none"],
+        help="unet: w_c (default balanced; sqrt: its square root, the cap advised for rare foreground)",
+    )
+    group.add_argument("--border", choices=["background", "all"], help="unet: where the border term goes (default background)")
+    group.add_argument("--lam", type=float, help="falk: border weight lambda (default 50)")
+    group.add_argument("--v-bal", type=float, help="falk: weight of background far from objects (default 0.1)")
+    group.add_argument("--sigma-bal", type=float, help="falk: width of the decay around objects (default 10)")
     group.add_argument("--spacing", type=float, nargs="+", help="pixel or voxel size per axis (default 1)")
     group.add_argument("--separate", action="store_true", help="carve one-pixel gaps between touching objects first")
     group.add_argument(
@@ -185,9 +196,11 @@ def _precompute_zarr(args: argparse.Namespace) -> int:
     if args.masks or args.out is not None:
         raise UsageError("--zarr: give either --zarr IN OUT or mask files with --out, not both")
     source, destination = args.zarr
+    options = _weight_options(args)
+    if options.pop("weighting") != "unet":
+        raise UsageError("--weighting: chunked maps (--zarr) are made with the unet weighting only")
     report = precompute_zarr(
-        source, destination, scheduler=args.scheduler, progress=not args.quiet, overwrite=args.overwrite,
-        **_weight_options(args),
+        source, destination, scheduler=args.scheduler, progress=not args.quiet, overwrite=args.overwrite, **options
     )
     print(report.summary())
     return 0
@@ -297,7 +310,7 @@ def _per_image_rows(per_image: Dict[str, np.ndarray]) -> List[Dict[str, float]]:
 
 def _show(args: argparse.Namespace) -> int:
     from .plot import plot_weight_map
-    from .weightmaps import unet_weight_map
+    from .data import _make_weight, _weight_map_options
 
     inputs = {"labels": args.labels, "--image": args.image, "--weight": args.weight}
     _check_output_file(args.out, "--out", inputs, create_folder=True)
@@ -310,7 +323,9 @@ def _show(args: argparse.Namespace) -> int:
         # A (1, H, W) image is a one-channel image of the mask's shape; anything else must match.
         if array is not None and array.shape not in (labels.shape, (1, *labels.shape)):
             raise UsageError(f"{option}: shape {list(array.shape)} does not match the labels' shape {list(labels.shape)}")
-    weight = given["--weight"] if args.weight else unet_weight_map(labels, **_weight_options(args))
+    weight = given["--weight"]
+    if weight is None:
+        weight = _make_weight(labels, _weight_map_options(_weight_options(args), "show"))
     image = given["--image"]
     path = plot_weight_map(labels, weight, args.out, image=image, title=Path(args.labels).name)
     print(f"wrote      {path}")

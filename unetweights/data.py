@@ -28,7 +28,7 @@ from typing import Any, Iterable, NamedTuple, Optional, Union
 import numpy as np
 
 from ._files import written_in_place
-from .weightmaps import separate_touching, unet_weight_map
+from .weightmaps import falk_weight_map, separate_touching, unet_weight_map
 from .weightmaps.balance import check_class_weights
 
 __all__ = [
@@ -42,10 +42,22 @@ __all__ = [
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-# The keyword arguments of unet_weight_map that configure a whole dataset. ``classes`` is left out:
-# it is a per-pixel array that belongs to one sample, not a setting.
-_OPTION_NAMES = ("w0", "sigma", "class_weights", "spacing", "border", "tol", "separate", "ignore_label")
-_DEFAULTS = {name: inspect.signature(unet_weight_map).parameters[name].default for name in _OPTION_NAMES}
+# The weightings a dataset can use, by the value of its ``weighting`` option, and the keyword
+# arguments of each that configure a whole dataset. ``classes`` is left out: it is a per-pixel
+# array that belongs to one sample, not a setting.
+WEIGHTINGS = {"unet": unet_weight_map, "falk": falk_weight_map}
+_WEIGHTING_OPTIONS = {
+    "unet": ("w0", "sigma", "class_weights", "spacing", "border", "tol", "separate", "ignore_label"),
+    "falk": ("lam", "sigma", "v_bal", "sigma_bal", "spacing", "separate", "ignore_label"),
+}
+_WEIGHTING_DEFAULTS = {
+    weighting: {
+        "weighting": weighting,
+        **{name: inspect.signature(WEIGHTINGS[weighting]).parameters[name].default for name in names},
+    }
+    for weighting, names in _WEIGHTING_OPTIONS.items()
+}
+_DEFAULTS = _WEIGHTING_DEFAULTS["unet"]
 
 TARGETS = ("foreground", "separated", "labels")
 MASK_SUFFIXES = (".tif", ".tiff", ".png", ".npy")
@@ -94,28 +106,35 @@ def _spacing_rank(spacing) -> int:
 
 
 def _weight_map_options(options: Mapping, owner: str) -> dict:
-    """Validate ``unet_weight_map`` keyword arguments once, and return them with defaults filled in.
+    """Validate the weight-map options once, and return them with defaults filled in.
 
-    Unknown names raise TypeError. Values are checked by the weight-map code itself, with a dry run on
-    a tiny mask of the rank ``spacing`` implies (2-D when it does not say), so the errors and their
-    messages are exactly those a real call would give, but at construction time instead of inside a
-    data-loader worker.
+    ``weighting`` picks the function ("unet": :func:`unet_weight_map`, the default; "falk":
+    :func:`falk_weight_map`), and the other names must be options of that function; an unknown
+    name raises TypeError. Values are checked by the weight-map code itself, with a dry run on a
+    tiny mask of the rank ``spacing`` implies (2-D when it does not say), so the errors and their
+    messages are exactly those a real call would give, but at construction time instead of inside
+    a data-loader worker.
     """
+    weighting = options.get("weighting", "unet")
+    if not isinstance(weighting, str) or weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {sorted(WEIGHTINGS)}, got {weighting!r}")
+    names = _WEIGHTING_OPTIONS[weighting]
     for name in options:
-        if name not in _OPTION_NAMES:
+        if name != "weighting" and name not in names:
             raise TypeError(
-                f"{name} is not an option of {owner}; expected unet_weight_map options among {_OPTION_NAMES}"
+                f"{name} is not an option of {owner} with weighting={weighting!r}; expected "
+                f"{WEIGHTINGS[weighting].__name__} options among {names}"
             )
-    full = dict(_DEFAULTS)
+    full = dict(_WEIGHTING_DEFAULTS[weighting])
     full.update(options)
-    unet_weight_map(_dry_run_labels(_spacing_rank(full["spacing"])), **full)
-    full["w0"] = float(full["w0"])
-    full["sigma"] = float(full["sigma"])
-    full["tol"] = float(full["tol"])
+    _make_weight(_dry_run_labels(_spacing_rank(full["spacing"])), full)
+    for name in ("w0", "sigma", "tol", "lam", "v_bal", "sigma_bal"):
+        if name in full:
+            full[name] = float(full[name])
     if full["spacing"] is not None:
         spacing = np.asarray(full["spacing"], dtype=np.float64)
         full["spacing"] = float(spacing) if spacing.ndim == 0 else tuple(spacing.tolist())
-    if isinstance(full["class_weights"], Mapping):
+    if isinstance(full.get("class_weights"), Mapping):
         full["class_weights"] = check_class_weights(full["class_weights"])
     full["separate"] = bool(full["separate"])
     if full["ignore_label"] is not None:
@@ -123,10 +142,16 @@ def _weight_map_options(options: Mapping, owner: str) -> dict:
     return full
 
 
+def _make_weight(labels, options: Mapping) -> np.ndarray:
+    """The weight map of ``labels`` by validated ``options``: their ``weighting`` picks the function."""
+    kwargs = {name: value for name, value in options.items() if name != "weighting"}
+    return WEIGHTINGS[options.get("weighting", "unet")](labels, **kwargs)
+
+
 def _canonical_options(options: dict) -> dict:
     """JSON-safe form of validated options: equal options give equal JSON, in cache keys and manifests."""
     canonical = dict(options)
-    if isinstance(canonical["class_weights"], Mapping):
+    if isinstance(canonical.get("class_weights"), Mapping):
         canonical["class_weights"] = sorted([k, v] for k, v in canonical["class_weights"].items())
     if isinstance(canonical["spacing"], tuple):
         canonical["spacing"] = list(canonical["spacing"])
@@ -134,7 +159,8 @@ def _canonical_options(options: dict) -> dict:
 
 
 def _options_repr(options: dict) -> str:
-    changed = {k: v for k, v in options.items() if k not in _DEFAULTS or v != _DEFAULTS[k]}
+    defaults = _WEIGHTING_DEFAULTS[options.get("weighting", "unet")]
+    changed = {k: v for k, v in options.items() if k not in defaults or v != defaults[k]}
     return ", ".join(f"{k}={v!r}" for k, v in changed.items())
 
 
@@ -348,7 +374,9 @@ class WeightMapTransform:
         removed for the computation and put back on the weight map, which then has the labels' shape.
     **options
         Keyword arguments of :func:`unet_weight_map`: ``w0``, ``sigma``, ``class_weights``,
-        ``spacing``, ``border``, ``tol``, ``separate``. They are checked here, once: an unknown name
+        ``spacing``, ``border``, ``tol``, ``separate``, ``ignore_label``; or ``weighting="falk"``
+        and those of :func:`falk_weight_map` (``lam``, ``sigma``, ``v_bal``, ``sigma_bal``,
+        ``spacing``, ``separate``, ``ignore_label``). They are checked here, once: an unknown name
         raises TypeError, a bad value the ValueError or TypeError the weight-map code gives. A
         ``class_weights`` mapping must give weights for 0 (background) and 1 (foreground).
 
@@ -394,7 +422,7 @@ class WeightMapTransform:
         """The float32 weight map of ``labels``, of the same shape (``channel_axis`` handled)."""
         labels = _as_label_input(labels)
         if self.channel_axis is None:
-            return unet_weight_map(labels, **self.options)
+            return _make_weight(labels, self.options)
         axis = self.channel_axis
         if not -labels.ndim <= axis < labels.ndim:
             raise ValueError(f"channel_axis {axis} is out of range for labels of shape {labels.shape}")
@@ -402,7 +430,7 @@ class WeightMapTransform:
             raise ValueError(
                 f"channel_axis {axis} of labels must have size 1 (one label channel), got shape {labels.shape}"
             )
-        weight = unet_weight_map(np.squeeze(labels, axis=axis), **self.options)
+        weight = _make_weight(np.squeeze(labels, axis=axis), self.options)
         return np.expand_dims(weight, axis=axis)
 
     def __call__(self, data):
@@ -460,7 +488,8 @@ class WeightMapDataset:
         - ``"labels"``: the mask itself (a bool mask gives 0/1); the weight as for "foreground".
     **options
         Keyword arguments of :func:`unet_weight_map` (``w0``, ``sigma``, ``class_weights``,
-        ``spacing``, ``border``, ``tol``), checked here once. ``separate`` follows from the target;
+        ``spacing``, ``border``, ``tol``, ``ignore_label``), or ``weighting="falk"`` and those of
+        :func:`falk_weight_map`, checked here once. ``separate`` follows from the target;
         it may be given only with the value the target implies (True for "separated", False for
         the others), and ValueError says so otherwise.
 
@@ -577,18 +606,18 @@ class WeightMapDataset:
         # "separated", which gives exactly unet_weight_map(mask, separate=True) without carving twice.
         if self.cache_dir is None:
             self._misses += 1
-            return unet_weight_map(labels, **self.options)
+            return _make_weight(labels, self.options)
         path = self._entry_path(key_source)
         if path.is_dir():
             # Something else holds the entry's name. It is not ours to delete, and the map is only
             # a cache entry: compute it each time instead.
             self._misses += 1
-            return unet_weight_map(labels, **self.options)
+            return _make_weight(labels, self.options)
         cached, damaged = _load_entry(path, labels.shape)
         if cached is not None:
             self._hits += 1
             return cached
-        weight = unet_weight_map(labels, **self.options)
+        weight = _make_weight(labels, self.options)
         _write_npy_atomic(path, weight)
         self._misses += 1
         self._replaced += damaged
@@ -703,7 +732,7 @@ def _compute_one(path: str, out_path: str, options: dict) -> Optional[str]:
     """Read, compute, write one map; the reason it failed, or None. Runs in pool workers too."""
     try:
         mask = _read_mask(Path(path))
-        weight = unet_weight_map(mask, **options)
+        weight = _make_weight(mask, options)
         _write_npy_atomic(Path(out_path), weight)
     except (_UnreadableMask, ValueError, TypeError) as exc:
         return str(exc)
@@ -815,8 +844,9 @@ def _read_manifest(manifest: Path) -> dict:
     outputs = found.get("outputs")
     if not isinstance(outputs, list) or not all(_is_output_name(name) for name in outputs):
         raise ValueError("its list of outputs is missing or damaged")
-    # An option added after the manifest was written (ignore_label, say) was then at its default.
-    for name, default in _canonical_options(dict(_DEFAULTS)).items():
+    # An option added after the manifest was written (ignore_label, weighting) was then at its default.
+    defaults = _WEIGHTING_DEFAULTS.get(found["options"].get("weighting", "unet"), _DEFAULTS)
+    for name, default in _canonical_options(dict(defaults)).items():
         found["options"].setdefault(name, default)
     return found
 
@@ -944,7 +974,8 @@ def precompute(
         those of masks not given in this call too (see Notes).
     **options
         Keyword arguments of :func:`unet_weight_map`: ``w0``, ``sigma``, ``class_weights``,
-        ``spacing``, ``border``, ``tol``, ``separate``; checked before any work starts.
+        ``spacing``, ``border``, ``tol``, ``separate``, ``ignore_label``; or ``weighting="falk"``
+        and those of :func:`falk_weight_map`. Checked before any work starts.
 
     Returns
     -------

@@ -70,12 +70,12 @@ def test_precompute_and_the_cli_and_an_older_manifest(tmp_path, capsys):
     np.testing.assert_allclose(got, unet_weight_map(_mask(seed=0), sigma=3.0, ignore_label=IGNORE), rtol=1e-6)
     assert main(["precompute", str(folder), "--out", str(tmp_path / "cli"), "--sigma", "3", "--ignore-label", str(IGNORE), "--quiet"]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "cli" / "m0.npy"), got)
-    # A folder written before ignore_label existed resumes under the default (None) without complaint.
+    # A folder written before ignore_label and weighting existed resumes under their defaults.
     plain = tmp_path / "plain"
     precompute(sorted(folder.glob("*.npy")), plain, progress=False, sigma=3.0)
     manifest = plain / "unetweights_manifest.json"
     content = json.loads(manifest.read_text())
-    del content["options"]["ignore_label"]
+    del content["options"]["ignore_label"], content["options"]["weighting"]  # options added since
     manifest.write_text(json.dumps(content))
     again = precompute(sorted(folder.glob("*.npy")), plain, progress=False, sigma=3.0)
     assert again.written == 0 and again.skipped == 2
