@@ -39,6 +39,18 @@ from libc.math cimport INFINITY, exp, sqrt
 ctypedef long long label_t
 
 
+cdef inline void _see(label_t c, Py_ssize_t x, Py_ssize_t* near, label_t* near_label, Py_ssize_t* other,
+                       label_t* other_label) noexcept nogil:
+    """One step of a scan: after pixel x (label c), the nearest object pixel seen and the nearest
+    pixel seen whose label differs from that one's."""
+    if c != 0:
+        if c != near_label[0]:
+            other[0] = near[0]
+            other_label[0] = near_label[0]
+            near_label[0] = c
+        near[0] = x
+
+
 cdef void _first_axis(const label_t* labels, Py_ssize_t n, double w, Py_ssize_t* left,
                       double* f1, label_t* l1, double* f2, label_t* l2) noexcept nogil:
     """Axis 2 of one line, from the labels: exact top two distinct labels along the line.
@@ -49,16 +61,10 @@ cdef void _first_axis(const label_t* labels, Py_ssize_t n, double w, Py_ssize_t*
     it with the right one and writes the result once.
     """
     cdef Py_ssize_t x, near = -1, other = -1, lnear, lother
-    cdef label_t near_label = 0, other_label = 0, c, first_label
+    cdef label_t near_label = 0, other_label = 0, first_label
     cdef double dl1, dl2, dr1, dr2, d, first, second
     for x in range(n):
-        c = labels[x]
-        if c != 0:
-            if c != near_label:
-                other = near
-                other_label = near_label
-                near_label = c
-            near = x
+        _see(labels[x], x, &near, &near_label, &other, &other_label)
         left[2 * x] = near
         left[2 * x + 1] = other
     near = -1
@@ -67,13 +73,7 @@ cdef void _first_axis(const label_t* labels, Py_ssize_t n, double w, Py_ssize_t*
     other_label = 0
     x = n - 1
     while x >= 0:
-        c = labels[x]
-        if c != 0:
-            if c != near_label:
-                other = near
-                other_label = near_label
-                near_label = c
-            near = x
+        _see(labels[x], x, &near, &near_label, &other, &other_label)
         lnear = left[2 * x]
         lother = left[2 * x + 1]
         dl1 = INFINITY
