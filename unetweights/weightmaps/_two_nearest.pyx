@@ -51,6 +51,15 @@ cdef inline void _see(label_t c, Py_ssize_t x, Py_ssize_t* near, label_t* near_l
         near[0] = x
 
 
+cdef inline double _squared_gap(Py_ssize_t y, Py_ssize_t x, double w) noexcept nogil:
+    """w (x - y)^2, or inf when there is no such pixel (y < 0)."""
+    cdef double d
+    if y < 0:
+        return INFINITY
+    d = <double>(x - y)
+    return w * d * d
+
+
 cdef void _first_axis(const label_t* labels, Py_ssize_t n, double w, Py_ssize_t* left,
                       double* f1, label_t* l1, double* f2, label_t* l2) noexcept nogil:
     """Axis 2 of one line, from the labels: exact top two distinct labels along the line.
@@ -62,7 +71,7 @@ cdef void _first_axis(const label_t* labels, Py_ssize_t n, double w, Py_ssize_t*
     """
     cdef Py_ssize_t x, near = -1, other = -1, lnear, lother
     cdef label_t near_label = 0, other_label = 0, first_label
-    cdef double dl1, dl2, dr1, dr2, d, first, second
+    cdef double dl1, dl2, dr1, dr2, first, second
     for x in range(n):
         _see(labels[x], x, &near, &near_label, &other, &other_label)
         left[2 * x] = near
@@ -76,22 +85,10 @@ cdef void _first_axis(const label_t* labels, Py_ssize_t n, double w, Py_ssize_t*
         _see(labels[x], x, &near, &near_label, &other, &other_label)
         lnear = left[2 * x]
         lother = left[2 * x + 1]
-        dl1 = INFINITY
-        dl2 = INFINITY
-        dr1 = INFINITY
-        dr2 = INFINITY
-        if lnear >= 0:
-            d = <double>(x - lnear)
-            dl1 = w * d * d
-        if lother >= 0:
-            d = <double>(x - lother)
-            dl2 = w * d * d
-        if near >= 0:
-            d = <double>(near - x)
-            dr1 = w * d * d
-        if other >= 0:
-            d = <double>(other - x)
-            dr2 = w * d * d
+        dl1 = _squared_gap(lnear, x, w)
+        dl2 = _squared_gap(lother, x, w)
+        dr1 = _squared_gap(near, x, w)
+        dr2 = _squared_gap(other, x, w)
         # The nearer first candidate wins; the runner-up is the best candidate of another label:
         # the same side's second (another label by construction) or the other side's first, or
         # its second where the first repeats the winner's label.
