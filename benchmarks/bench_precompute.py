@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._timing import median_times  # noqa: E402
-from unetweights.data import WeightMapDataset, _pool_context, precompute, read_mask  # noqa: E402
+from unetweights.data import WeightMapDataset, precompute, read_mask  # noqa: E402
+from unetweights.data._precompute import _pool_context  # noqa: E402
 from unetweights.synthetic import touching_nuclei  # noqa: E402
 from unetweights.weightmaps import unet_weight_map  # noqa: E402
 

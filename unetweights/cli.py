@@ -97,7 +97,7 @@ def _check_output_file(path: str, option: str, inputs: Dict[str, Optional[str]],
     ``inputs`` maps each input's option name to its path (None when not given). Without
     ``create_folder`` the output's folder must exist; with it, it is created here.
     """
-    from .data import _writable_folder
+    from .data._storage import _writable_folder
 
     target = Path(path)
     for name, given in inputs.items():
@@ -212,7 +212,7 @@ def _precompute_zarr(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import torch
 
-    from .data import _writable_folder
+    from .data._storage import _writable_folder
     from .evaluation import EvaluationGraph
     from .export import to_onnx, to_torchscript
 
@@ -310,7 +310,7 @@ def _per_image_rows(per_image: Dict[str, np.ndarray]) -> List[Dict[str, float]]:
 
 def _show(args: argparse.Namespace) -> int:
     from .plot import plot_weight_map
-    from .data import _make_weight, _weight_map_options
+    from .data._options import _make_weight, _weight_map_options
 
     inputs = {"labels": args.labels, "--image": args.image, "--weight": args.weight}
     _check_output_file(args.out, "--out", inputs, create_folder=True)

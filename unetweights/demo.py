@@ -184,7 +184,8 @@ def run_demo(
     """
     from torch.utils.data import DataLoader
 
-    from .data import WeightMapDataset, _writable_folder
+    from .data import WeightMapDataset
+    from .data._storage import _writable_folder
     from .evaluation import EvaluationGraph
     from .export import to_onnx
     from .losses import WeightedCrossEntropyLoss

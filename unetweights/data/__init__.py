@@ -1,0 +1,32 @@
+"""Weight maps in the data pipeline: a transform, a caching dataset, mask reading and batch precompute.
+
+Everything here is numpy in, numpy out, and never imports torch, so data-loader workers stay light:
+a ``torch.utils.data.DataLoader`` turns the numpy arrays these objects return into tensors itself.
+
+- :class:`WeightMapTransform` adds a weight map to a sample, a dict (MONAI style) or an
+  ``(image, labels)`` pair.
+- :class:`WeightMapDataset` wraps a dataset of ``(image, mask)`` pairs and returns
+  ``(image, target, weight)``, optionally caching the maps on disk.
+- :func:`read_mask` reads an instance mask from .tif/.tiff, .png or .npy.
+- :func:`precompute` writes one weight map per mask file, in parallel and resumable.
+
+One concern per module: ``_options`` (the weighting and its options, checked once), ``_storage``
+(atomic writes, folders, leftovers), ``_masks`` (reading masks), ``_transform``, ``_dataset`` (with
+its on-disk cache) and ``_precompute`` (with its manifest).
+"""
+
+from ._dataset import TARGETS, CacheInfo, WeightMapDataset
+from ._masks import MASK_SUFFIXES, read_mask
+from ._options import WEIGHTINGS
+from ._precompute import PrecomputeReport, precompute
+from ._transform import WeightMapTransform
+
+
+__all__ = [
+    "CacheInfo",
+    "PrecomputeReport",
+    "WeightMapDataset",
+    "WeightMapTransform",
+    "precompute",
+    "read_mask",
+]

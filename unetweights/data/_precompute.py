@@ -1,0 +1,480 @@
+"""precompute: one weight map per mask file, in parallel and resumable, kept in agreement with its
+manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from concurrent.futures import as_completed, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import numpy as np
+
+from .._files import written_in_place
+from ._masks import _read_mask, _UnreadableMask
+from ._options import (
+    _canonical_options,
+    _DEFAULTS,
+    _library_version,
+    _make_weight,
+    _weight_map_options,
+    _WEIGHTING_DEFAULTS,
+)
+from ._storage import (
+    _as_path,
+    _is_complete_npy,
+    PathLike,
+    _remove_temp_files,
+    _TMP_PREFIX,
+    _writable_folder,
+    _write_npy_atomic,
+)
+
+
+_MANIFEST_NAME = "unetweights_manifest.json"
+
+# 2: the manifest lists the outputs it owns (version 1 did not).
+_MANIFEST_VERSION = 2
+
+
+@dataclass
+class PrecomputeReport:
+    """What :func:`precompute` did.
+
+    Attributes
+    ----------
+    written : int
+        Weight maps computed and written by this run.
+    skipped : int
+        Masks whose output already existed, whole (a resumed run).
+    failed : list of (path, reason)
+        Masks that could not be read or computed, with why.
+    seconds : float
+        Wall time of the whole call, pool start-up included.
+    workers : int
+        Processes used (1: in-process).
+    out_dir : str
+        The output folder.
+    removed : int
+        Maps of masks not given in this call that ``overwrite=True`` with new options deleted,
+        because the old manifest owned them (see :func:`precompute`); a later run with those masks
+        computes them again.
+    """
+
+    written: int = 0
+    skipped: int = 0
+    failed: list = field(default_factory=list)
+    seconds: float = 0.0
+    workers: int = 1
+    out_dir: str = ""
+    removed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when no mask failed."""
+        return not self.failed
+
+    @property
+    def total(self) -> int:
+        return self.written + self.skipped + len(self.failed)
+
+    @property
+    def masks_per_second(self) -> float:
+        """Written maps per second of wall time (0.0 when nothing was written)."""
+        if self.written == 0 or self.seconds <= 0.0:
+            return 0.0
+        return self.written / self.seconds
+
+    def summary(self) -> str:
+        """A few lines for a terminal: counts, time, throughput, then one line per failure."""
+        lines = [
+            f"{self.total} masks -> {self.out_dir}: {self.written} written, {self.skipped} skipped "
+            f"(already there), {len(self.failed)} failed",
+            f"{self.seconds:.2f} s, {self.masks_per_second:.1f} masks/s with {self.workers} "
+            f"worker{'s' if self.workers != 1 else ''}",
+        ]
+        if self.removed:
+            lines.append(
+                f"{self.removed} map{'s' if self.removed != 1 else ''} of other masks, made with the old options, "
+                "removed: run those masks again to recompute them"
+            )
+        lines += [f"FAILED {path}: {reason}" for path, reason in self.failed]
+        return "\n".join(lines)
+
+
+def _compute_one(path: str, out_path: str, options: dict) -> Optional[str]:
+    """Read, compute, write one map; the reason it failed, or None. Runs in pool workers too."""
+    try:
+        mask = _read_mask(Path(path))
+        weight = _make_weight(mask, options)
+        _write_npy_atomic(Path(out_path), weight)
+    except (_UnreadableMask, ValueError, TypeError) as exc:
+        return str(exc)
+    # Anything else (MemoryError, an OSError while writing) is still one file's failure, not the run's.
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _pool_context():
+    # Not "fork": the caller may hold threads (torch's, tqdm's monitor) and forking a threaded
+    # process can deadlock the child. A fork server starts once per process, with this module
+    # imported, and forks workers from that clean process: start-up is paid once, not per pool.
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _mask_path_list(mask_paths) -> list[Path]:
+    if isinstance(mask_paths, (str, bytes, os.PathLike)):
+        raise TypeError("mask_paths must be an iterable of paths, got a single path; wrap it in a list")
+    try:
+        items = list(mask_paths)
+    except TypeError:
+        raise TypeError(f"mask_paths must be an iterable of paths, got {type(mask_paths).__name__}") from None
+    return [_as_path(p, f"mask_paths[{i}]") for i, p in enumerate(items)]
+
+
+def _output_paths(paths: list[Path], out_dir: Path) -> list[Path]:
+    by_stem: dict[str, list[Path]] = {}
+    for path in paths:
+        by_stem.setdefault(path.stem, []).append(path)
+    clashes = {stem: group for stem, group in by_stem.items() if len(group) > 1}
+    if clashes:
+        listed = "; ".join(f"{stem!r}: {', '.join(str(p) for p in group)}" for stem, group in clashes.items())
+        raise ValueError(f"mask_paths must have distinct file stems (one output <stem>.npy each); clashes: {listed}")
+    return [out_dir / f"{path.stem}.npy" for path in paths]
+
+
+def _check_workers(workers) -> int:
+    if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer)):
+        raise TypeError(f"workers must be an int >= 1, got {workers!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    return int(workers)
+
+
+def _refuse_inputs(paths: list[Path], targets: Iterable[tuple[Path, str]], out_dir: Path) -> None:
+    """ValueError when a file this call would write or delete is one of its inputs.
+
+    ``targets`` are (path, "write" or "delete"). Paths are compared resolved (symlinks followed)
+    and, for files that exist, by device and inode (hard links). Called before any work: a mask
+    written over by its own map, or deleted by ``overwrite``, is lost, and the run would only then
+    report it unreadable.
+    """
+    by_path: dict[str, int] = {}
+    by_inode: dict[tuple[int, int], int] = {}
+    for i, path in enumerate(paths):
+        by_path.setdefault(os.path.realpath(path), i)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        by_inode.setdefault((stat.st_dev, stat.st_ino), i)
+    for target, verb in targets:
+        i = by_path.get(os.path.realpath(target))
+        if i is None and by_inode:
+            try:
+                stat = os.stat(target)
+            except OSError:
+                continue
+            i = by_inode.get((stat.st_dev, stat.st_ino))
+        if i is not None:
+            raise ValueError(
+                f"out_dir {str(out_dir)!r}: precompute would {verb} {str(target)!r}, which is the input "
+                f"mask_paths[{i}] {str(paths[i])!r}; it never writes over or deletes an input, so choose another out_dir"
+            )
+
+
+def _is_output_name(name) -> bool:
+    """Whether a manifest entry can name an output: a visible ``.npy`` file directly in ``out_dir``."""
+    return (
+        isinstance(name, str)
+        and name.endswith(".npy")
+        and not name.startswith(".")
+        and os.path.basename(name) == name
+        and "\\" not in name
+    )
+
+
+def _read_manifest(manifest: Path) -> dict:
+    """The manifest's content; ValueError saying why it is not one this library can trust."""
+    try:
+        found = json.loads(manifest.read_text())
+    # UnicodeDecodeError and json's errors are ValueErrors.
+    except (OSError, ValueError) as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(found, dict) or not isinstance(found.get("options"), dict):
+        raise ValueError("it is not a precompute manifest")
+    if found.get("version") != _MANIFEST_VERSION:
+        raise ValueError(
+            f"it is format version {found.get('version')!r}; this library reads version {_MANIFEST_VERSION}, "
+            "which lists the maps it owns"
+        )
+    outputs = found.get("outputs")
+    if not isinstance(outputs, list) or not all(_is_output_name(name) for name in outputs):
+        raise ValueError("its list of outputs is missing or damaged")
+    # An option added after the manifest was written (ignore_label, weighting) was then at its default.
+    defaults = _WEIGHTING_DEFAULTS.get(found["options"].get("weighting", "unet"), _DEFAULTS)
+    for name, default in _canonical_options(dict(defaults)).items():
+        found["options"].setdefault(name, default)
+    return found
+
+
+@dataclass
+class _OutDirPlan:
+    """What precompute does to ``out_dir`` before computing, decided before anything is touched."""
+
+    remove: list[Path]  # files to delete before the manifest is written: outputs to redo, maps of old options
+    owned: list[str]  # output names the manifest lists after this call, sorted
+    write_manifest: bool
+    removed_others: int  # of ``remove``, maps of masks not given in this call
+
+
+def _plan_out_dir(out_dir: Path, outputs: list[Path], wanted: dict, overwrite: bool) -> _OutDirPlan:
+    """Check the folder against the manifest and the options; raise ValueError where they do not agree.
+
+    The manifest owns the maps it lists: precompute lists every output before writing it, and
+    takes only listed ones for finished. See the precompute docstring for the rule.
+    """
+    manifest = out_dir / _MANIFEST_NAME
+    if manifest.is_dir():
+        raise ValueError(f"out_dir {str(out_dir)!r}: {manifest} is a folder, where precompute keeps its manifest")
+    found, unreadable = None, None
+    if manifest.exists():
+        try:
+            found = _read_manifest(manifest)
+        except ValueError as exc:
+            unreadable = str(exc)
+    names = [path.name for path in outputs]
+    existing = [path for path in outputs if os.path.lexists(path)]
+    folders = [path for path in existing if path.is_dir()]
+    if folders:
+        raise ValueError(
+            f"out_dir {str(out_dir)!r}: the output path {folders[0]} is a folder; precompute writes a map "
+            "there and does not delete folders"
+        )
+    same_options = found is not None and found["options"] == wanted["options"]
+    if not overwrite:
+        if unreadable is not None:
+            raise ValueError(f"out_dir manifest {manifest} cannot be read ({unreadable}); pass overwrite=True")
+        if found is not None and not same_options:
+            found_options = found["options"]
+            differ = sorted(
+                set(found_options) ^ set(wanted["options"])
+                | {k for k in wanted["options"] if k in found_options and found_options[k] != wanted["options"][k]}
+            )
+            changes = ", ".join(
+                f"{k}: {found_options.get(k, '<missing>')!r} -> {wanted['options'].get(k, '<missing>')!r}"
+                for k in differ
+            )
+            raise ValueError(
+                f"out_dir {out_dir} holds weight maps made with other options ({changes or 'other format'}); "
+                "use another out_dir, the same options, or overwrite=True to recompute every map"
+            )
+        owned = set(found["outputs"]) if found is not None else set()
+        strangers = [path for path in existing if path.name not in owned]
+        if strangers and found is None:
+            raise ValueError(
+                f"out_dir {out_dir} already holds {len(strangers)} of the outputs (e.g. {strangers[0].name}) but no "
+                f"{_MANIFEST_NAME}, so the options they were made with are unknown; pass overwrite=True"
+            )
+        if strangers:
+            raise ValueError(
+                f"out_dir {out_dir} holds {len(strangers)} of the outputs (e.g. {strangers[0].name}) that its "
+                f"{_MANIFEST_NAME} does not list, so the options they were made with are unknown; pass overwrite=True"
+            )
+        new_owned = owned | set(names)
+        return _OutDirPlan([], sorted(new_owned), found is None or new_owned != owned, 0)
+    if same_options:
+        return _OutDirPlan(existing, sorted(set(found["outputs"]) | set(names)), True, 0)
+    # New options: every map the old manifest owns goes, not only those of the given masks, so
+    # that no map of the old options stays under the new manifest. Only listed names are touched,
+    # and only files: precompute never wrote anything else.
+    old = set(found["outputs"]) if found is not None else set()
+    others = [out_dir / name for name in sorted(old - set(names)) if (out_dir / name).is_file()]
+    return _OutDirPlan(existing + others, sorted(names), True, len(others))
+
+
+def _apply_out_dir_plan(out_dir: Path, plan: _OutDirPlan, wanted: dict) -> None:
+    # Maps go before the new manifest: a run killed in between must not leave old maps that a
+    # resume under the new options would take for its own.
+    for path in plan.remove:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+    if not plan.write_manifest:
+        return
+    payload = dict(wanted, library=_library_version(), outputs=plan.owned)
+    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    with written_in_place(out_dir / _MANIFEST_NAME, f"{_TMP_PREFIX}{secrets.token_hex(8)}.json") as tmp:
+        Path(tmp).write_text(text)
+
+
+def precompute(
+    mask_paths: Iterable[PathLike],
+    out_dir: PathLike,
+    workers: int = 1,
+    progress: bool = True,
+    overwrite: bool = False,
+    **options: Any,
+) -> PrecomputeReport:
+    """Write the weight map of every mask file to ``<out_dir>/<stem>.npy``: parallel and resumable.
+
+    Parameters
+    ----------
+    mask_paths : iterable of str or os.PathLike
+        Mask files, read with :func:`read_mask` (.tif/.tiff, .png, .npy). Their stems (file names
+        without the suffix) must be distinct: two inputs with one stem raise ValueError up front,
+        naming both.
+    out_dir : str or os.PathLike
+        Output folder, created if missing. It also receives ``unetweights_manifest.json``, which
+        records the options and the outputs written under them. It must not be where an input
+        is: an output path (or the manifest) that is one of ``mask_paths`` (the same path, a
+        symlink or a hard link to it) raises ValueError before anything is written, naming both.
+    workers : int, default 1
+        1 computes in this process; more use a ``ProcessPoolExecutor`` of that many processes
+        (at most one per mask to compute). Each map is single-threaded, so one worker per core.
+    progress : bool, default True
+        Show a tqdm progress bar (on stderr).
+    overwrite : bool, default False
+        Recompute every given mask, even where an output exists, and record the new options.
+        With options other than the manifest's, every map the manifest owns is deleted first,
+        those of masks not given in this call too (see Notes).
+    **options
+        Keyword arguments of :func:`unet_weight_map`: ``w0``, ``sigma``, ``class_weights``,
+        ``spacing``, ``border``, ``tol``, ``separate``, ``ignore_label``; or ``weighting="falk"``
+        and those of :func:`falk_weight_map`. Checked before any work starts.
+
+    Returns
+    -------
+    PrecomputeReport
+        Counts, failures, time; ``report.ok`` is False when any mask failed, and
+        ``report.summary()`` is a short text for a terminal.
+
+    Notes
+    -----
+    Edge-case policy:
+
+    - **Resuming.** An output that exists and is whole (a float32 .npy whose size matches its
+      header) is skipped without reading its mask; one that is not is recomputed. Outputs are
+      written to a temporary file in ``out_dir`` and renamed into place, so a killed process never
+      leaves a partial output; temporary files left by a killed run are removed at the start. A
+      run killed at any point (SIGKILL included) and run again gives the same files, byte for
+      byte, as one uninterrupted run. Outputs are not fsynced: after a crash of the machine itself
+      an output can be empty or short, and the header check catches that on the next run.
+    - **Options: the folder's maps always agree with its manifest.** The manifest records the
+      options and the names of the maps made with them; each output is listed before it is
+      written, and a resumed run skips only listed outputs. A run into a folder whose manifest
+      records other options raises ValueError before writing anything, as does one where an
+      output path already holds a file the manifest does not list (or there is no manifest).
+      ``overwrite=True`` with the manifest's options deletes and recomputes the given masks'
+      outputs, and keeps the other listed maps, which were made with the same options. With other
+      options, it deletes the given masks' outputs *and every other map the old manifest lists*
+      (``report.removed`` counts those), then writes a manifest that lists only this call's
+      outputs: a partial overwrite never leaves maps of the old options under the new manifest,
+      and running the other masks later recomputes theirs. Only files the manifest names are
+      deleted, never a folder, never an input, never anything else in ``out_dir``. A manifest
+      that cannot be read (or one written by an older version, which lists no outputs) owns
+      nothing: an overwrite replaces the given outputs only, and later runs refuse, rather than
+      skip, the old files they meet.
+    - **Inputs are never touched.** An output path, the manifest or a file an overwrite would
+      delete that is one of ``mask_paths`` (compared resolved, and by inode for hard links)
+      raises ValueError before anything is created, deleted or written. ``out_dir`` that is a
+      file, cannot be created or is not writable raises ValueError naming it.
+    - **Failures.** A mask that cannot be read or computed (unsupported suffix, damaged file,
+      float or multi-channel image, wrong rank, a ``spacing`` of the wrong length, ...) is recorded
+      in ``report.failed`` with its path and reason; every other mask is still written. A worker
+      process that dies (killed, out of memory) fails the masks it had not finished, with that
+      reason; run again to resume them.
+    - With ``workers > 1`` the worker processes start from a fork server (spawn where there is
+      none), not by forking the caller, which may hold threads; as with any such process pool, a
+      script that calls ``precompute`` must do so under ``if __name__ == "__main__":``.
+    - Two ``precompute`` calls writing into the same ``out_dir`` at the same time are not supported.
+    - An empty ``mask_paths`` writes only the manifest.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For bad arguments or options, duplicate stems, an output that is an input, an ``out_dir``
+        that is not a writable folder, or a manifest that does not match, all before any mask is
+        read.
+    """
+    start = time.perf_counter()
+    paths = _mask_path_list(mask_paths)
+    out_dir = _as_path(out_dir, "out_dir")
+    workers = _check_workers(workers)
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be a bool, got {progress!r}")
+    if not isinstance(overwrite, (bool, np.bool_)):
+        raise TypeError(f"overwrite must be a bool, got {overwrite!r}")
+    options = _weight_map_options(options, "precompute")
+    outputs = _output_paths(paths, out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"out_dir {str(out_dir)!r} is a file, not a folder")
+    # Every file this call can write or delete, checked against the inputs before any of them is
+    # looked at further: the manifest check below would otherwise suggest overwrite=True to a user
+    # whose masks are the outputs.
+    leftovers = list(out_dir.glob(f"{_TMP_PREFIX}*")) if out_dir.is_dir() else []
+    writes = [*outputs, out_dir / _MANIFEST_NAME]
+    _refuse_inputs(paths, [(o, "write") for o in writes] + [(t, "delete") for t in leftovers], out_dir)
+    wanted = {"format": "unetweights.precompute", "version": _MANIFEST_VERSION, "options": _canonical_options(options)}
+    wanted = json.loads(json.dumps(wanted))
+    plan = _plan_out_dir(out_dir, outputs, wanted, bool(overwrite))
+    _refuse_inputs(paths, [(o, "delete") for o in plan.remove], out_dir)
+    _writable_folder(out_dir, "out_dir")
+    _remove_temp_files(out_dir)
+    _apply_out_dir_plan(out_dir, plan, wanted)
+
+    todo = [(str(p), str(o)) for p, o in zip(paths, outputs) if overwrite or not _is_complete_npy(o)]
+    report = PrecomputeReport(
+        skipped=len(paths) - len(todo), out_dir=str(out_dir), removed=plan.removed_others
+    )
+    n_workers = min(workers, len(todo)) if todo else 1
+    report.workers = n_workers
+
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(paths), initial=report.skipped, disable=not progress, unit="mask", desc="weight maps") as bar:
+
+        def record(path: str, reason: Optional[str]) -> None:
+            if reason is None:
+                report.written += 1
+            else:
+                report.failed.append((path, reason))
+            bar.update(1)
+
+        if n_workers == 1:
+            for path, out_path in todo:
+                record(path, _compute_one(path, out_path, options))
+        else:
+            pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context())
+            try:
+                futures = {pool.submit(_compute_one, path, out_path, options): path for path, out_path in todo}
+                for future in as_completed(futures):
+                    try:
+                        reason = future.result()
+                    # BrokenProcessPool: a worker died (killed, out of memory); its masks fail, the
+                    # others already written stay, and a rerun resumes the rest.
+                    except Exception as exc:
+                        reason = f"worker process failed: {type(exc).__name__}: {exc}"
+                    record(futures[future], reason)
+            finally:
+                # On Ctrl-C, drop the queued masks instead of computing them all before returning.
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    # Failures in input order, so that reports of the same inputs read the same.
+    order = {str(p): i for i, p in enumerate(paths)}
+    report.failed.sort(key=lambda item: order[item[0]])
+    report.seconds = time.perf_counter() - start
+    return report
