@@ -20,7 +20,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml setup.py unetweights/weightmaps/_two_nearest.pyx
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/python -m pip install --quiet -e ".[test,onnx,plot,dask]"
+	$(BIN)/python -m pip install --quiet -e ".[test,onnx,plot,dask,monai]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,0 +1,112 @@
+"""unetweights.monai.WeightMapd inside real MONAI pipelines: random affine and elastic augmentation
+of touching cells, Compose, CacheDataset, PersistentDataset and a DataLoader with two workers."""
+
+import numpy as np
+import pytest
+import torch
+
+monai = pytest.importorskip("monai")
+
+from monai.data import CacheDataset, DataLoader, Dataset, MetaTensor, PersistentDataset  # noqa: E402
+from monai.transforms import Compose, Rand2DElasticd, RandAffined  # noqa: E402
+
+from unetweights import unet_weight_map  # noqa: E402
+from unetweights.monai import WeightMapd  # noqa: E402
+from unetweights.synthetic import touching_nuclei  # noqa: E402
+
+SIGMA = 3.0
+
+
+def _samples(shape, n, spacing=None):
+    samples = []
+    for seed in range(n):
+        labels = touching_nuclei(shape, 8 if len(shape) == 2 else 10, radius=5.0, seed=seed)
+        image = (labels > 0).astype(np.float32) + 0.1 * np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+        affine = torch.diag(torch.tensor([*(spacing or (1.0,) * len(shape)), 1.0], dtype=torch.float64))
+        samples.append({
+            "image": MetaTensor(torch.as_tensor(image[None]), affine=affine),
+            "label": MetaTensor(torch.as_tensor(labels[None]), affine=affine),
+        })
+    return samples
+
+
+def _pipeline(ndim, **weight_options):
+    augment = [
+        RandAffined(
+            keys=["image", "label"], prob=1.0, rotate_range=0.4 if ndim == 2 else (0.3, 0.0, 0.0),
+            scale_range=0.15, mode=("bilinear", "nearest"), padding_mode="zeros",
+        )
+    ]
+    if ndim == 2:
+        augment.append(
+            Rand2DElasticd(keys=["image", "label"], prob=1.0, spacing=(12, 12), magnitude_range=(1, 2), mode=("bilinear", "nearest"))
+        )
+    transform = Compose([*augment, WeightMapd(keys="label", sigma=SIGMA, **weight_options)])
+    transform.set_random_state(seed=0)
+    return transform
+
+
+def _check(batch_label, batch_weight, from_meta):
+    assert isinstance(batch_weight, MetaTensor)
+    torch.testing.assert_close(batch_weight.affine, batch_label.affine)
+    for label, weight in zip(batch_label, batch_weight):
+        labels = label[0].numpy()
+        assert len(np.unique(labels)) > 3  # the augmented cells are still there
+        # The augmentation updates the affine: the voxel size is the augmented label's pixdim.
+        spacing = tuple(float(s) for s in label.pixdim) if from_meta else None
+        assert spacing is None or spacing[0] > 1.5  # the anisotropic voxels reached the map
+        want = unet_weight_map(labels, sigma=SIGMA, spacing=spacing)
+        np.testing.assert_array_equal(weight[0].numpy(), want)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_augmented_maps_in_a_dataloader_with_two_workers(ndim):
+    shape = (48, 56) if ndim == 2 else (12, 32, 32)
+    spacing = None if ndim == 2 else (2.0, 1.0, 1.0)
+    options = {} if ndim == 2 else {"spacing_from_meta": True}
+    data = Dataset(_samples(shape, 4, spacing), transform=_pipeline(ndim, **options))
+    loader = DataLoader(data, batch_size=2, num_workers=2)
+    seen = 0
+    for batch in loader:
+        _check(batch["label"], batch["weight"], from_meta=ndim == 3)
+        assert batch["weight"].shape == batch["label"].shape
+        seen += len(batch["label"])
+    assert seen == 4
+
+
+def test_cache_and_persistent_datasets(tmp_path):
+    samples = _samples((40, 40), 2)
+    transform = Compose([WeightMapd(keys="label", sigma=SIGMA)])
+    for dataset in (
+        CacheDataset(samples, transform=transform, progress=False),
+        PersistentDataset(samples, transform=transform, cache_dir=tmp_path),
+    ):
+        for item, sample in zip(dataset, samples):
+            np.testing.assert_array_equal(item["weight"][0].numpy(), unet_weight_map(sample["label"][0].numpy(), sigma=SIGMA))
+            torch.testing.assert_close(item["weight"].affine, sample["label"].affine)
+
+
+def test_keys_types_and_errors():
+    labels = touching_nuclei((30, 30), 5, radius=5.0, seed=1)
+    out = WeightMapd(keys=("a", "b"), weight_keys=("wa", "wb"))({"a": labels[None], "b": torch.as_tensor(labels[None])})
+    assert isinstance(out["wa"], np.ndarray) and out["wa"].dtype == np.float32
+    assert isinstance(out["wb"], torch.Tensor) and not isinstance(out["wb"], MetaTensor)
+    np.testing.assert_array_equal(out["wa"][0], unet_weight_map(labels))
+    assert set(WeightMapd(keys=("a", "b"))({"a": labels[None], "b": labels[None]})) == {"a", "b", "a_weight", "b_weight"}
+    assert WeightMapd(keys="missing", allow_missing_keys=True)({"a": 1}) == {"a": 1}
+    with pytest.raises(KeyError):
+        WeightMapd(keys="missing")({"a": 1})
+    with pytest.raises(ValueError, match="label: expected channel-first labels with one channel"):
+        WeightMapd(keys="label")({"label": np.stack([labels, labels])})
+    with pytest.raises(TypeError, match="spacing_from_meta=True needs a MetaTensor"):
+        WeightMapd(keys="label", spacing_from_meta=True)({"label": labels[None]})
+    with pytest.raises(ValueError, match="give either spacing or spacing_from_meta"):
+        WeightMapd(keys="label", spacing_from_meta=True, spacing=(1.0, 1.0))
+    with pytest.raises(ValueError, match="weight_keys: expected one per key"):
+        WeightMapd(keys=("a", "b"), weight_keys="w")
+    with pytest.raises(ValueError, match="would overwrite the labels"):
+        WeightMapd(keys="label", weight_keys="label")
+    with pytest.raises(ValueError, match="sigma"):
+        WeightMapd(keys="label", sigma=float("nan"))
+    with pytest.raises(TypeError, match="w0 is not an option of WeightMapd with weighting='falk'"):
+        WeightMapd(keys="label", weighting="falk", w0=5.0)

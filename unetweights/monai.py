@@ -1,0 +1,129 @@
+"""A MONAI dictionary transform that adds a weight map computed from the (augmented) labels.
+
+Needs the ``monai`` extra. Put :class:`WeightMapd` after the spatial augmentations of a
+``monai.transforms.Compose``: the map is then computed from the labels as the network will see
+them, which is exact (the map of the augmented labels), where warping a precomputed map only
+approximates it::
+
+    from monai.transforms import Compose, LoadImaged, EnsureChannelFirstd, RandAffined
+    from unetweights.monai import WeightMapd
+
+    train = Compose([
+        LoadImaged(keys=["image", "label"]), EnsureChannelFirstd(keys=["image", "label"]),
+        RandAffined(keys=["image", "label"], prob=1.0, rotate_range=0.3, mode=("bilinear", "nearest")),
+        WeightMapd(keys="label", weight_keys="weight", sigma=5.0, spacing_from_meta=True),
+    ])
+
+It is an ordinary ``MapTransform``: ``keys``, ``allow_missing_keys`` and MONAI's key iteration
+behave as in MONAI's own transforms, and it works in ``Compose``, ``CacheDataset``,
+``PersistentDataset`` and DataLoader workers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Hashable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+try:
+    from monai.config import KeysCollection
+    from monai.data import MetaTensor
+    from monai.transforms import MapTransform
+except ImportError as error:  # the optional extra
+    raise ImportError("unetweights.monai needs MONAI: pip install 'unetweights[monai]' (or monai)") from error
+
+from .data._options import _make_weight, _weight_map_options
+
+__all__ = ["WeightMapd"]
+
+
+class WeightMapd(MapTransform):
+    """Add the weight map of each label key under its own output key.
+
+    Parameters
+    ----------
+    keys : str or sequence of str
+        The label keys. Each holds channel-first labels as MONAI loads them: ``(1, H, W)`` or
+        ``(1, D, H, W)`` (one channel), as a ``MetaTensor``, a torch tensor or a numpy array, of
+        integer instance ids (or whole-valued floats, which nearest-neighbour resampling gives;
+        a bool mask is split into objects by face connectivity).
+    weight_keys : str or sequence of str, optional
+        Where each map goes, one per key. Default: ``"weight"`` for a single key, else
+        ``f"{key}_weight"`` for each.
+    spacing_from_meta : bool
+        Take ``spacing`` from each label's metadata (``MetaTensor.pixdim``, from its affine), so
+        that sigma is in physical units whatever the resampling did. Needs ``MetaTensor`` labels,
+        and ``spacing`` must then not be given.
+    allow_missing_keys : bool
+        As in MONAI: skip absent keys instead of raising KeyError.
+    **options
+        The weight-map options of :class:`unetweights.WeightMapDataset`: those of
+        :func:`unetweights.unet_weight_map` (``w0``, ``sigma``, ``class_weights``, ``spacing``,
+        ``border``, ``tol``, ``separate``, ``ignore_label``), or ``weighting="falk"`` and those of
+        :func:`unetweights.falk_weight_map`. Checked here, once.
+
+    Notes
+    -----
+    The map has the label's shape, channel included, and the label's type: a ``MetaTensor`` in
+    gives a ``MetaTensor`` out carrying a copy of the label's metadata (affine, pixdim, applied
+    operations), a tensor a tensor on the label's device, an array a float32 array. The map is
+    computed on the CPU (the labels are copied there if they are on a GPU).
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        weight_keys: Optional[Union[Hashable, Sequence[Hashable]]] = None,
+        spacing_from_meta: bool = False,
+        allow_missing_keys: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if weight_keys is None:
+            weight_keys = ("weight",) if len(self.keys) == 1 else tuple(f"{key}_weight" for key in self.keys)
+        elif isinstance(weight_keys, (str, bytes)) or not isinstance(weight_keys, Sequence):
+            weight_keys = (weight_keys,)
+        self.weight_keys = tuple(weight_keys)
+        if len(self.weight_keys) != len(self.keys):
+            raise ValueError(
+                f"weight_keys: expected one per key ({len(self.keys)}: {list(self.keys)}), got {list(self.weight_keys)}"
+            )
+        clash = set(self.weight_keys) & set(self.keys)
+        if clash:
+            raise ValueError(f"weight_keys: {sorted(map(str, clash))} would overwrite the labels")
+        if not isinstance(spacing_from_meta, bool):
+            raise TypeError(f"spacing_from_meta: expected a bool, got {type(spacing_from_meta).__name__}")
+        if spacing_from_meta and options.get("spacing") is not None:
+            raise ValueError("spacing: give either spacing or spacing_from_meta=True, not both")
+        self.spacing_from_meta = spacing_from_meta
+        self.options = _weight_map_options(options, "WeightMapd")
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict:
+        d = dict(data)
+        for key, weight_key in self.key_iterator(d, self.weight_keys):
+            d[weight_key] = self._weight(d[key], key)
+        return d
+
+    def _weight(self, label: Any, key: Hashable) -> Any:
+        array = label.detach().cpu().numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
+        if array.ndim not in (3, 4) or array.shape[0] != 1:
+            raise ValueError(
+                f"{key}: expected channel-first labels with one channel, (1, H, W) or (1, D, H, W), "
+                f"got shape {list(array.shape)}"
+            )
+        options = self.options
+        if self.spacing_from_meta:
+            if not isinstance(label, MetaTensor):
+                raise TypeError(f"{key}: spacing_from_meta=True needs a MetaTensor, got {type(label).__name__}")
+            spacing = tuple(float(s) for s in np.asarray(label.pixdim, dtype=np.float64).reshape(-1)[: array.ndim - 1])
+            options = {**options, "spacing": spacing}
+        weight = _make_weight(array[0], options)[np.newaxis]
+        if not isinstance(label, torch.Tensor):
+            return weight
+        tensor = torch.as_tensor(weight, device=label.device)
+        if isinstance(label, MetaTensor):
+            out = MetaTensor(tensor)
+            out.copy_meta_from(label, copy_attr=True)
+            return out
+        return tensor
