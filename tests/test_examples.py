@@ -48,3 +48,11 @@ def test_object_scores_count_merged_and_split_cells():
     spurious = split.copy()
     spurious[0, 0] = 1  # a third component that matches no cell
     assert abs(object_scores(spurious, labels)["precision"] - 2 / 3) < 1e-12
+
+
+def test_monai_train(tmp_path):
+    import pytest
+
+    pytest.importorskip("monai")
+    out = run_example("monai_train.py", "--steps", "8", "--images", "8", "--size", "32", "--workers", "2", cwd=tmp_path)
+    assert "held-out foreground Dice" in out and "after 8 steps" in out
