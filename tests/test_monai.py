@@ -10,7 +10,7 @@ monai = pytest.importorskip("monai")
 from monai.data import CacheDataset, DataLoader, Dataset, MetaTensor, PersistentDataset  # noqa: E402
 from monai.transforms import Compose, Rand2DElasticd, RandAffined  # noqa: E402
 
-from unetweights import unet_weight_map  # noqa: E402
+from unetweights import separate_touching, unet_weight_map  # noqa: E402
 from unetweights.monai import WeightMapd  # noqa: E402
 from unetweights.synthetic import touching_nuclei  # noqa: E402
 
@@ -110,3 +110,33 @@ def test_keys_types_and_errors():
         WeightMapd(keys="label", sigma=float("nan"))
     with pytest.raises(TypeError, match="w0 is not an option of WeightMapd with weighting='falk'"):
         WeightMapd(keys="label", weighting="falk", w0=5.0)
+
+
+def test_a_precomputed_map_warped_with_the_labels_stays_aligned():
+    """The other workflow: the map computed once and warped (bilinear) with the same transform as
+    the labels (nearest). Its ridges land on the gaps between the warped cells, and it stays close
+    to the map of the warped labels on the border pixels."""
+    samples = []
+    for seed in range(3):
+        # Crowded cells with gaps carved between them, as the authors do: the ridges lie in the gaps.
+        carved = separate_touching(touching_nuclei((64, 64), 24, radius=7.0, seed=seed))
+        samples.append({
+            "image": MetaTensor(torch.as_tensor((carved > 0)[None].astype(np.float32))),
+            "label": MetaTensor(torch.as_tensor(carved[None])),
+            "weight": MetaTensor(torch.as_tensor(unet_weight_map(carved, sigma=SIGMA)[None])),
+        })
+    both = Compose([
+        RandAffined(keys=["image", "label", "weight"], prob=1.0, rotate_range=0.6, scale_range=0.1,
+                    mode=("bilinear", "nearest", "bilinear"), padding_mode="zeros"),
+        WeightMapd(keys="label", weight_keys="exact", sigma=SIGMA),
+    ])
+    both.set_random_state(seed=3)
+    for sample in samples:
+        out = both(sample)
+        labels, moved, exact = out["label"][0].numpy(), out["weight"][0].numpy(), out["exact"][0].numpy()
+        class_part = unet_weight_map(labels, sigma=SIGMA, w0=0.0)
+        ridge = moved - class_part > 5.0  # where the warped border term is above half of w0 = 10
+        assert ridge.sum() > 20
+        assert np.mean(labels[ridge] == 0) > 0.9  # on the gaps, not inside the warped cells
+        border = exact - class_part > 1.0
+        assert np.mean(np.abs(moved - exact)[border]) < 2.5
