@@ -380,6 +380,22 @@ def ref_soft_dice(input, target, weight=None, activation="softmax", smooth=1.0, 
     return _reduce_set_losses(losses, masses, classes, class_weight, reduction)
 
 
+def ref_soft_jaccard(input, target, weight=None, activation="softmax", smooth=1.0, per_image=False,
+                     include_background=True, class_weight=None, ignore_index=-100, reduction="mean"):
+    """1 - (tp + s) / (tp + fp + fn + s) per set and class, in float64 loops."""
+    stats, masses, classes = _overlap_sets(
+        input, target, weight, activation, ignore_index, per_image, include_background, False
+    )
+    losses = []
+    for row in stats:
+        lrow = []
+        for tp, sp, st in row:
+            den = tp + (sp - tp) + (st - tp) + smooth
+            lrow.append(1.0 - (1.0 if den == 0 else (tp + smooth) / den))
+        losses.append(lrow)
+    return _reduce_set_losses(losses, masses, classes, class_weight, reduction)
+
+
 def ref_tversky(input, target, weight=None, activation="softmax", alpha=0.5, beta=0.5, gamma=1.0, smooth=1.0,
                 per_image=False, include_background=True, class_weight=None, ignore_index=-100, reduction="mean"):
     stats, masses, classes = _overlap_sets(

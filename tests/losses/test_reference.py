@@ -378,6 +378,46 @@ def test_soft_dice(dims, activation, per_image, include_background, reduction, v
     check(out, ref, none_shape(reduction, (n if per_image else 1, c if include_background else c - 1)))
 
 
+JACCARD_VARIANTS = {"plain": dict(), "cw": dict(class_weight=CLASS_WEIGHT), "smooth0": dict(smooth=0.0)}
+
+
+@pytest.mark.parametrize("dims", SHAPES)
+@pytest.mark.parametrize("activation", ["softmax", "sigmoid", "none"])
+@pytest.mark.parametrize("per_image", [False, True])
+@pytest.mark.parametrize("include_background", [True, False])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("variant", JACCARD_VARIANTS)
+def test_soft_jaccard(dims, activation, per_image, include_background, reduction, variant):
+    shape = SHAPES[dims]
+    seed = _seed(dims) + 43
+    x, y = _overlap_inputs(activation, shape, seed)
+    w = pixel_weight(shape, seed)
+    opts = dict(smooth=1.0, class_weight=None)
+    opts.update(JACCARD_VARIANTS[variant])
+    cw = opts["class_weight"]
+    out = L.soft_jaccard_loss(
+        t(x), t(y), t(w), activation, opts["smooth"], per_image, include_background,
+        None if cw is None else t(cw), -100, reduction,
+    )
+    ref = R.ref_soft_jaccard(x, y, w, activation, opts["smooth"], per_image, include_background, cw, -100, reduction)
+    n, c = shape[:2]
+    check(out, ref, none_shape(reduction, (n if per_image else 1, c if include_background else c - 1)))
+
+
+@pytest.mark.parametrize("smooth", [0.0, 1.0])
+@pytest.mark.parametrize("batch", [True, False])
+def test_soft_jaccard_equals_monai_jaccard_dice_loss(smooth, batch):
+    """With weight=None, MONAI's DiceLoss(jaccard=True) is the same loss at smooth_nr = smooth_dr = 2·s."""
+    monai_losses = pytest.importorskip("monai.losses")
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(3, 4, 9, 11, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 4, (3, 9, 11), generator=g)
+    theirs = monai_losses.DiceLoss(softmax=True, to_onehot_y=True, jaccard=True, batch=batch,
+                                   smooth_nr=2 * smooth, smooth_dr=2 * smooth)(x, y.unsqueeze(1))
+    ours = L.soft_jaccard_loss(x, y, smooth=smooth, per_image=not batch)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("dims", SHAPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("squared", [False, True])

@@ -56,7 +56,7 @@ from .classification import (
 )
 from .compose import CombinedLoss, DeepSupervisionLoss, resize_area, resize_nearest, with_reduction
 from .lovasz import LovaszHingeLoss, LovaszSoftmaxLoss, lovasz_hinge, lovasz_softmax
-from .overlap import SoftDiceLoss, TverskyLoss, soft_dice_loss, tversky_loss
+from .overlap import SoftDiceLoss, SoftJaccardLoss, TverskyLoss, soft_dice_loss, soft_jaccard_loss, tversky_loss
 from .regression import (
     WeightedHuberLoss,
     WeightedKLDivLoss,
@@ -77,6 +77,7 @@ __all__: List[str] = [
     "LovaszHingeLoss",
     "LovaszSoftmaxLoss",
     "SoftDiceLoss",
+    "SoftJaccardLoss",
     "TverskyLoss",
     "WeightedBCEWithLogitsLoss",
     "WeightedCrossEntropyLoss",
@@ -92,6 +93,7 @@ __all__: List[str] = [
     "resize_area",
     "resize_nearest",
     "soft_dice_loss",
+    "soft_jaccard_loss",
     "tversky_loss",
     "weighted_bce_with_logits",
     "weighted_cross_entropy",

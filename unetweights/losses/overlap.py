@@ -229,6 +229,42 @@ def soft_dice_loss(
     return _reduce_sets(1.0 - dice, mass, class_weight, include_background, reduction)
 
 
+def soft_jaccard_loss(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor] = None,
+    activation: str = "softmax",
+    smooth: float = 1.0,
+    per_image: bool = False,
+    include_background: bool = True,
+    class_weight: Optional[Tensor] = None,
+    ignore_index: Optional[int] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Soft Jaccard (IoU) loss with a per-pixel weight map, 1 - (tp + s) / (tp + fp + fn + s).
+
+    tp = Σ w·p·t, fp = Σ w·p - tp, fn = Σ w·t - tp, as for :func:`soft_dice_loss`, whose
+    parameters (but ``squared``) this takes with the same meaning and defaults. The Jaccard index
+    J and the Dice score D of the same counts are tied by J = D / (2 - D); with ``smooth`` s this
+    loss equals MONAI's ``DiceLoss(jaccard=True)`` at smooth_nr = smooth_dr = 2·s.
+
+    Notes
+    -----
+    Empty sets follow :func:`soft_dice_loss`: a class absent from a set's target scores
+    s / (Σ w·p + s); with ``smooth=0`` and nothing predicted, 0/0 is J = 1 (loss 0), never NaN;
+    a set whose pixels all weigh 0 or are ignored has loss 0 and is left out of the mean. A NaN or
+    infinite logit, a NaN target, or (compiled or exported) an invalid weight or class index makes
+    its set's loss NaN. float16 and bfloat16 inputs are counted in float32.
+    """
+    class_weight = _check_set_options(input, smooth, class_weight, reduction, per_image)
+    tp, sum_p, sum_t, mass = overlap_counts(
+        input, target, weight, activation, ignore_index, per_image, include_background, False
+    )
+    den = sum_p + sum_t - tp + smooth
+    jaccard = torch.where(den == 0, torch.ones_like(den), safe_divide(tp + smooth, den))
+    return _reduce_sets(1.0 - jaccard, mass, class_weight, include_background, reduction)
+
+
 def tversky_loss(
     input: Tensor,
     target: Tensor,
@@ -337,6 +373,36 @@ class SoftDiceLoss(_SetLoss):
             self.per_image,
             self.include_background,
             self.squared,
+            self.class_weight,
+            self.ignore_index,
+            self.reduction,
+        )
+
+
+class SoftJaccardLoss(_SetLoss):
+    """Module form of :func:`soft_jaccard_loss`; options are fixed at construction."""
+
+    def __init__(
+        self,
+        activation: str = "softmax",
+        smooth: float = 1.0,
+        per_image: bool = False,
+        include_background: bool = True,
+        class_weight: Optional[Tensor] = None,
+        ignore_index: Optional[int] = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(activation, smooth, per_image, include_background, class_weight, ignore_index, reduction)
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return soft_jaccard_loss(
+            input,
+            target,
+            weight,
+            self.activation,
+            self.smooth,
+            self.per_image,
+            self.include_background,
             self.class_weight,
             self.ignore_index,
             self.reduction,
