@@ -19,6 +19,7 @@ def softmax_graph() -> EvaluationGraph:
             "dice_loss": L.SoftDiceLoss(per_image=True, class_weight=CLASS_WEIGHT, ignore_index=IGNORE),
             "tversky": L.TverskyLoss(alpha=0.3, beta=0.7, gamma=0.75, per_image=True, ignore_index=IGNORE),
             "jaccard": L.SoftJaccardLoss(per_image=True, class_weight=CLASS_WEIGHT, ignore_index=IGNORE),
+            "generalized_dice": L.GeneralizedDiceLoss(per_image=True, ignore_index=IGNORE),
             "lovasz": L.LovaszSoftmaxLoss(per_image=True, ignore_index=IGNORE),
             "combined": L.CombinedLoss(
                 [L.WeightedCrossEntropyLoss(ignore_index=IGNORE), L.LovaszSoftmaxLoss(classes="all", per_image=True, ignore_index=IGNORE)],

@@ -66,6 +66,7 @@ CASES = [
     Case("dice_sigmoid", lambda rank: L.SoftDiceLoss("sigmoid", squared=True, include_background=False, smooth=0.0), "binary"),
     Case("tversky", lambda rank: L.TverskyLoss(alpha=0.3, beta=0.7, gamma=0.75, ignore_index=IGNORE), "index"),
     Case("jaccard", lambda rank: L.SoftJaccardLoss(per_image=True, class_weight=_cw(), ignore_index=IGNORE), "index"),
+    Case("generalized_dice", lambda rank: L.GeneralizedDiceLoss(per_image=True, ignore_index=IGNORE), "index"),
     Case("lovasz_hinge", lambda rank: L.LovaszHingeLoss(ignore_index=IGNORE), "binary1"),
     Case("lovasz_hinge_margin", lambda rank: L.LovaszHingeLoss(per_image=False, weight_mode="margin", ignore_index=IGNORE), "binary1"),
     Case("lovasz_softmax", lambda rank: L.LovaszSoftmaxLoss(per_image=True, ignore_index=IGNORE), "index"),

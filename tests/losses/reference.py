@@ -396,6 +396,27 @@ def ref_soft_jaccard(input, target, weight=None, activation="softmax", smooth=1.
     return _reduce_set_losses(losses, masses, classes, class_weight, reduction)
 
 
+def ref_generalized_dice(input, target, weight=None, activation="softmax", smooth=1e-5, per_image=False,
+                         include_background=True, ignore_index=-100, reduction="mean"):
+    """Sudre et al. 2017 per set, in float64 loops: v_k = 1/(Σ w·t_k)², absent classes at the set's max."""
+    stats, masses, classes = _overlap_sets(
+        input, target, weight, activation, ignore_index, per_image, include_background, False
+    )
+    losses = []
+    for row in stats:
+        present = [1.0 / (st * st) for tp, sp, st in row if st * st > 0 and math.isfinite(1.0 / (st * st))]
+        heaviest = max(present, default=0.0)
+        num = den = 0.0
+        for tp, sp, st in row:
+            v = 1.0 / (st * st) if st * st > 0 and math.isfinite(1.0 / (st * st)) else heaviest
+            num += v * tp
+            den += v * (sp + st)
+        num = 2.0 * num + smooth
+        den = den + smooth
+        losses.append([1.0 - (1.0 if den == 0 else num / den)])
+    return _reduce_set_losses(losses, masses, [0], None, reduction)
+
+
 def ref_tversky(input, target, weight=None, activation="softmax", alpha=0.5, beta=0.5, gamma=1.0, smooth=1.0,
                 per_image=False, include_background=True, class_weight=None, ignore_index=-100, reduction="mean"):
     stats, masses, classes = _overlap_sets(

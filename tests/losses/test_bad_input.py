@@ -55,6 +55,7 @@ PER_IMAGE = [
     PerImage("dice", lambda: L.SoftDiceLoss(per_image=True, class_weight=_cw(), ignore_index=IGNORE, reduction="none"), "index"),
     PerImage("dice_sigmoid", lambda: L.SoftDiceLoss("sigmoid", per_image=True, squared=True, smooth=0.0, reduction="none"), "binary"),
     PerImage("jaccard", lambda: L.SoftJaccardLoss(per_image=True, ignore_index=IGNORE, reduction="none"), "index"),
+    PerImage("generalized_dice", lambda: L.GeneralizedDiceLoss(per_image=True, ignore_index=IGNORE, reduction="none"), "index"),
     PerImage("tversky", lambda: L.TverskyLoss(alpha=0.3, beta=0.7, gamma=0.75, per_image=True, ignore_index=IGNORE, reduction="none"), "index"),
     PerImage("lovasz_hinge", lambda: L.LovaszHingeLoss(per_image=True, ignore_index=IGNORE, reduction="none"), "binary1"),
     PerImage("lovasz_softmax", lambda: L.LovaszSoftmaxLoss(per_image=True, ignore_index=IGNORE, reduction="none"), "index"),

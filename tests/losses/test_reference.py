@@ -404,6 +404,48 @@ def test_soft_jaccard(dims, activation, per_image, include_background, reduction
     check(out, ref, none_shape(reduction, (n if per_image else 1, c if include_background else c - 1)))
 
 
+@pytest.mark.parametrize("dims", SHAPES)
+@pytest.mark.parametrize("activation", ["softmax", "sigmoid", "none"])
+@pytest.mark.parametrize("per_image", [False, True])
+@pytest.mark.parametrize("include_background", [True, False])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("smooth", [1e-5, 1.0])
+def test_generalized_dice(dims, activation, per_image, include_background, reduction, smooth):
+    shape = SHAPES[dims]
+    seed = _seed(dims) + 47
+    x, y = _overlap_inputs(activation, shape, seed)
+    w = pixel_weight(shape, seed)
+    out = L.generalized_dice_loss(t(x), t(y), t(w), activation, smooth, per_image, include_background, -100, reduction)
+    ref = R.ref_generalized_dice(x, y, w, activation, smooth, per_image, include_background, -100, reduction)
+    n = shape[0]
+    check(out, ref, none_shape(reduction, (n if per_image else 1, 1)))
+
+
+def test_generalized_dice_absent_class_takes_the_heaviest_weight_and_empty_sets_score_zero():
+    x = torch.randn(2, 3, 6, 7, dtype=torch.float64)
+    y = torch.zeros(2, 6, 7, dtype=torch.long)
+    y[0, :2] = 1  # image 0: classes 0 and 1, class 2 absent; image 1: class 0 only
+    w = torch.rand(2, 6, 7, dtype=torch.float64) + 0.1
+    out = L.generalized_dice_loss(x, y, w, per_image=True, reduction="none")
+    ref = R.ref_generalized_dice(x.numpy(), y.numpy(), w.numpy(), per_image=True, reduction="none")
+    torch.testing.assert_close(out, torch.as_tensor(ref), rtol=1e-10, atol=1e-12)
+    nothing = L.generalized_dice_loss(x, y, torch.zeros_like(w), per_image=True, smooth=0.0, reduction="none")
+    assert torch.equal(nothing, torch.zeros(2, 1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_generalized_dice_equals_monai(batch):
+    monai_losses = pytest.importorskip("monai.losses")
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(3, 4, 9, 11, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (3, 9, 11), generator=g)  # class 3 absent everywhere
+    y[1] = 0  # and image 1 holds only class 0
+    theirs = monai_losses.GeneralizedDiceLoss(softmax=True, to_onehot_y=True, batch=batch)(x, y.unsqueeze(1))
+    ours = L.generalized_dice_loss(x, y, per_image=not batch)
+    # MONAI computes its class weights in float32 (ground_o.float()); ours follow the input's dtype.
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-9)
+
+
 @pytest.mark.parametrize("smooth", [0.0, 1.0])
 @pytest.mark.parametrize("batch", [True, False])
 def test_soft_jaccard_equals_monai_jaccard_dice_loss(smooth, batch):

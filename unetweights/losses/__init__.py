@@ -56,7 +56,16 @@ from .classification import (
 )
 from .compose import CombinedLoss, DeepSupervisionLoss, resize_area, resize_nearest, with_reduction
 from .lovasz import LovaszHingeLoss, LovaszSoftmaxLoss, lovasz_hinge, lovasz_softmax
-from .overlap import SoftDiceLoss, SoftJaccardLoss, TverskyLoss, soft_dice_loss, soft_jaccard_loss, tversky_loss
+from .overlap import (
+    GeneralizedDiceLoss,
+    SoftDiceLoss,
+    SoftJaccardLoss,
+    TverskyLoss,
+    generalized_dice_loss,
+    soft_dice_loss,
+    soft_jaccard_loss,
+    tversky_loss,
+)
 from .regression import (
     WeightedHuberLoss,
     WeightedKLDivLoss,
@@ -74,6 +83,7 @@ __all__: List[str] = [
     "CombinedLoss",
     "DeepSupervisionLoss",
     "FocalLoss",
+    "GeneralizedDiceLoss",
     "LovaszHingeLoss",
     "LovaszSoftmaxLoss",
     "SoftDiceLoss",
@@ -88,6 +98,7 @@ __all__: List[str] = [
     "WeightedNLLLoss",
     "WeightedSmoothL1Loss",
     "focal_loss",
+    "generalized_dice_loss",
     "lovasz_hinge",
     "lovasz_softmax",
     "resize_area",

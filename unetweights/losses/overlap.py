@@ -265,6 +265,50 @@ def soft_jaccard_loss(
     return _reduce_sets(1.0 - jaccard, mass, class_weight, include_background, reduction)
 
 
+def generalized_dice_loss(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor] = None,
+    activation: str = "softmax",
+    smooth: float = 1e-5,
+    per_image: bool = False,
+    include_background: bool = True,
+    ignore_index: Optional[int] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Generalized Dice loss (Sudre et al. 2017) with a per-pixel weight map.
+
+    1 - (2 Σ_k v_k tp_k + s) / (Σ_k v_k (Σp_k + Σt_k) + s), one value per set, where the class
+    weights v_k = 1 / (Σ w·t_k)² come from each class's weighted target volume in the set, so that
+    small structures count as much as large ones. tp, Σp and Σt are the weighted counts of
+    :func:`soft_dice_loss`, whose ``activation``, ``per_image``, ``include_background`` and
+    ``ignore_index`` this takes; ``smooth`` s ≥ 0 defaults to MONAI's 1e-5.
+
+    A class absent from a set's target (v_k infinite) takes the largest weight of the set's
+    present classes, as MONAI's ``GeneralizedDiceLoss`` does; with weight=None this loss equals it
+    (``batch=not per_image``). A set with no target at all has every v_k = 0: the loss is
+    1 - s / s = 0 (and 0/0 with ``smooth=0`` is a score of 1), never NaN.
+
+    Returns (``reduction``): "none" one value per set, shape (N, 1) with ``per_image`` and (1, 1)
+    otherwise; "mean" the mean over sets with weight mass; "sum"; "per_image" (needs
+    ``per_image=True``) shape (N,). Invalid input makes its set's value NaN (see
+    :func:`soft_dice_loss`). The class weights carry no gradient.
+    """
+    _check_set_options(input, smooth, None, reduction, per_image)
+    tp, sum_p, sum_t, mass = overlap_counts(
+        input, target, weight, activation, ignore_index, per_image, include_background, False
+    )
+    volume_weight = (1.0 / (sum_t * sum_t)).detach()
+    absent = torch.isinf(volume_weight)
+    volume_weight = torch.where(absent, torch.zeros_like(volume_weight), volume_weight)
+    heaviest = volume_weight.amax(1, keepdim=True).expand_as(volume_weight)
+    volume_weight = torch.where(absent, heaviest, volume_weight)
+    num = 2.0 * (volume_weight * tp).sum(1, keepdim=True) + smooth
+    den = (volume_weight * (sum_p + sum_t)).sum(1, keepdim=True) + smooth
+    score = torch.where(den == 0, torch.ones_like(den), safe_divide(num, den))
+    return _reduce_sets(1.0 - score, mass, None, include_background, reduction)
+
+
 def tversky_loss(
     input: Tensor,
     target: Tensor,
@@ -404,6 +448,34 @@ class SoftJaccardLoss(_SetLoss):
             self.per_image,
             self.include_background,
             self.class_weight,
+            self.ignore_index,
+            self.reduction,
+        )
+
+
+class GeneralizedDiceLoss(_SetLoss):
+    """Module form of :func:`generalized_dice_loss`; options are fixed at construction."""
+
+    def __init__(
+        self,
+        activation: str = "softmax",
+        smooth: float = 1e-5,
+        per_image: bool = False,
+        include_background: bool = True,
+        ignore_index: Optional[int] = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(activation, smooth, per_image, include_background, None, ignore_index, reduction)
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return generalized_dice_loss(
+            input,
+            target,
+            weight,
+            self.activation,
+            self.smooth,
+            self.per_image,
+            self.include_background,
             self.ignore_index,
             self.reduction,
         )
