@@ -364,17 +364,17 @@ def _check_tversky_options(alpha: float, beta: float, gamma: float) -> None:
 
 
 class _SetLoss(nn.Module):
-    """The options Dice and Tversky share, checked and stored once."""
+    """The options the set losses share, checked and stored once, with soft Dice's defaults."""
 
     def __init__(
         self,
-        activation: str,
-        smooth: float,
-        per_image: bool,
-        include_background: bool,
-        class_weight: Optional[Tensor],
-        ignore_index: Optional[int],
-        reduction: str,
+        activation: str = "softmax",
+        smooth: float = 1.0,
+        per_image: bool = False,
+        include_background: bool = True,
+        class_weight: Optional[Tensor] = None,
+        ignore_index: Optional[int] = None,
+        reduction: str = "mean",
     ) -> None:
         super().__init__()
         check_activation(activation)
@@ -424,19 +424,8 @@ class SoftDiceLoss(_SetLoss):
 
 
 class SoftJaccardLoss(_SetLoss):
-    """Module form of :func:`soft_jaccard_loss`; options are fixed at construction."""
-
-    def __init__(
-        self,
-        activation: str = "softmax",
-        smooth: float = 1.0,
-        per_image: bool = False,
-        include_background: bool = True,
-        class_weight: Optional[Tensor] = None,
-        ignore_index: Optional[int] = None,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__(activation, smooth, per_image, include_background, class_weight, ignore_index, reduction)
+    """Module form of :func:`soft_jaccard_loss`; options (those of :class:`SoftDiceLoss` but
+    ``squared``) are fixed at construction."""
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return soft_jaccard_loss(

@@ -143,25 +143,15 @@ cdef inline double _cross(const double* g, double w, Py_ssize_t q, Py_ssize_t p)
 
 cdef inline void _push(Envelope* e, const double* g, double w, Py_ssize_t q) noexcept nogil:
     """Add column q, right of every column already in ``e``."""
-    cdef double s
-    if e.k < 0:
-        e.k = 0
-        e.v[0] = q
-        e.z[0] = -INFINITY
-        e.z[1] = INFINITY
-        return
-    s = _cross(g, w, q, e.v[e.k])
-    while s <= e.z[e.k]:
-        e.k -= 1
-        if e.k < 0:
-            break
+    cdef double s = -INFINITY
+    # Drop the parabolas that column q's undercuts over their whole segment.
+    while e.k >= 0:
         s = _cross(g, w, q, e.v[e.k])
+        if s > e.z[e.k]:
+            break
+        e.k -= 1
     if e.k < 0:
-        e.k = 0
-        e.v[0] = q
-        e.z[0] = -INFINITY
-        e.z[1] = INFINITY
-        return
+        s = -INFINITY  # q is lowest everywhere
     e.k += 1
     e.v[e.k] = q
     e.z[e.k] = s
