@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .losses._reduce import as_float32, check_floating, check_input_rank, input_poison, safe_divide
+from .losses._reduce import checked_input, input_poison, ratio_or
 from .losses.overlap import check_activation, overlap_counts
 
 
@@ -50,9 +50,7 @@ def _check_metric_options(activation: str, threshold: float, empty_score: float)
 
 def _prediction(input: Tensor, target: Tensor, activation: str, hard: bool, threshold: float) -> Tensor:
     """The prediction p (N, C, *): probabilities, or the hard labels as 0/1 in ``input``'s dtype."""
-    check_input_rank(input, 3, "(N, C, *)")
-    check_floating(input, "input")
-    input = as_float32(input)
+    input = checked_input(input, 3, "(N, C, *)")
     if activation == "sigmoid" and target.dim() != input.dim():
         raise ValueError(
             f"target: activation='sigmoid' needs a (N, C, *) = {list(input.shape)} binary target, got "
@@ -73,11 +71,6 @@ def _prediction(input: Tensor, target: Tensor, activation: str, hard: bool, thre
         # sigmoid(x) > threshold  <=>  x > logit(threshold); no sigmoid needed.
         return (input > math.log(threshold / (1.0 - threshold))).to(input.dtype)
     return (input > threshold).to(input.dtype)
-
-
-def _ratio(num: Tensor, den: Tensor, empty_score: float) -> Tensor:
-    # Only a true 0 is empty: a NaN denominator (a poisoned image) stays NaN.
-    return torch.where(den == 0, torch.full_like(den, empty_score), safe_divide(num, den))
 
 
 def _counts(
@@ -115,8 +108,8 @@ def _overlap_score(
         input, target, weight, activation, hard, threshold, include_background, ignore_index, empty_score
     )
     if iou:
-        return _ratio(tp, sum_p + sum_t - tp, empty_score)
-    return _ratio(2.0 * tp, sum_p + sum_t, empty_score)
+        return ratio_or(tp, sum_p + sum_t - tp, empty_score)
+    return ratio_or(2.0 * tp, sum_p + sum_t, empty_score)
 
 
 def dice_score(
@@ -223,15 +216,15 @@ def pixel_accuracy(
         tp, _, sum_t, _ = _counts(
             input, target, weight, activation, True, threshold, include_background, ignore_index, empty_score
         )
-        return _ratio(tp, sum_t, empty_score)
+        return ratio_or(tp, sum_t, empty_score)
     tp, sum_p, sum_t, mass = _counts(input, target, weight, activation, True, threshold, True, ignore_index, empty_score)
     if activation == "softmax":
         # Every counted pixel predicts exactly one class: correct pixels Σ_c tp, pixels Σ_c Σp.
-        return _ratio(tp.sum(1), sum_p.sum(1), empty_score)
+        return ratio_or(tp.sum(1), sum_p.sum(1), empty_score)
     # Per channel, correct = tp + tn and tn = mass - Σp - Σt + tp, so correct = mass - Σp - Σt + 2·tp;
     # every channel counts the image's whole mass.
     correct = mass - sum_p - sum_t + 2.0 * tp
-    return _ratio(correct.sum(1), mass.squeeze(1) * tp.shape[1], empty_score)
+    return ratio_or(correct.sum(1), mass.squeeze(1) * tp.shape[1], empty_score)
 
 
 class _Metric(nn.Module):

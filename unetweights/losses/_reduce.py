@@ -109,18 +109,11 @@ def input_poison(input: Tensor, allow_negative_inf: bool = False) -> Tensor:
     return (flat * 0.0).sum(1)
 
 
-def images_poisoned(bad: Tensor, dtype: torch.dtype) -> Tensor:
-    """Shape (N,) of ``dtype`` from a bool (N,) tensor: NaN where True, 0 elsewhere."""
+def poison_unless_all(ok: Tensor, dtype: torch.dtype) -> Tensor:
+    """Shape (N,) of ``dtype`` from a bool (N, *) tensor: NaN for each image where ``ok`` is not
+    True everywhere, 0 for the others."""
+    bad = ~ok.reshape(ok.shape[0], -1).all(1)
     return torch.zeros(bad.shape, dtype=dtype, device=bad.device).masked_fill(bad, math.nan)
-
-
-def add_poison(a: Optional[Tensor], b: Optional[Tensor]) -> Optional[Tensor]:
-    """The sum of two optional (N,) poison vectors."""
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a + b
 
 
 def poison_rows(value: Tensor, poison: Optional[Tensor]) -> Tensor:
@@ -142,7 +135,7 @@ def probability_target(target: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Tens
     if checking_values():
         if not bool(in_range.all()):
             raise ValueError("target: expected binary targets or probabilities in [0, 1], found NaN or values outside")
-    return truth, images_poisoned(~in_range.reshape(truth.shape[0], -1).all(1), truth.dtype)
+    return truth, poison_unless_all(in_range, truth.dtype)
 
 
 def check_floating(x: Tensor, name: str) -> None:
@@ -178,6 +171,14 @@ def check_input_rank(input: Tensor, min_dim: int, layout: str) -> None:
         raise ValueError(f"input: expected a non-empty tensor, got shape {list(input.shape)}")
 
 
+def checked_input(input: Tensor, min_dim: int, layout: str) -> Tensor:
+    """``input`` checked to be a floating tensor of at least ``min_dim`` non-empty dims
+    (``layout`` names them in the error), in float32 when it is float16 or bfloat16."""
+    check_input_rank(input, min_dim, layout)
+    check_floating(input, "input")
+    return as_float32(input)
+
+
 def check_same_shape(x: Tensor, name: str, shape: List[int], layout: str) -> None:
     """Raise unless ``x`` has exactly ``shape``; ``layout`` names the expected axes."""
     if list(x.shape) != shape:
@@ -210,11 +211,14 @@ def _indices_layout(target: Tensor, input: Tensor) -> Tensor:
     return target.long()
 
 
-def _check_index_range(indices: Tensor, num_classes: int, ignore_index: Optional[int]) -> Optional[Tensor]:
+def _checked_indices(
+    indices: Tensor, num_classes: int, ignore_index: Optional[int], dtype: torch.dtype
+) -> Tuple[Tensor, Optional[Tensor]]:
     """Check that every index lies in [0, C) (ignored pixels already replaced by 0).
 
-    Eager and TorchScript raise. While tracing, nothing can raise, so this returns the (N,)
-    poison of the images that hold an index out of range instead (None when checked).
+    Eager and TorchScript raise, and return ``(indices, None)``. While tracing nothing can raise:
+    an index out of range becomes class 0, safe to ``gather``, and the (N,) poison of ``dtype`` is
+    NaN for each image that held one.
     """
     if checking_values():
         low, high = torch.aminmax(indices)
@@ -224,23 +228,18 @@ def _check_index_range(indices: Tensor, num_classes: int, ignore_index: Optional
                 f"target: class indices must lie in [0, {num_classes}){allowed}, found values "
                 f"in [{int(low)}, {int(high)}]"
             )
-        return None
-    bad = ((indices < 0) | (indices >= num_classes)).reshape(indices.shape[0], -1).any(1)
-    return bad
+        return indices, None
+    in_range = (indices >= 0) & (indices < num_classes)
+    return torch.where(in_range, indices, torch.zeros_like(indices)), poison_unless_all(in_range, dtype)
 
 
 def class_indices(target: Tensor, input: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
     """Check class indices (N, *), each in [0, C), against an (N, C, *) input.
 
-    Returns ``(labels, poison)``: the int64 labels, safe to ``gather`` (while tracing, an index out
-    of range is replaced by 0 and its image poisoned), and the (N,) poison or None.
+    Returns ``(labels, poison)``: the int64 labels, safe to ``gather``, and the (N,) poison or None
+    (see :func:`_checked_indices`).
     """
-    indices = _indices_layout(target, input)
-    bad = _check_index_range(indices, input.shape[1], None)
-    if bad is None:
-        return indices, None
-    in_range = (indices >= 0) & (indices < input.shape[1])
-    return torch.where(in_range, indices, torch.zeros_like(indices)), images_poisoned(bad, input.dtype)
+    return _checked_indices(_indices_layout(target, input), input.shape[1], None, input.dtype)
 
 
 def index_target(target: Tensor, input: Tensor, ignore_index: int) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
@@ -253,12 +252,10 @@ def index_target(target: Tensor, input: Tensor, ignore_index: int) -> Tuple[Tens
     """
     indices = _indices_layout(target, input)
     valid = indices != ignore_index
-    safe = torch.where(valid, indices, torch.zeros_like(indices))
-    bad = _check_index_range(safe, input.shape[1], ignore_index)
-    if bad is None:
-        return valid, safe, None
-    in_range = (safe >= 0) & (safe < input.shape[1])
-    return valid, torch.where(in_range, safe, torch.zeros_like(safe)), images_poisoned(bad, input.dtype)
+    safe, poison = _checked_indices(
+        torch.where(valid, indices, torch.zeros_like(indices)), input.shape[1], ignore_index, input.dtype
+    )
+    return valid, safe, poison
 
 
 def elementwise_weight(weight: Optional[Tensor], shape: List[int], channel_dim: bool) -> Optional[Tensor]:
@@ -316,6 +313,14 @@ def safe_divide(num: Tensor, den: Tensor) -> Tensor:
     """
     nonzero = den != 0
     return torch.where(nonzero, num / torch.where(nonzero, den, torch.ones_like(den)), torch.zeros_like(num))
+
+
+def ratio_or(num: Tensor, den: Tensor, empty: float) -> Tensor:
+    """``num / den``, and ``empty`` where ``den`` is truly 0 (a NaN denominator stays NaN).
+
+    The empty-set rule of the set losses (a score of 1) and of the metrics (``empty_score``).
+    """
+    return torch.where(den == 0, torch.full_like(den, empty), safe_divide(num, den))
 
 
 def reduce_loss(loss: Tensor, norm: Optional[Tensor], reduction: str, poison: Optional[Tensor] = None) -> Tensor:

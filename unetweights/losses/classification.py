@@ -8,18 +8,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._reduce import (
+    as_float32,
     as_option_tensor,
     check_class_weight,
     check_finite_non_negative,
     check_floating,
-    as_float32,
-    check_option_range,
-    index_target,
-    input_poison,
     check_input_rank,
+    check_option_range,
     check_reduction,
     check_same_shape,
+    checked_input,
     elementwise_weight,
+    index_target,
+    input_poison,
     poison_rows,
     probability_target,
     reduce_loss,
@@ -143,9 +144,7 @@ def weighted_nll_loss(
     log-probability anywhere in an image makes that image's values NaN (-inf, a probability of 0,
     is valid). float16 and bfloat16 inputs are computed in float32 and give a float32 loss.
     """
-    check_input_rank(input, 2, "(N, C, *)")
-    check_floating(input, "input")
-    input = as_float32(input)
+    input = checked_input(input, 2, "(N, C, *)")
     return _log_prob_loss(
         input, target, weight, class_weight, ignore_index, label_smoothing, reduction, 0.0, input_poison(input, True)
     )
@@ -185,9 +184,7 @@ def weighted_cross_entropy(
     written out here; the torch.export-based ONNX exporter drops torch's own. float16 and bfloat16
     inputs are computed in float32 and give a float32 loss.
     """
-    check_input_rank(input, 2, "(N, C, *)")
-    check_floating(input, "input")
-    input = as_float32(input)
+    input = checked_input(input, 2, "(N, C, *)")
     return _log_prob_loss(
         F.log_softmax(input, 1),
         target,
@@ -364,9 +361,7 @@ def focal_loss(
     check_reduction(reduction)
     check_focal_options(activation, alpha, gamma)
     if activation == "softmax":
-        check_input_rank(input, 2, "(N, C, *)")
-        check_floating(input, "input")
-        input = as_float32(input)
+        input = checked_input(input, 2, "(N, C, *)")
         loss = _log_prob_loss(
             F.log_softmax(input, 1),
             target,

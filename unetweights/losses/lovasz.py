@@ -18,18 +18,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._reduce import (
-    as_float32,
-    check_floating,
-    check_input_rank,
     check_per_image_sets,
     check_reduction,
     check_same_shape,
+    checked_input,
     checking_values,
     class_indices,
     elementwise_weight,
-    images_poisoned,
     index_target,
     input_poison,
+    poison_unless_all,
     reduce_loss,
 )
 
@@ -118,10 +116,8 @@ def lovasz_hinge(
     check_reduction(reduction)
     check_per_image_sets(reduction, per_image)
     _check_margin_mode(weight_mode)
-    check_input_rank(input, 1, "(N, 1, *) or (N, *)")
-    check_floating(input, "input")
+    input = checked_input(input, 1, "(N, 1, *) or (N, *)")
     check_same_shape(target, "target", list(input.shape), "input.shape")
-    input = as_float32(input)
     poison = input_poison(input)
     if ignore_index is None:
         truth = target.to(input.dtype)
@@ -136,7 +132,7 @@ def lovasz_hinge(
             allowed = "" if ignore_index is None else f" or ignore_index={ignore_index}"
             raise ValueError(f"target: expected 0/1 labels{allowed}")
     else:
-        poison = poison + images_poisoned(~binary.reshape(input.shape[0], -1).all(1), input.dtype)
+        poison = poison + poison_unless_all(binary, input.dtype)
     signs = 2.0 * truth - 1.0
     errors = 1.0 - input * signs
     w = elementwise_weight(weight, list(input.shape), input.dim() >= 4 and input.shape[1] == 1)
@@ -201,9 +197,7 @@ def lovasz_softmax(
     check_per_image_sets(reduction, per_image)
     if classes != "present" and classes != "all":
         raise ValueError(f"classes: expected 'present' or 'all', got '{classes}'")
-    check_input_rank(input, 3, "(N, C, *)")
-    check_floating(input, "input")
-    input = as_float32(input)
+    input = checked_input(input, 3, "(N, C, *)")
     poison = input_poison(input)
     num_images = input.shape[0]
     num_classes = input.shape[1]

@@ -18,22 +18,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._reduce import (
-    as_float32,
     as_option_tensor,
-    check_option_range,
-    input_poison,
     check_class_weight,
-    check_floating,
-    check_input_rank,
+    check_option_range,
     check_per_image_sets,
     check_reduction,
     check_same_shape,
+    checked_input,
     class_indices,
     elementwise_weight,
     index_target,
+    input_poison,
     probability_target,
+    ratio_or,
     reduce_loss,
-    safe_divide,
 )
 
 
@@ -78,9 +76,7 @@ def overlap_counts(
     counted in float32.
     """
     check_activation(activation)
-    check_input_rank(input, 3, "(N, C, *)")
-    check_floating(input, "input")
-    input = as_float32(input)
+    input = checked_input(input, 3, "(N, C, *)")
     if poison is None:
         poison = input_poison(input)
     num_images = input.shape[0]
@@ -225,7 +221,7 @@ def soft_dice_loss(
         input, target, weight, activation, ignore_index, per_image, include_background, squared
     )
     den = sum_p + sum_t + smooth
-    dice = torch.where(den == 0, torch.ones_like(den), safe_divide(2.0 * tp + smooth, den))
+    dice = ratio_or(2.0 * tp + smooth, den, 1.0)
     return _reduce_sets(1.0 - dice, mass, class_weight, include_background, reduction)
 
 
@@ -261,7 +257,7 @@ def soft_jaccard_loss(
         input, target, weight, activation, ignore_index, per_image, include_background, False
     )
     den = sum_p + sum_t - tp + smooth
-    jaccard = torch.where(den == 0, torch.ones_like(den), safe_divide(tp + smooth, den))
+    jaccard = ratio_or(tp + smooth, den, 1.0)
     return _reduce_sets(1.0 - jaccard, mass, class_weight, include_background, reduction)
 
 
@@ -305,7 +301,7 @@ def generalized_dice_loss(
     volume_weight = torch.where(absent, heaviest, volume_weight)
     num = 2.0 * (volume_weight * tp).sum(1, keepdim=True) + smooth
     den = (volume_weight * (sum_p + sum_t)).sum(1, keepdim=True) + smooth
-    score = torch.where(den == 0, torch.ones_like(den), safe_divide(num, den))
+    score = ratio_or(num, den, 1.0)
     return _reduce_sets(1.0 - score, mass, None, include_background, reduction)
 
 
@@ -350,7 +346,7 @@ def tversky_loss(
         input, target, weight, activation, ignore_index, per_image, include_background, False
     )
     den = tp + alpha * (sum_p - tp) + beta * (sum_t - tp) + smooth
-    index = torch.where(den == 0, torch.ones_like(den), safe_divide(tp + smooth, den))
+    index = ratio_or(tp + smooth, den, 1.0)
     loss = 1.0 - index
     if gamma != 1.0:
         loss = loss.clamp_min(1e-30).pow(gamma)
