@@ -1,4 +1,5 @@
-"""Writing a file so that readers see either the old file or the whole new one, never a part.
+"""Writing a file so that readers see either the old file or the whole new one, never a part, and
+telling whether two paths name one file.
 
 Shared by the data pipeline, the CLI and the exporters. Imports neither torch nor numpy.
 """
@@ -45,3 +46,14 @@ def written_in_place(path, temporary: Optional[str] = None, argument: Optional[s
         except FileNotFoundError:
             pass
         raise
+
+
+def same_file(a, b) -> bool:
+    """Whether two paths name one file: the same path once symlinks are resolved (whether or not
+    it exists yet), or, for existing files, one inode (a hard link)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False

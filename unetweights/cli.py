@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ._files import written_in_place
+from ._files import same_file, written_in_place
 
 
 class UsageError(Exception):
@@ -82,15 +82,6 @@ def _check_counts(args: argparse.Namespace) -> None:
             raise UsageError(f"{option}: expected at least {minimum}, got {value}")
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)  # hard links
-    except OSError:  # one of them does not exist
-        return False
-
-
 def _check_output_file(path: str, option: str, inputs: Dict[str, Optional[str]], create_folder: bool = False) -> None:
     """Refuse, before any work, an output file that is an input, a folder, or in a folder that cannot be written.
 
@@ -101,7 +92,7 @@ def _check_output_file(path: str, option: str, inputs: Dict[str, Optional[str]],
 
     target = Path(path)
     for name, given in inputs.items():
-        if given is not None and _same_file(target, Path(given)):
+        if given is not None and same_file(target, Path(given)):
             raise UsageError(f"{option}: {path} is the {name} input {given}; it would be overwritten, choose another file")
     if target.is_dir():
         raise UsageError(f"{option}: {path} is a folder; expected a file name")
@@ -246,7 +237,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if not Path(args.graph).is_file():
         raise UsageError(f"graph: no such file: {args.graph}")
     inputs = {"graph": args.graph, "--logits": args.logits, "--target": args.target, "--weight": args.weight}
-    if args.csv is not None and args.json is not None and _same_file(Path(args.csv), Path(args.json)):
+    if args.csv is not None and args.json is not None and same_file(Path(args.csv), Path(args.json)):
         raise UsageError(f"--json: {args.json} is also the --csv file; give two different files")
     for option, path in (("--csv", args.csv), ("--json", args.json)):
         if path is not None:

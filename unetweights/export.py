@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from ._files import written_in_place
+from ._files import same_file, written_in_place
 from .evaluation import INPUT_NAMES, EvaluationGraph
 
 DEFAULT_OPSET = 20
@@ -508,7 +508,7 @@ def append_to_model(
     if path is not None:
         path = _output_file(path)
         for argument, value in (("model", model), ("evaluation", evaluation)):
-            if isinstance(value, (str, os.PathLike)) and _same_file(path, value):
+            if isinstance(value, (str, os.PathLike)) and same_file(path, value):
                 raise ValueError(
                     f"path: {path} is the {argument} input {os.fspath(value)}; writing the joined graph there "
                     "would replace it, so choose another path"
@@ -543,14 +543,6 @@ def append_to_model(
         with written_in_place(path, argument="path") as tmp:
             onnx.save(merged, tmp)
     return merged
-
-
-def _same_file(a: Any, b: Any) -> bool:
-    """Whether two paths name one existing file (the same path, a symlink or a hard link)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist: nothing to overwrite
-        return False
 
 
 def _load_model(onnx, value: Any, argument: str):

@@ -136,9 +136,7 @@ def unet_weight_map(
         is w_c; an all-background mask with "balanced" weights is 1 everywhere. The input is never
         modified.
     """
-    labels = as_instances(labels)
-    spacing = as_spacing(spacing, labels.ndim)
-    check_spacing_range(spacing, labels.shape, np.float64, "the sum d1 + d2 in float64", factor=2.0)
+    labels, spacing = _labels_and_spacing(labels, spacing)
     w0 = _check_w0(w0)
     sigma = positive_float(sigma, "sigma")
     tol = positive_float(tol, "tol")
@@ -146,14 +144,11 @@ def unet_weight_map(
     _check_peak(w0, class_weights, labels.size)
     if not isinstance(border, str) or border not in BORDERS:
         raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
-    if not isinstance(separate, (bool, np.bool_)):
-        raise TypeError(f"separate must be a bool, got {separate!r}")
+    _check_separate(separate)
     if classes is not None:
         classes = as_label_array(classes, name="classes", ndims=(labels.ndim,))
         check_same_shape(classes, "classes", labels.shape)
-    labels, ignored = _without_ignored(labels, ignore_label)
-    if separate:
-        labels = separate_touching(labels)
+    labels, ignored = _prepared(labels, separate, ignore_label)
     classes = labels > 0 if classes is None else classes
     if ignored is None:
         # C order: the border term is added in place through a flat view (F-ordered labels give F-ordered w_c).
@@ -233,20 +228,15 @@ def falk_weight_map(
         With no object, every pixel is background at distance inf: the map is ``v_bal``. With one
         object there is no border term (d2 is inf). The input is never modified.
     """
-    labels = as_instances(labels)
-    spacing = as_spacing(spacing, labels.ndim)
-    check_spacing_range(spacing, labels.shape, np.float64, "the sum d1 + d2 in float64", factor=2.0)
+    labels, spacing = _labels_and_spacing(labels, spacing)
     lam = positive_float(
         lam, "lam", allow_zero=True, maximum=FLOAT32_MAX - 1.0, why=" (lam + 1 must be finite in float32)"
     )
     sigma = positive_float(sigma, "sigma")
     sigma_bal = positive_float(sigma_bal, "sigma_bal")
     v_bal = positive_float(v_bal, "v_bal", allow_zero=True, maximum=1.0, why=" (a weight between 0 and 1)")
-    if not isinstance(separate, (bool, np.bool_)):
-        raise TypeError(f"separate must be a bool, got {separate!r}")
-    labels, ignored = _without_ignored(labels, ignore_label)
-    if separate:
-        labels = separate_touching(labels)
+    _check_separate(separate)
+    labels, ignored = _prepared(labels, separate, ignore_label)
     d1, d2 = _nearest_two(labels, spacing)
     background = labels == 0
     near = d1[background] / sigma_bal
@@ -258,12 +248,32 @@ def falk_weight_map(
     return weights
 
 
-def _without_ignored(labels: np.ndarray, ignore_label) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """(labels with the ``ignore_label`` pixels made background, their mask or None if there are none)."""
-    if ignore_label is None:
-        return labels, None
-    ignore_label = integer_in_range(ignore_label, "ignore_label", 1, np.iinfo(np.int64).max, " (0 is background)")
-    ignored = labels == ignore_label
-    if not ignored.any():
-        return labels, None
-    return np.where(ignored, 0, labels), ignored
+def _labels_and_spacing(labels, spacing: SpacingLike) -> tuple[np.ndarray, np.ndarray]:
+    """Validated instance labels and spacing, refusing a spacing whose d1 + d2 float64 cannot hold."""
+    labels = as_instances(labels)
+    spacing = as_spacing(spacing, labels.ndim)
+    check_spacing_range(spacing, labels.shape, np.float64, "the sum d1 + d2 in float64", factor=2.0)
+    return labels, spacing
+
+
+def _check_separate(separate) -> None:
+    if not isinstance(separate, (bool, np.bool_)):
+        raise TypeError(f"separate must be a bool, got {separate!r}")
+
+
+def _prepared(labels: np.ndarray, separate: bool, ignore_label) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """(the labels a map is made from, the mask of ``ignore_label`` pixels or None if there are none).
+
+    Ignored pixels become background, and so no object, before the gaps are carved.
+    """
+    ignored = None
+    if ignore_label is not None:
+        ignore_label = integer_in_range(ignore_label, "ignore_label", 1, np.iinfo(np.int64).max, " (0 is background)")
+        ignored = labels == ignore_label
+        if ignored.any():
+            labels = np.where(ignored, 0, labels)
+        else:
+            ignored = None
+    if separate:
+        labels = separate_touching(labels)
+    return labels, ignored
