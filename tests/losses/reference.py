@@ -359,41 +359,40 @@ def _reduce_set_losses(losses, masses, classes, class_weight, reduction):
     return _finish(total, norm, reduction, out)
 
 
-def ref_soft_dice(input, target, weight=None, activation="softmax", smooth=1.0, per_image=False,
-                  include_background=True, squared=False, class_weight=None, ignore_index=-100, reduction="mean"):
+def _ref_class_losses(loss_of, input, target, weight, activation, ignore_index, per_image, include_background,
+                      squared, class_weight, reduction):
+    """The shared scaffold of the per-class set losses: ``loss_of(tp, sum_p, sum_t)`` per set and class."""
     stats, masses, classes = _overlap_sets(
         input, target, weight, activation, ignore_index, per_image, include_background, squared
     )
-    losses = []
-    for row in stats:
-        lrow = []
-        for tp, sp, st in row:
-            if squared:
-                den = sp + st + smooth
-            else:
-                fp = sp - tp
-                fn = st - tp
-                den = 2.0 * tp + fp + fn + smooth
-            dice = 1.0 if den == 0 else (2.0 * tp + smooth) / den
-            lrow.append(1.0 - dice)
-        losses.append(lrow)
+    losses = [[loss_of(tp, sp, st) for tp, sp, st in row] for row in stats]
     return _reduce_set_losses(losses, masses, classes, class_weight, reduction)
+
+
+def ref_soft_dice(input, target, weight=None, activation="softmax", smooth=1.0, per_image=False,
+                  include_background=True, squared=False, class_weight=None, ignore_index=-100, reduction="mean"):
+    def loss_of(tp, sp, st):
+        if squared:
+            den = sp + st + smooth
+        else:
+            fp = sp - tp
+            fn = st - tp
+            den = 2.0 * tp + fp + fn + smooth
+        return 1.0 - (1.0 if den == 0 else (2.0 * tp + smooth) / den)
+
+    return _ref_class_losses(loss_of, input, target, weight, activation, ignore_index, per_image, include_background,
+                             squared, class_weight, reduction)
 
 
 def ref_soft_jaccard(input, target, weight=None, activation="softmax", smooth=1.0, per_image=False,
                      include_background=True, class_weight=None, ignore_index=-100, reduction="mean"):
     """1 - (tp + s) / (tp + fp + fn + s) per set and class, in float64 loops."""
-    stats, masses, classes = _overlap_sets(
-        input, target, weight, activation, ignore_index, per_image, include_background, False
-    )
-    losses = []
-    for row in stats:
-        lrow = []
-        for tp, sp, st in row:
-            den = tp + (sp - tp) + (st - tp) + smooth
-            lrow.append(1.0 - (1.0 if den == 0 else (tp + smooth) / den))
-        losses.append(lrow)
-    return _reduce_set_losses(losses, masses, classes, class_weight, reduction)
+    def loss_of(tp, sp, st):
+        den = tp + (sp - tp) + (st - tp) + smooth
+        return 1.0 - (1.0 if den == 0 else (tp + smooth) / den)
+
+    return _ref_class_losses(loss_of, input, target, weight, activation, ignore_index, per_image, include_background,
+                             False, class_weight, reduction)
 
 
 def ref_generalized_dice(input, target, weight=None, activation="softmax", smooth=1e-5, per_image=False,
@@ -404,35 +403,26 @@ def ref_generalized_dice(input, target, weight=None, activation="softmax", smoot
     )
     losses = []
     for row in stats:
-        present = [1.0 / (st * st) for tp, sp, st in row if st * st > 0 and math.isfinite(1.0 / (st * st))]
-        heaviest = max(present, default=0.0)
-        num = den = 0.0
-        for tp, sp, st in row:
-            v = 1.0 / (st * st) if st * st > 0 and math.isfinite(1.0 / (st * st)) else heaviest
-            num += v * tp
-            den += v * (sp + st)
-        num = 2.0 * num + smooth
-        den = den + smooth
+        inverse = [1.0 / (st * st) if st * st > 0 else math.inf for _, _, st in row]
+        heaviest = max((v for v in inverse if math.isfinite(v)), default=0.0)
+        volume_weights = [v if math.isfinite(v) else heaviest for v in inverse]
+        num = 2.0 * sum(v * tp for v, (tp, _, _) in zip(volume_weights, row)) + smooth
+        den = sum(v * (sp + st) for v, (_, sp, st) in zip(volume_weights, row)) + smooth
         losses.append([1.0 - (1.0 if den == 0 else num / den)])
     return _reduce_set_losses(losses, masses, [0], None, reduction)
 
 
 def ref_tversky(input, target, weight=None, activation="softmax", alpha=0.5, beta=0.5, gamma=1.0, smooth=1.0,
                 per_image=False, include_background=True, class_weight=None, ignore_index=-100, reduction="mean"):
-    stats, masses, classes = _overlap_sets(
-        input, target, weight, activation, ignore_index, per_image, include_background, False
-    )
-    losses = []
-    for row in stats:
-        lrow = []
-        for tp, sp, st in row:
-            fp = sp - tp
-            fn = st - tp
-            den = tp + alpha * fp + beta * fn + smooth
-            ti = 1.0 if den == 0 else (tp + smooth) / den
-            lrow.append(max(1.0 - ti, 0.0) ** gamma)
-        losses.append(lrow)
-    return _reduce_set_losses(losses, masses, classes, class_weight, reduction)
+    def loss_of(tp, sp, st):
+        fp = sp - tp
+        fn = st - tp
+        den = tp + alpha * fp + beta * fn + smooth
+        ti = 1.0 if den == 0 else (tp + smooth) / den
+        return max(1.0 - ti, 0.0) ** gamma
+
+    return _ref_class_losses(loss_of, input, target, weight, activation, ignore_index, per_image, include_background,
+                             False, class_weight, reduction)
 
 
 # ---------------------------------------------------------------------------------------------
