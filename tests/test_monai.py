@@ -10,7 +10,7 @@ monai = pytest.importorskip("monai")
 from monai.data import CacheDataset, DataLoader, Dataset, MetaTensor, PersistentDataset  # noqa: E402
 from monai.transforms import Compose, Rand2DElasticd, RandAffined  # noqa: E402
 
-from unetweights import separate_touching, unet_weight_map  # noqa: E402
+from unetweights import separate_touching, signed_distance_map, tubed_skeleton, unet_weight_map  # noqa: E402
 from unetweights.monai import WeightMapd  # noqa: E402
 from unetweights.synthetic import touching_nuclei  # noqa: E402
 
@@ -110,6 +110,46 @@ def test_keys_types_and_errors():
         WeightMapd(keys="label", sigma=float("nan"))
     with pytest.raises(TypeError, match="w0 is not an option of WeightMapd with weighting='falk'"):
         WeightMapd(keys="label", weighting="falk", w0=5.0)
+
+
+def test_distance_map_and_skeleton_of_the_target_beside_the_weight_map():
+    sample = _samples((10, 24, 26), 1, spacing=(2.0, 1.0, 0.8))[0]
+    sample["label"][0, :, :4] = 77  # an unannotated strip: background of the target
+    transform = WeightMapd(keys="label", sigma=SIGMA, spacing_from_meta=True, ignore_label=77, separate=True,
+                           signed_distance=True, skeleton_radius=1.5)
+    out = transform(sample)
+    labels = sample["label"][0].numpy()
+    spacing = (2.0, 1.0, 0.8)
+    foreground = separate_touching(np.where(labels == 77, 0, labels)) > 0
+    distance, skeleton = out["distance"], out["skeleton"]
+    assert isinstance(distance, MetaTensor) and isinstance(skeleton, MetaTensor)
+    torch.testing.assert_close(distance.affine, sample["label"].affine)
+    assert distance.dtype == torch.float32 and skeleton.dtype == torch.int64
+    want = np.stack([signed_distance_map(foreground == c, spacing=spacing) for c in (0, 1)])
+    np.testing.assert_array_equal(distance.numpy(), want)
+    np.testing.assert_array_equal(skeleton.numpy(), tubed_skeleton(foreground, 1.5, spacing)[None].astype(np.int64))
+    assert skeleton.numpy().any()
+    np.testing.assert_array_equal(
+        out["weight"][0].numpy(), unet_weight_map(labels, sigma=SIGMA, spacing=spacing, ignore_label=77, separate=True)
+    )
+
+
+def test_distance_and_skeleton_keys():
+    labels = touching_nuclei((30, 30), 5, radius=5.0, seed=1)
+    out = WeightMapd(keys=("a", "b"), signed_distance=True, skeleton_radius=0.0)({"a": labels[None], "b": labels[None]})
+    assert set(out) == {"a", "b", "a_weight", "b_weight", "a_distance", "b_distance", "a_skeleton", "b_skeleton"}
+    assert isinstance(out["a_distance"], np.ndarray) and out["a_distance"].shape == (2, 30, 30)
+    np.testing.assert_array_equal(out["b_skeleton"][0], tubed_skeleton(labels > 0, 0.0).astype(np.int64))
+    out = WeightMapd(keys="label", signed_distance=True, distance_keys="sdm")({"label": labels[None]})
+    assert set(out) == {"label", "weight", "sdm"}
+    with pytest.raises(ValueError, match="distance_keys: expected one per key"):
+        WeightMapd(keys=("a", "b"), signed_distance=True, distance_keys="d")
+    with pytest.raises(ValueError, match=r"skeleton_keys: \['weight'\] would overwrite the labels or another map"):
+        WeightMapd(keys="label", skeleton_radius=1.0, skeleton_keys="weight")
+    with pytest.raises(ValueError, match="skeleton_radius must be >= 0"):
+        WeightMapd(keys="label", skeleton_radius=-1.0)
+    with pytest.raises(TypeError, match="signed_distance must be a bool"):
+        WeightMapd(keys="label", signed_distance="yes")
 
 
 def test_a_precomputed_map_warped_with_the_labels_stays_aligned():

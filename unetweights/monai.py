@@ -34,12 +34,14 @@ except ImportError as error:  # the optional extra
     raise ImportError("unetweights.monai needs MONAI: pip install 'unetweights[monai]' (or monai)") from error
 
 from .data._options import _make_weight, _weight_map_options
+from .data._targets import _foreground_maps, _target_options
 
 __all__ = ["WeightMapd"]
 
 
 class WeightMapd(MapTransform):
-    """Add the weight map of each label key under its own output key.
+    """Add the weight map of each label key under its own output key, and optionally the signed
+    distance map and the tubed skeleton of its target.
 
     Parameters
     ----------
@@ -53,10 +55,24 @@ class WeightMapd(MapTransform):
         ``f"{key}_weight"`` for each.
     spacing_from_meta : bool
         Take ``spacing`` from each label's metadata (``MetaTensor.pixdim``, from its affine), so
-        that sigma is in physical units whatever the resampling did. Needs ``MetaTensor`` labels,
-        and ``spacing`` must then not be given.
+        that sigma (and the distances and the skeleton's radius) are in physical units whatever
+        the resampling did. Needs ``MetaTensor`` labels, and ``spacing`` must then not be given.
     allow_missing_keys : bool
         As in MONAI: skip absent keys instead of raising KeyError.
+    signed_distance : bool
+        Also add the signed distance map of the target: ``(2, H, W)`` or ``(2, D, H, W)`` float32,
+        channel c being ``signed_distance_map(target == c, spacing)`` for the classes 0
+        (background) and 1 (foreground), as :class:`unetweights.WeightMapTransform` makes it.
+    distance_keys : str or sequence of str, optional
+        Where each distance map goes, one per key. Default: ``"distance"`` for a single key, else
+        ``f"{key}_distance"``.
+    skeleton_radius : float, optional
+        Also add the tubed skeleton of the target (:func:`unetweights.tubed_skeleton` with this
+        radius, in ``spacing`` units): ``(1, H, W)`` or ``(1, D, H, W)`` int64, 1 on the tube and 0
+        elsewhere. None (the default) adds none.
+    skeleton_keys : str or sequence of str, optional
+        Where each skeleton goes, one per key. Default: ``"skeleton"`` for a single key, else
+        ``f"{key}_skeleton"``.
     **options
         The weight-map options of :class:`unetweights.WeightMapDataset`: those of
         :func:`unetweights.unet_weight_map` (``w0``, ``sigma``, ``class_weights``, ``spacing``,
@@ -68,7 +84,10 @@ class WeightMapd(MapTransform):
     The map has the label's shape, channel included, and the label's type: a ``MetaTensor`` in
     gives a ``MetaTensor`` out carrying a copy of the label's metadata (affine, pixdim, applied
     operations), a tensor a tensor on the label's device, an array a float32 array. The map is
-    computed on the CPU (the labels are copied there if they are on a GPU).
+    computed on the CPU (the labels are copied there if they are on a GPU). The distance map and
+    the skeleton come the same way. Their target is the foreground the weight map goes with: the
+    objects of the labels (carved first with ``separate=True``), ``ignore_label`` pixels counted
+    as background.
     """
 
     def __init__(
@@ -77,35 +96,52 @@ class WeightMapd(MapTransform):
         weight_keys: Optional[Union[Hashable, Sequence[Hashable]]] = None,
         spacing_from_meta: bool = False,
         allow_missing_keys: bool = False,
+        signed_distance: bool = False,
+        distance_keys: Optional[Union[Hashable, Sequence[Hashable]]] = None,
+        skeleton_radius: Optional[float] = None,
+        skeleton_keys: Optional[Union[Hashable, Sequence[Hashable]]] = None,
         **options: Any,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        if weight_keys is None:
-            weight_keys = ("weight",) if len(self.keys) == 1 else tuple(f"{key}_weight" for key in self.keys)
-        elif isinstance(weight_keys, (str, bytes)) or not isinstance(weight_keys, Sequence):
-            weight_keys = (weight_keys,)
-        self.weight_keys = tuple(weight_keys)
-        if len(self.weight_keys) != len(self.keys):
-            raise ValueError(
-                f"weight_keys: expected one per key ({len(self.keys)}: {list(self.keys)}), got {list(self.weight_keys)}"
-            )
-        clash = set(self.weight_keys) & set(self.keys)
-        if clash:
-            raise ValueError(f"weight_keys: {sorted(map(str, clash))} would overwrite the labels")
         if not isinstance(spacing_from_meta, bool):
             raise TypeError(f"spacing_from_meta: expected a bool, got {type(spacing_from_meta).__name__}")
         if spacing_from_meta and options.get("spacing") is not None:
             raise ValueError("spacing: give either spacing or spacing_from_meta=True, not both")
         self.spacing_from_meta = spacing_from_meta
         self.options = _weight_map_options(options, "WeightMapd")
+        self.targets = _target_options(signed_distance, skeleton_radius, self.options)
+        # One tuple of output keys per map made, in the order _maps returns the maps.
+        self.output_keys = {"weight": self._output_keys("weight_keys", weight_keys, "weight")}
+        if self.targets["signed_distance"]:
+            self.output_keys["distance"] = self._output_keys("distance_keys", distance_keys, "distance")
+        if self.targets["skeleton_radius"] is not None:
+            self.output_keys["skeleton"] = self._output_keys("skeleton_keys", skeleton_keys, "skeleton")
+        self.weight_keys = self.output_keys["weight"]
+        seen = set(self.keys)
+        for name, given in self.output_keys.items():
+            clash = seen & set(given)
+            if clash:
+                raise ValueError(f"{name}_keys: {sorted(map(str, clash))} would overwrite the labels or another map")
+            seen |= set(given)
+
+    def _output_keys(self, name: str, given, suffix: str) -> tuple:
+        if given is None:
+            return (suffix,) if len(self.keys) == 1 else tuple(f"{key}_{suffix}" for key in self.keys)
+        if isinstance(given, (str, bytes)) or not isinstance(given, Sequence):
+            given = (given,)
+        if len(given) != len(self.keys):
+            raise ValueError(f"{name}: expected one per key ({len(self.keys)}: {list(self.keys)}), got {list(given)}")
+        return tuple(given)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict:
         d = dict(data)
-        for key, weight_key in self.key_iterator(d, self.weight_keys):
-            d[weight_key] = self._weight(d[key], key)
+        outputs = list(zip(*self.output_keys.values()))
+        for key, out_keys in self.key_iterator(d, outputs):
+            d.update(zip(out_keys, self._maps(d[key], key)))
         return d
 
-    def _weight(self, label: Any, key: Hashable) -> Any:
+    def _maps(self, label: Any, key: Hashable) -> list:
+        """The weight map, then the distance map and the skeleton asked for, each like ``label``."""
         array = label.detach().cpu().numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
         if array.ndim not in (3, 4) or array.shape[0] != 1:
             raise ValueError(
@@ -118,12 +154,18 @@ class WeightMapd(MapTransform):
                 raise TypeError(f"{key}: spacing_from_meta=True needs a MetaTensor, got {type(label).__name__}")
             spacing = tuple(float(s) for s in np.asarray(label.pixdim, dtype=np.float64).reshape(-1)[: array.ndim - 1])
             options = {**options, "spacing": spacing}
-        weight = _make_weight(array[0], options)[np.newaxis]
-        if not isinstance(label, torch.Tensor):
-            return weight
-        tensor = torch.as_tensor(weight, device=label.device)
-        if isinstance(label, MetaTensor):
-            out = MetaTensor(tensor)
-            out.copy_meta_from(label, copy_attr=True)
-            return out
-        return tensor
+        maps = {"weight": _make_weight(array[0], options), **_foreground_maps(array[0], options, self.targets)}
+        # The distance map's class axis is already its channel axis; the others get one of size 1.
+        return [_like(label, m if name == "distance" else m[np.newaxis]) for name, m in maps.items()]
+
+
+def _like(label: Any, array: np.ndarray) -> Any:
+    """``array`` as the type of ``label``: an array, a tensor on its device, or a MetaTensor with its metadata."""
+    if not isinstance(label, torch.Tensor):
+        return array
+    tensor = torch.as_tensor(array, device=label.device)
+    if isinstance(label, MetaTensor):
+        out = MetaTensor(tensor)
+        out.copy_meta_from(label, copy_attr=True)
+        return out
+    return tensor

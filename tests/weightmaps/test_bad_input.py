@@ -62,6 +62,8 @@ SPACING = {
     "nearest_two_distances": lambda v: wm.nearest_two_distances(LABELS, spacing=v),
     "signed_distance_map": lambda v: wm.signed_distance_map(MASK, spacing=v),
     "signed_distance_map-channels": lambda v: wm.signed_distance_map(np.stack([MASK, ~MASK]), v, channel_axis=0),
+    "tubed_skeleton": lambda v: wm.tubed_skeleton(LABELS, spacing=v),
+    "tubed_skeleton-channels": lambda v: wm.tubed_skeleton(np.stack([MASK, ~MASK]), spacing=v, channel_axis=0),
 }
 MAX_DISTANCE = {
     "nearest_two_distances": lambda v: wm.nearest_two_distances(LABELS, max_distance=v),
@@ -76,6 +78,10 @@ CONNECTIVITY = {
 }
 CHANNEL_AXIS = {
     "signed_distance_map": lambda v: wm.signed_distance_map(np.stack([MASK, ~MASK]), channel_axis=v),
+    "tubed_skeleton": lambda v: wm.tubed_skeleton(np.stack([MASK, ~MASK]), channel_axis=v),
+}
+RADIUS = {
+    "tubed_skeleton": lambda v: wm.tubed_skeleton(LABELS, radius=v),
 }
 
 
@@ -109,7 +115,8 @@ NON_FINITE = [NAN, INF, -INF, np.float32("nan"), np.float64("inf"), np.array(NAN
     _cases("w0", W0, NON_FINITE + [-1.0, -1e-300, 1e39, F32_MAX * 1.0000001])
     + _cases("sigma", SIGMA, NON_FINITE + [0.0, -5.0, -0.0])
     + _cases("tol", TOL, NON_FINITE + [0.0, -1e-6])
-    + _cases("max_distance", MAX_DISTANCE, [NAN, -INF, 0.0, -1.0, np.float32("nan")]),
+    + _cases("max_distance", MAX_DISTANCE, [NAN, -INF, 0.0, -1.0, np.float32("nan")])
+    + _cases("radius", RADIUS, NON_FINITE + [-1.0, -1e-300]),
 )
 def test_bad_scalar_value(call, value, option):
     _raises(ValueError, option, call, value)
@@ -123,7 +130,8 @@ NOT_A_NUMBER = [True, False, np.True_, "1.0", b"1", 1 + 0j, np.complex128(2), [1
     _cases("w0", W0, NOT_A_NUMBER + [None])
     + _cases("sigma", SIGMA, NOT_A_NUMBER + [None])
     + _cases("tol", TOL, NOT_A_NUMBER + [None])
-    + _cases("max_distance", MAX_DISTANCE, NOT_A_NUMBER),
+    + _cases("max_distance", MAX_DISTANCE, NOT_A_NUMBER)
+    + _cases("radius", RADIUS, NOT_A_NUMBER + [None]),
 )
 def test_bad_scalar_kind(call, value, option):
     _raises(TypeError, option, call, value)

@@ -18,6 +18,7 @@ PUBLIC = [
     "label_instances",
     "separate_touching",
     "signed_distance_map",
+    "tubed_skeleton",
 ]
 
 
@@ -220,6 +221,7 @@ def test_inputs_never_modified(layout, dtype):
     wm.unet_weight_map(arr)
     wm.unet_weight_map(arr, separate=True, border="all")
     wm.unet_weight_map(arr, classes=classes, class_weights={0: 1.0, 1: 2.0})
+    wm.tubed_skeleton(arr, radius=1.5, spacing=(0.5, 2.0))
     if dtype is not np.float64:
         wm.label_instances(arr)
         wm.class_balance_weights(arr)

@@ -10,9 +10,14 @@ a ``torch.utils.data.DataLoader`` turns the numpy arrays these objects return in
 - :func:`read_mask` reads an instance mask from .tif/.tiff, .png or .npy.
 - :func:`precompute` writes one weight map per mask file, in parallel and resumable.
 
-One concern per module: ``_options`` (the weighting and its options, checked once), ``_storage``
-(atomic writes, folders, leftovers), ``_masks`` (reading masks), ``_transform``, ``_dataset`` (with
-its on-disk cache) and ``_precompute`` (with its manifest).
+The transform, the dataset and precompute can also give the target's signed distance map
+(``signed_distance=True``) and tubed skeleton (``skeleton_radius=...``) beside the weight map,
+cached and recorded like it.
+
+One concern per module: ``_options`` (the weighting and its options, checked once), ``_targets``
+(the target's distance map and skeleton), ``_storage`` (atomic writes, folders, leftovers),
+``_masks`` (reading masks), ``_transform``, ``_dataset`` (with its on-disk cache) and
+``_precompute`` (with its manifest).
 """
 
 from ._dataset import TARGETS, CacheInfo, WeightMapDataset

@@ -1,4 +1,5 @@
-"""WeightMapDataset: (image, mask) pairs in, (image, target, weight) out, with an on-disk cache.
+"""WeightMapDataset: (image, mask) pairs in, (image, target, weight) out, with an on-disk cache;
+optionally the target's signed distance map and tubed skeleton beside the weight map, cached alike.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 from ..weightmaps import separate_touching
 from ._masks import _as_label_input
 from ._options import _canonical_options, _library_version, _make_weight, _options_repr, _weight_map_options
+from ._targets import _num_classes, _signed_distances, _skeleton, _target_options
 from ._storage import (
     _as_path,
     PathLike,
@@ -25,6 +27,9 @@ from ._storage import (
 
 TARGETS = ("foreground", "separated", "labels")
 
+# The maps an item can hold beside its target, in the order it holds them.
+_OUTPUTS = ("weight", "distance", "skeleton")
+
 # Bump when the cache key or the layout of an entry changes, so old entries are never read as new.
 _CACHE_VERSION = 1
 
@@ -32,8 +37,9 @@ _CACHE_VERSION = 1
 class CacheInfo(NamedTuple):
     """Counts of one process's :class:`WeightMapDataset` lookups.
 
-    ``misses`` counts every computed map (always, without a cache); ``replaced`` counts the misses
-    that found a corrupt or wrong-shaped entry and overwrote it.
+    Every map counts (the weight map, and the distance map and the skeleton when the dataset makes
+    them). ``misses`` counts every computed map (always, without a cache); ``replaced`` counts the
+    misses that found a corrupt or wrong-shaped entry and overwrote it.
     """
 
     hits: int
@@ -60,6 +66,18 @@ class WeightMapDataset:
         - ``"separated"``: ``separate_touching(mask) > 0``, and the weight is computed with
           ``separate=True``, so the border term reaches the carved gaps the target has.
         - ``"labels"``: the mask itself (a bool mask gives 0/1); the weight as for "foreground".
+    signed_distance : bool, default False
+        Also return the signed distance map of the target, for the boundary and Hausdorff-DT
+        losses: float32 of shape ``(C, *mask.shape)``, channel c being
+        ``signed_distance_map(target == c, spacing)`` (see Notes).
+    num_classes : int, optional
+        The number of classes C of the target. With ``target="labels"`` every value of the mask
+        other than ``ignore_label`` must be below it, checked on every item, and it is required with
+        ``signed_distance=True``, so that every item has the same channels. The other targets
+        have C = 2 (background, foreground): None or 2.
+    skeleton_radius : float, optional
+        Also return the tubed skeleton of the target (:func:`tubed_skeleton` with this radius,
+        >= 0, in ``spacing`` units), for the skeleton-recall loss. None (the default) returns none.
     **options
         Keyword arguments of :func:`unet_weight_map` (``w0``, ``sigma``, ``class_weights``,
         ``spacing``, ``border``, ``tol``, ``ignore_label``), or ``weighting="falk"`` and those of
@@ -71,20 +89,38 @@ class WeightMapDataset:
     -----
     ``dataset[i]`` returns ``(image, target, weight)``: the image as ``base`` gave it, the target an
     int64 array of the mask's shape (what ``cross_entropy`` expects), and the weight a float32
-    array of the mask's shape. A torch ``DataLoader`` collates them into tensors; the object pickles
-    and keeps no file open, so ``num_workers > 0`` works (``base`` must pickle too).
+    array of the mask's shape; then the distance map if ``signed_distance``, then the skeleton
+    if ``skeleton_radius`` is given: ``(image, target, weight, distance, skeleton)`` with both. A
+    torch ``DataLoader`` collates them into tensors; the object pickles and keeps no file open,
+    so ``num_workers > 0`` works (``base`` must pickle too).
+
+    **The target's maps** are computed from the target this item returns, never from the instance
+    labels, in the physical units of ``spacing``:
+
+    - the distance map has one channel per class c in 0..C-1, background included (the (N, C, *)
+      layout of the boundary loss; pass ``distance[:, 1:]`` to a loss with
+      ``include_background=False``): negative inside class c, positive outside, and 0 everywhere
+      for a class absent from the image. For the foreground targets channel 0 is minus channel 1.
+    - the skeleton is int64 class indices of the mask's shape: class c on its tube, 0 elsewhere
+      (the index layout of the skeleton-recall loss).
+    - ``ignore_label`` pixels are background in the foreground targets (as the target says), and in
+      no class for ``target="labels"``, where the target keeps the ignore value: outside every
+      class for the distance map, in no tube. Either way the weight map is 0 there, so a weighted
+      loss (or ``ignore_index``) leaves them out.
 
     **The cache.** An entry is named by a SHA-256 of the mask's bytes, dtype and shape, every option,
     the target mode, the library version and a cache format version, so a changed mask or setting
-    never serves an old map. Entries are written to a temporary file in ``cache_dir`` and renamed
+    never serves an old map. The distance map and the skeleton are entries of their own, whose
+    key adds ``num_classes`` or ``skeleton_radius``: datasets that differ only in these share the
+    weight map's entry. Entries are written to a temporary file in ``cache_dir`` and renamed
     into place, so concurrent workers (or several training runs) filling the same entry each leave
     a complete file. Entries are read with ``np.load(allow_pickle=False)``; one that cannot be read,
-    or holds something other than a float32 array of the mask's shape, is recomputed and replaced,
-    never returned. (Damage that keeps a valid header, dtype and shape, such as flipped bits in
-    the data, is not detected.) An entry path that is a folder (put there by something else) is
-    left alone, and that map is computed on every call. Nothing is ever evicted: delete the folder
-    to clear it. Temporary files more than an hour old, left by killed writers, are removed when a
-    dataset is created.
+    or holds something other than an array of the expected dtype and shape (float32 of the mask's
+    shape for the weight map), is recomputed and replaced, never returned. (Damage that keeps a
+    valid header, dtype and shape, such as flipped bits in the data, is not detected.) An entry
+    path that is a folder (put there by something else) is left alone, and that map is computed
+    on every call. Nothing is ever evicted: delete the folder to clear it. Temporary files more
+    than an hour old, left by killed writers, are removed when a dataset is created.
     :meth:`cache_info` counts hits and misses in the calling process only (each data-loader worker
     keeps its own).
 
@@ -92,7 +128,17 @@ class WeightMapDataset:
     too) to produce the target.
     """
 
-    def __init__(self, base, cache_dir: Optional[PathLike] = None, target: str = "foreground", **options):
+    def __init__(
+        self,
+        base,
+        cache_dir: Optional[PathLike] = None,
+        target: str = "foreground",
+        *,
+        signed_distance: bool = False,
+        num_classes: Optional[int] = None,
+        skeleton_radius: Optional[float] = None,
+        **options,
+    ):
         if not (hasattr(base, "__len__") and hasattr(base, "__getitem__")):
             raise TypeError(f"base must be an indexable dataset (len() and [i]), got {type(base).__name__}")
         if not isinstance(target, str) or target not in TARGETS:
@@ -107,6 +153,8 @@ class WeightMapDataset:
             )
         # The map is computed on labels the target mode already carved (see _weight).
         del self.options["separate"]
+        self.targets = _target_options(signed_distance, skeleton_radius, self.options)
+        self.num_classes = _num_classes(num_classes, target, self.targets["signed_distance"])
         self.cache_dir: Optional[Path] = None
         if cache_dir is not None:
             self.cache_dir = _as_path(cache_dir, "cache_dir")
@@ -118,13 +166,28 @@ class WeightMapDataset:
             "options": _canonical_options(self.options),
             "target": target,
         }
-        self._key_header = json.dumps(key_header, sort_keys=True).encode()
+        # The weight map's key is the header alone, as before these maps existed; each other map
+        # adds its name and its own option, so its entries never mix with the weight map's.
+        self._key_headers = {
+            "weight": _key_bytes(key_header),
+            "distance": _key_bytes({**key_header, "output": "distance", "num_classes": self.num_classes}),
+            "skeleton": _key_bytes(
+                {**key_header, "output": "skeleton", "skeleton_radius": self.targets["skeleton_radius"]}
+            ),
+        }
         self._hits = 0
         self._misses = 0
         self._replaced = 0
 
     def __repr__(self) -> str:
         extra = _options_repr(self.options)
+        for name, value in (
+            ("signed_distance", self.targets["signed_distance"] or None),
+            ("num_classes", None if self.target != "labels" else self.num_classes),
+            ("skeleton_radius", self.targets["skeleton_radius"]),
+        ):
+            if value is not None:
+                extra += f"{', ' if extra else ''}{name}={value!r}"
         return (
             f"WeightMapDataset({type(self.base).__name__} of {len(self)}, target={self.target!r}, "
             f"cache_dir={None if self.cache_dir is None else str(self.cache_dir)!r}{', ' + extra if extra else ''})"
@@ -150,52 +213,89 @@ class WeightMapDataset:
             labels = separate_touching(mask if ignored is None else np.where(ignored, 0, mask))
             if ignored is not None:
                 labels = np.where(ignored, mask, labels)
-        weight = self._weight(labels, key_source=mask)
+        # The key comes from the mask as base gave it (the target mode is in the key), so that
+        # cache_path(mask) finds the entry; the map is computed on ``labels``, already carved for
+        # "separated", which gives exactly unet_weight_map(mask, separate=True) without carving twice.
+        weight = self._cached("weight", mask, mask.shape, np.float32, _make_weight, labels, self.options)
         if self.target == "labels":
             target = mask.astype(np.int64)
+            self._check_classes(target, ignored, index)
         else:
             # Ignored pixels weigh 0; their target is background, a class every loss accepts.
             target = ((labels > 0) if ignored is None else (labels > 0) & ~ignored).astype(np.int64)
-        return image, target, weight
+        item = [image, target, weight]
+        spacing = self.options["spacing"]
+        # Only the class map keeps the ignore value in its target; there it is in no class.
+        no_class = ignored if self.target == "labels" else None
+        if self.targets["signed_distance"]:
+            item.append(self._cached(
+                "distance", mask, (self.num_classes, *mask.shape), np.float32,
+                _signed_distances, target, self.num_classes, spacing, no_class,
+            ))
+        radius = self.targets["skeleton_radius"]
+        if radius is not None:
+            item.append(
+                self._cached("skeleton", mask, mask.shape, np.int64, _skeleton, target, radius, spacing, no_class)
+            )
+        return tuple(item)
+
+    def _check_classes(self, target: np.ndarray, ignored: Optional[np.ndarray], index) -> None:
+        """ValueError when a class map holds a class at or above ``num_classes`` (ignored pixels aside)."""
+        if self.num_classes is None:
+            return
+        classes = target if ignored is None else target[~ignored]
+        if classes.size and classes.max() >= self.num_classes:
+            raise ValueError(
+                f"base[{index!r}]: the mask holds class {classes.max()}, but num_classes={self.num_classes} "
+                f"allows 0..{self.num_classes - 1} (besides ignore_label)"
+            )
 
     def cache_info(self) -> CacheInfo:
         """Hits, misses and replaced entries counted by this process since the dataset was built."""
         return CacheInfo(self._hits, self._misses, self._replaced)
 
-    def cache_path(self, mask) -> Optional[Path]:
-        """Where the weight map of ``mask`` (as ``base`` returns it) is cached; None without a cache."""
+    def cache_path(self, mask, output: str = "weight") -> Optional[Path]:
+        """Where ``output`` ("weight", "distance" or "skeleton") of ``mask`` (as ``base`` returns it)
+        is cached; None without a cache."""
+        if not isinstance(output, str) or output not in _OUTPUTS:
+            raise ValueError(f"output must be one of {_OUTPUTS}, got {output!r}")
         if self.cache_dir is None:
             return None
-        return self._entry_path(_as_label_input(mask))
+        return self._entry_path(_as_label_input(mask), output)
 
-    def _entry_path(self, mask: np.ndarray) -> Path:
-        digest = hashlib.sha256(self._key_header)
+    def _entry_path(self, mask: np.ndarray, output: str) -> Path:
+        digest = hashlib.sha256(self._key_headers[output])
         digest.update(f"|{mask.dtype.str}|{mask.shape}|".encode())
         digest.update(np.ascontiguousarray(mask))
         return self.cache_dir / f"{digest.hexdigest()}.npy"
 
-    def _weight(self, labels: np.ndarray, key_source: np.ndarray) -> np.ndarray:
-        # The key comes from the mask as base gave it (the target mode is in the key), so that
-        # cache_path(mask) finds the entry; the map is computed on ``labels``, already carved for
-        # "separated", which gives exactly unet_weight_map(mask, separate=True) without carving twice.
+    def _cached(self, output: str, key_source: np.ndarray, shape: tuple, dtype, compute, *args) -> np.ndarray:
+        """The ``output`` map of the mask ``key_source``: from the cache, or ``compute(*args)`` (then cached).
+
+        ``shape`` and ``dtype`` are what a usable entry holds.
+        """
         if self.cache_dir is None:
             self._misses += 1
-            return _make_weight(labels, self.options)
-        path = self._entry_path(key_source)
+            return compute(*args)
+        path = self._entry_path(key_source, output)
         if path.is_dir():
             # Something else holds the entry's name. It is not ours to delete, and the map is only
             # a cache entry: compute it each time instead.
             self._misses += 1
-            return _make_weight(labels, self.options)
-        cached, damaged = _load_entry(path, labels.shape)
+            return compute(*args)
+        cached, damaged = _load_entry(path, shape, dtype)
         if cached is not None:
             self._hits += 1
             return cached
-        weight = _make_weight(labels, self.options)
-        _write_npy_atomic(path, weight)
+        value = compute(*args)
+        _write_npy_atomic(path, value)
         self._misses += 1
         self._replaced += damaged
-        return weight
+        return value
+
+
+def _key_bytes(header: dict) -> bytes:
+    return json.dumps(header, sort_keys=True).encode()
 
 
 def _check_image_shape(image, mask_shape: tuple, index) -> None:
@@ -214,7 +314,7 @@ def _check_image_shape(image, mask_shape: tuple, index) -> None:
     )
 
 
-def _load_entry(path: Path, shape: tuple) -> tuple[Optional[np.ndarray], bool]:
+def _load_entry(path: Path, shape: tuple, dtype) -> tuple[Optional[np.ndarray], bool]:
     """(the cached map or None, whether an entry existed but was unusable)."""
     try:
         with open(path, "rb") as f:
@@ -227,6 +327,6 @@ def _load_entry(path: Path, shape: tuple) -> tuple[Optional[np.ndarray], bool]:
     # errors) for a file that is not a complete .npy; all mean the same here: recompute it.
     except Exception:
         return None, True
-    if entry.dtype != np.float32 or entry.shape != shape:
+    if entry.dtype != dtype or entry.shape != shape:
         return None, True
     return entry, False

@@ -1,5 +1,5 @@
-"""precompute: one weight map per mask file, in parallel and resumable, kept in agreement with its
-manifest.
+"""precompute: one weight map per mask file (and the target's signed distance map and tubed
+skeleton when asked for), in parallel and resumable, kept in agreement with its manifest.
 """
 
 from __future__ import annotations
@@ -34,12 +34,20 @@ from ._storage import (
     _writable_folder,
     _write_npy_atomic,
 )
+from ._targets import _foreground_maps, _TARGET_DEFAULTS, _target_options
 
 
 _MANIFEST_NAME = "unetweights_manifest.json"
 
 # 2: the manifest lists the outputs it owns (version 1 did not).
 _MANIFEST_VERSION = 2
+
+# Each map a mask can give: the end of its file name, and the dtype and ranks of a whole file.
+_OUTPUTS = {
+    "weight": (".npy", np.float32, (2, 3)),
+    "distance": (".distance.npy", np.float32, (3, 4)),
+    "skeleton": (".skeleton.npy", np.int64, (2, 3)),
+}
 
 
 @dataclass
@@ -49,9 +57,10 @@ class PrecomputeReport:
     Attributes
     ----------
     written : int
-        Weight maps computed and written by this run.
+        Masks whose maps (the weight map, and the distance map and skeleton when asked for)
+        this run computed and wrote.
     skipped : int
-        Masks whose output already existed, whole (a resumed run).
+        Masks whose outputs all already existed, whole (a resumed run).
     failed : list of (path, reason)
         Masks that could not be read or computed, with why.
     seconds : float
@@ -61,7 +70,7 @@ class PrecomputeReport:
     out_dir : str
         The output folder.
     removed : int
-        Maps of masks not given in this call that ``overwrite=True`` with new options deleted,
+        Map files of masks not given in this call that ``overwrite=True`` with new options deleted,
         because the old manifest owned them (see :func:`precompute`); a later run with those masks
         computes them again.
     """
@@ -107,12 +116,16 @@ class PrecomputeReport:
         return "\n".join(lines)
 
 
-def _compute_one(path: str, out_path: str, options: dict) -> Optional[str]:
-    """Read, compute, write one map; the reason it failed, or None. Runs in pool workers too."""
+def _compute_one(path: str, out_paths: dict, options: dict, targets: dict) -> Optional[str]:
+    """Read a mask, compute and write its maps ({output: path}); the reason it failed, or None.
+
+    Runs in pool workers too.
+    """
     try:
         mask = _read_mask(Path(path))
-        weight = _make_weight(mask, options)
-        _write_npy_atomic(Path(out_path), weight)
+        maps = {"weight": _make_weight(mask, options), **_foreground_maps(mask, options, targets)}
+        for output, out_path in out_paths.items():
+            _write_npy_atomic(Path(out_path), maps[output])
     except (_UnreadableMask, ValueError, TypeError) as exc:
         return str(exc)
     # Anything else (MemoryError, an OSError while writing) is still one file's failure, not the run's.
@@ -144,7 +157,9 @@ def _mask_path_list(mask_paths) -> list[Path]:
     return [_as_path(p, f"mask_paths[{i}]") for i, p in enumerate(items)]
 
 
-def _output_paths(paths: list[Path], out_dir: Path) -> list[Path]:
+def _output_paths(paths: list[Path], out_dir: Path, outputs: list[str]) -> list[dict]:
+    """For each mask, {output: path} of the ``outputs`` it gives; ValueError where two masks would
+    write one file."""
     by_stem: dict[str, list[Path]] = {}
     for path in paths:
         by_stem.setdefault(path.stem, []).append(path)
@@ -152,7 +167,24 @@ def _output_paths(paths: list[Path], out_dir: Path) -> list[Path]:
     if clashes:
         listed = "; ".join(f"{stem!r}: {', '.join(str(p) for p in group)}" for stem, group in clashes.items())
         raise ValueError(f"mask_paths must have distinct file stems (one output <stem>.npy each); clashes: {listed}")
-    return [out_dir / f"{path.stem}.npy" for path in paths]
+    # A stem such as "a.distance" makes the weight map of one mask the distance map of another.
+    writer: dict[str, int] = {}
+    for i, path in enumerate(paths):
+        for output in outputs:
+            name = path.stem + _OUTPUTS[output][0]
+            if name in writer:
+                raise ValueError(
+                    f"mask_paths[{writer[name]}] {str(paths[writer[name]])!r} and mask_paths[{i}] {str(path)!r} "
+                    f"would both write {name!r} (maps are <stem>.npy, <stem>.distance.npy and <stem>.skeleton.npy); "
+                    "rename one"
+                )
+            writer[name] = i
+    return [{output: out_dir / f"{path.stem}{_OUTPUTS[output][0]}" for output in outputs} for path in paths]
+
+
+def _given_names(paths: list[Path]) -> set[str]:
+    """Every file name a map of these masks can have, asked for in this call or not."""
+    return {path.stem + suffix for path in paths for suffix, _, _ in _OUTPUTS.values()}
 
 
 def _check_workers(workers) -> int:
@@ -223,9 +255,10 @@ def _read_manifest(manifest: Path) -> dict:
     outputs = found.get("outputs")
     if not isinstance(outputs, list) or not all(_is_output_name(name) for name in outputs):
         raise ValueError("its list of outputs is missing or damaged")
-    # An option added after the manifest was written (ignore_label, weighting) was then at its default.
+    # An option added after the manifest was written (ignore_label, weighting, signed_distance,
+    # skeleton_radius) was then at its default.
     defaults = _WEIGHTING_DEFAULTS.get(found["options"].get("weighting", "unet"), _DEFAULTS)
-    for name, default in _canonical_options(dict(defaults)).items():
+    for name, default in {**_canonical_options(dict(defaults)), **_TARGET_DEFAULTS}.items():
         found["options"].setdefault(name, default)
     return found
 
@@ -240,9 +273,10 @@ class _OutDirPlan:
     removed_others: int  # of ``remove``, maps of masks not given in this call
 
 
-def _plan_out_dir(out_dir: Path, outputs: list[Path], wanted: dict, overwrite: bool) -> _OutDirPlan:
+def _plan_out_dir(out_dir: Path, outputs: list[Path], given: set[str], wanted: dict, overwrite: bool) -> _OutDirPlan:
     """Check the folder against the manifest and the options; raise ValueError where they do not agree.
 
+    ``outputs`` are every file this call writes, ``given`` every name a map of its masks can have.
     The manifest owns the maps it lists: precompute lists every output before writing it, and
     takes only listed ones for finished. See the precompute docstring for the rule.
     """
@@ -300,9 +334,12 @@ def _plan_out_dir(out_dir: Path, outputs: list[Path], wanted: dict, overwrite: b
     # New options: every map the old manifest owns goes, not only those of the given masks, so
     # that no map of the old options stays under the new manifest. Only listed names are touched,
     # and only files: precompute never wrote anything else.
+    # Maps of the given masks that the new options no longer make (a distance map, say) go too,
+    # but are not counted among the other masks' maps.
     old = set(found["outputs"]) if found is not None else set()
-    others = [out_dir / name for name in sorted(old - set(names)) if (out_dir / name).is_file()]
-    return _OutDirPlan(existing + others, sorted(names), True, len(others))
+    dropped = [out_dir / name for name in sorted((old & given) - set(names)) if (out_dir / name).is_file()]
+    others = [out_dir / name for name in sorted(old - given) if (out_dir / name).is_file()]
+    return _OutDirPlan(existing + dropped + others, sorted(names), True, len(others))
 
 
 def _apply_out_dir_plan(out_dir: Path, plan: _OutDirPlan, wanted: dict) -> None:
@@ -327,16 +364,23 @@ def precompute(
     workers: int = 1,
     progress: bool = True,
     overwrite: bool = False,
+    *,
+    signed_distance: bool = False,
+    skeleton_radius: Optional[float] = None,
     **options: Any,
 ) -> PrecomputeReport:
     """Write the weight map of every mask file to ``<out_dir>/<stem>.npy``: parallel and resumable.
+
+    With ``signed_distance`` and ``skeleton_radius``, also the signed distance map and the tubed
+    skeleton of the mask's target, to ``<stem>.distance.npy`` and ``<stem>.skeleton.npy``.
 
     Parameters
     ----------
     mask_paths : iterable of str or os.PathLike
         Mask files, read with :func:`read_mask` (.tif/.tiff, .png, .npy). Their stems (file names
-        without the suffix) must be distinct: two inputs with one stem raise ValueError up front,
-        naming both.
+        without the suffix) must be distinct, and so must every output name they give (a mask
+        named ``a.distance.tif`` and a mask ``a`` with ``signed_distance``): a clash raises
+        ValueError up front, naming both.
     out_dir : str or os.PathLike
         Output folder, created if missing. It also receives ``unetweights_manifest.json``, which
         records the options and the outputs written under them. It must not be where an input
@@ -351,10 +395,21 @@ def precompute(
         Recompute every given mask, even where an output exists, and record the new options.
         With options other than the manifest's, every map the manifest owns is deleted first,
         those of masks not given in this call too (see Notes).
+    signed_distance : bool, default False
+        Also write ``<stem>.distance.npy``: float32 of shape ``(2, *mask.shape)``, channel c
+        being ``signed_distance_map(target == c, spacing)`` for the classes 0 (background) and 1
+        (foreground) of the target, as :class:`WeightMapTransform` adds it (see there).
+    skeleton_radius : float, optional
+        Also write ``<stem>.skeleton.npy``: int64 of the mask's shape, 1 on
+        ``tubed_skeleton(target, skeleton_radius, spacing)`` and 0 elsewhere. None (the default)
+        writes none.
     **options
         Keyword arguments of :func:`unet_weight_map`: ``w0``, ``sigma``, ``class_weights``,
         ``spacing``, ``border``, ``tol``, ``separate``, ``ignore_label``; or ``weighting="falk"``
         and those of :func:`falk_weight_map`. Checked before any work starts.
+
+        The target is the foreground the weight map goes with: the mask's objects, carved first
+        with ``separate=True``, with ``ignore_label`` pixels as background.
 
     Returns
     -------
@@ -366,22 +421,25 @@ def precompute(
     -----
     Edge-case policy:
 
-    - **Resuming.** An output that exists and is whole (a float32 .npy whose size matches its
-      header) is skipped without reading its mask; one that is not is recomputed. Outputs are
+    - **Resuming.** A mask whose outputs all exist and are whole (.npy files of the right dtype
+      and rank whose size matches their header) is skipped without being read; one with an
+      output that is not is recomputed, all its maps. Outputs are
       written to a temporary file in ``out_dir`` and renamed into place, so a killed process never
       leaves a partial output; temporary files left by a killed run are removed at the start. A
       run killed at any point (SIGKILL included) and run again gives the same files, byte for
       byte, as one uninterrupted run. Outputs are not fsynced: after a crash of the machine itself
       an output can be empty or short, and the header check catches that on the next run.
     - **Options: the folder's maps always agree with its manifest.** The manifest records the
-      options and the names of the maps made with them; each output is listed before it is
+      options (``signed_distance`` and ``skeleton_radius`` among them) and the names of the maps
+      made with them, distance maps and skeletons included; each output is listed before it is
       written, and a resumed run skips only listed outputs. A run into a folder whose manifest
       records other options raises ValueError before writing anything, as does one where an
       output path already holds a file the manifest does not list (or there is no manifest).
       ``overwrite=True`` with the manifest's options deletes and recomputes the given masks'
       outputs, and keeps the other listed maps, which were made with the same options. With other
       options, it deletes the given masks' outputs *and every other map the old manifest lists*
-      (``report.removed`` counts those), then writes a manifest that lists only this call's
+      (the given masks' distance maps or skeletons that the new options no longer make, and the
+      maps of the other masks, which ``report.removed`` counts), then writes a manifest that lists only this call's
       outputs: a partial overwrite never leaves maps of the old options under the new manifest,
       and running the other masks later recomputes theirs. Only files the manifest names are
       deleted, never a folder, never an input, never anything else in ``out_dir``. A manifest
@@ -419,24 +477,36 @@ def precompute(
     if not isinstance(overwrite, (bool, np.bool_)):
         raise TypeError(f"overwrite must be a bool, got {overwrite!r}")
     options = _weight_map_options(options, "precompute")
-    outputs = _output_paths(paths, out_dir)
+    targets = _target_options(signed_distance, skeleton_radius, options)
+    kinds = ["weight"]
+    if targets["signed_distance"]:
+        kinds.append("distance")
+    if targets["skeleton_radius"] is not None:
+        kinds.append("skeleton")
+    outputs = _output_paths(paths, out_dir, kinds)
+    every_output = [path for mask_outputs in outputs for path in mask_outputs.values()]
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"out_dir {str(out_dir)!r} is a file, not a folder")
     # Every file this call can write or delete, checked against the inputs before any of them is
     # looked at further: the manifest check below would otherwise suggest overwrite=True to a user
     # whose masks are the outputs.
     leftovers = list(out_dir.glob(f"{_TMP_PREFIX}*")) if out_dir.is_dir() else []
-    writes = [*outputs, out_dir / _MANIFEST_NAME]
+    writes = [*every_output, out_dir / _MANIFEST_NAME]
     _refuse_inputs(paths, [(o, "write") for o in writes] + [(t, "delete") for t in leftovers], out_dir)
-    wanted = {"format": "unetweights.precompute", "version": _MANIFEST_VERSION, "options": _canonical_options(options)}
+    recorded = {**_canonical_options(options), **targets}
+    wanted = {"format": "unetweights.precompute", "version": _MANIFEST_VERSION, "options": recorded}
     wanted = json.loads(json.dumps(wanted))
-    plan = _plan_out_dir(out_dir, outputs, wanted, bool(overwrite))
+    plan = _plan_out_dir(out_dir, every_output, _given_names(paths), wanted, bool(overwrite))
     _refuse_inputs(paths, [(o, "delete") for o in plan.remove], out_dir)
     _writable_folder(out_dir, "out_dir")
     _remove_temp_files(out_dir)
     _apply_out_dir_plan(out_dir, plan, wanted)
 
-    todo = [(str(p), str(o)) for p, o in zip(paths, outputs) if overwrite or not _is_complete_npy(o)]
+    todo = [
+        (str(path), {output: str(o) for output, o in mask_outputs.items()})
+        for path, mask_outputs in zip(paths, outputs)
+        if overwrite or not all(_is_complete_npy(o, *_OUTPUTS[output][1:]) for output, o in mask_outputs.items())
+    ]
     report = PrecomputeReport(
         skipped=len(paths) - len(todo), out_dir=str(out_dir), removed=plan.removed_others
     )
@@ -455,12 +525,14 @@ def precompute(
             bar.update(1)
 
         if n_workers == 1:
-            for path, out_path in todo:
-                record(path, _compute_one(path, out_path, options))
+            for path, out_paths in todo:
+                record(path, _compute_one(path, out_paths, options, targets))
         else:
             pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context())
             try:
-                futures = {pool.submit(_compute_one, path, out_path, options): path for path, out_path in todo}
+                futures = {
+                    pool.submit(_compute_one, path, out_paths, options, targets): path for path, out_paths in todo
+                }
                 for future in as_completed(futures):
                     try:
                         reason = future.result()

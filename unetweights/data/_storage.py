@@ -40,8 +40,9 @@ def _write_npy_atomic(path: Path, array: np.ndarray) -> None:
             np.save(f, array, allow_pickle=False)
 
 
-def _is_complete_npy(path: Path) -> bool:
-    """Whether ``path`` is a whole float32 .npy weight map: its size is what its header announces.
+def _is_complete_npy(path: Path, dtype, ranks: tuple) -> bool:
+    """Whether ``path`` is a whole .npy map of ``dtype`` and one of ``ranks``: its size is what its
+    header announces.
 
     Reads only the header, so a resumed run can check every existing output cheaply. After a machine
     crash, an output renamed into place before its data reached the disk is empty or short.
@@ -50,13 +51,13 @@ def _is_complete_npy(path: Path) -> bool:
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
             if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                shape, _, found = np.lib.format.read_array_header_1_0(f)
             elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                shape, _, found = np.lib.format.read_array_header_2_0(f)
             else:
                 return False
-            expected = f.tell() + int(np.prod(shape)) * dtype.itemsize
-            return dtype == np.float32 and len(shape) in (2, 3) and os.fstat(f.fileno()).st_size == expected
+            expected = f.tell() + int(np.prod(shape)) * found.itemsize
+            return found == dtype and len(shape) in ranks and os.fstat(f.fileno()).st_size == expected
     except (OSError, ValueError, EOFError):
         return False
 

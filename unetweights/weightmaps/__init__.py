@@ -1,4 +1,5 @@
-"""U-Net border weight maps and distance maps: numpy in, numpy out (scipy.ndimage, scikit-image).
+"""U-Net border weight maps, distance maps and skeleton targets: numpy in, numpy out (scipy.ndimage,
+scikit-image).
 
 This subpackage never imports torch, so data-loader workers can use it without loading a framework.
 """
@@ -6,6 +7,7 @@ This subpackage never imports torch, so data-loader workers can use it without l
 from .balance import class_balance_weights
 from .distance import nearest_two_distances, signed_distance_map
 from .instances import label_instances, separate_touching
+from .skeleton import tubed_skeleton
 from .unet import border_cutoff, falk_weight_map, unet_weight_map
 
 __all__ = [
@@ -16,5 +18,6 @@ __all__ = [
     "nearest_two_distances",
     "separate_touching",
     "signed_distance_map",
+    "tubed_skeleton",
     "unet_weight_map",
 ]
