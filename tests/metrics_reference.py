@@ -10,7 +10,7 @@ the index target equals ``ignore_index``)
 
     Dice = 2·tp / (Σp + Σt),    IoU = tp / (Σp + Σt - tp),    accuracy = tp / Σt,
 
-and ``empty_score`` wherever the denominator is 0.
+and ``empty_score`` (NaN unless given) wherever the denominator is 0.
 """
 
 import math
@@ -152,7 +152,7 @@ def ref_dice(
     threshold=0.5,
     include_background=True,
     ignore_index=None,
-    empty_score=1.0,
+    empty_score=math.nan,
 ):
     p, t, w, pixels = _prepare(input, target, weight, activation, hard, threshold, ignore_index)
     tp, sp, st = _counts(p, t, w, pixels)
@@ -168,7 +168,7 @@ def ref_iou(
     threshold=0.5,
     include_background=True,
     ignore_index=None,
-    empty_score=1.0,
+    empty_score=math.nan,
 ):
     p, t, w, pixels = _prepare(input, target, weight, activation, hard, threshold, ignore_index)
     tp, sp, st = _counts(p, t, w, pixels)
@@ -184,7 +184,7 @@ def ref_accuracy(
     per_class=True,
     include_background=True,
     ignore_index=None,
-    empty_score=1.0,
+    empty_score=math.nan,
 ):
     p, t, w, pixels = _prepare(input, target, weight, activation, True, threshold, ignore_index)
     n, c = p.shape[0], p.shape[1]
@@ -210,3 +210,82 @@ def ref_accuracy(
                     mass += wi
         out[i] = correct / mass if mass > 0 else empty_score
     return out
+
+
+def ref_dataset(
+    batches,
+    activation="softmax",
+    hard=True,
+    threshold=0.5,
+    include_background=True,
+    ignore_index=None,
+    empty_score=math.nan,
+):
+    """The scores of ``SegmentationMetrics`` over ``batches`` of (input, target, weight), by loops.
+
+    Micro: the ratio of the counts summed over every image. Macro: the mean over images of the
+    per-image ratio, leaving out the images whose denominator is 0 when ``empty_score`` is NaN
+    (and averaging ``empty_score`` for them otherwise). The overall accuracy counts pixels
+    ("softmax") or pixels and channels ("sigmoid", "none"), background included. Returns a dict of
+    float64 arrays with the accumulator's keys.
+    """
+    skip = math.isnan(empty_score)
+    per_image = {"dice": [], "iou": [], "class_accuracy": [], "accuracy": []}
+    total = {"tp": 0.0, "sp": 0.0, "st": 0.0, "correct": 0.0, "counted": 0.0}
+    images = 0
+    for input, target, weight in batches:
+        p, t, w, pixels = _prepare(input, target, weight, activation, hard, threshold, ignore_index)
+        tp, sp, st = _counts(p, t, w, pixels)
+        n, c = tp.shape
+        images += n
+        total["tp"] = total["tp"] + tp.sum(0)
+        total["sp"] = total["sp"] + sp.sum(0)
+        total["st"] = total["st"] + st.sum(0)
+        for i in range(n):
+            per_image["dice"].append([(2 * tp[i, k], sp[i, k] + st[i, k]) for k in range(c)])
+            per_image["iou"].append([(tp[i, k], sp[i, k] + st[i, k] - tp[i, k]) for k in range(c)])
+            per_image["class_accuracy"].append([(tp[i, k], st[i, k]) for k in range(c)])
+            correct = counted = 0.0
+            for pix in pixels:
+                wi = w[(i,) + pix]
+                for k in range(c):
+                    ph, tk = p[(i, k) + pix], t[(i, k) + pix]
+                    if activation == "softmax":
+                        correct += wi * ph * tk  # one-hot prediction: only the predicted class adds
+                    else:
+                        correct += wi * (ph * tk + (1.0 - ph) * (1.0 - tk))
+                        counted += wi
+                if activation == "softmax":
+                    counted += wi
+            per_image["accuracy"].append([(correct, counted)])
+            total["correct"] += correct
+            total["counted"] += counted
+
+    def ratio(num, den):
+        return num / den if den > 0 else empty_score
+
+    first = 0 if include_background else 1
+    micro = {
+        "dice": [ratio(2 * a, b + d) for a, b, d in zip(total["tp"], total["sp"], total["st"])],
+        "iou": [ratio(a, b + d - a) for a, b, d in zip(total["tp"], total["sp"], total["st"])],
+        "class_accuracy": [ratio(a, d) for a, d in zip(total["tp"], total["st"])],
+        "accuracy": [ratio(total["correct"], total["counted"])],
+    }
+    result = {"images": np.array(images)}
+    for name, rows in per_image.items():
+        if not hard and name in ("class_accuracy", "accuracy"):
+            continue
+        columns = len(rows[0])
+        macro, counts = [], []
+        for k in range(columns):
+            values = [ratio(num, den) for num, den in (row[k] for row in rows) if not (skip and den == 0)]
+            counts.append(len(values))
+            macro.append(sum(values) / len(values) if values else empty_score)
+        keep = slice(None) if name == "accuracy" else slice(first, None)
+        result[name] = np.array(micro[name][keep])
+        result[f"{name}_macro"] = np.array(macro[keep])
+        result[f"{name}_images"] = np.array(counts[keep])
+        if name == "accuracy":
+            result[name], result[f"{name}_macro"], result[f"{name}_images"] = (
+                result[name][0], result[f"{name}_macro"][0], result[f"{name}_images"][0])
+    return result

@@ -138,6 +138,35 @@ def test_evaluate_writes_csv_and_json(exported, tmp_path, capsys):
     np.testing.assert_allclose(summary["iou"]["mean"], expected["iou"].double().mean(0).numpy(), atol=1e-5)
 
 
+def test_evaluate_absent_class_is_na_in_the_table_and_null_in_json(exported, tmp_path, capsys):
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(3, 3, 6, 5, generator=g)
+    logits[:, 2] -= 100.0  # class 2 is never predicted...
+    target = torch.randint(0, 2, (3, 6, 5), generator=g)  # ...and never in the target
+    target[0] = 0  # image 0 has no class 1 in its target, which it still predicts: Dice 0, accuracy NaN
+    np.save(tmp_path / "logits.npy", logits.numpy())
+    np.save(tmp_path / "target.npy", target.numpy())
+    np.save(tmp_path / "weight.npy", np.ones((3, 6, 5), dtype=np.float32))
+    argv = [
+        "evaluate", str(exported / "eval.onnx"), "--logits", str(tmp_path / "logits.npy"), "--target",
+        str(tmp_path / "target.npy"), "--weight", str(tmp_path / "weight.npy"), "--quiet",
+        "--json", str(tmp_path / "scores.json"), "--csv", str(tmp_path / "scores.csv"),
+    ]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    dice_row = next(line for line in table.splitlines() if line.startswith("dice "))
+    assert dice_row.rstrip().endswith("n/a")
+    accuracy_row = next(line for line in table.splitlines() if line.startswith("accuracy "))
+    assert "[2]" in accuracy_row and accuracy_row.rstrip().endswith("n/a")
+    document = json.loads((tmp_path / "scores.json").read_text())  # strict JSON: no NaN tokens
+    assert document["summary"]["dice"]["mean"][2] is None and document["summary"]["dice"]["count"] == [3, 3, 0]
+    assert document["summary"]["accuracy"]["count"] == [3, 2, 0]
+    assert all(row["dice_2"] is None for row in document["per_image"]) and document["per_image"][0]["accuracy_1"] is None
+    assert isinstance(document["per_image"][0]["dice_1"], float)
+    with open(tmp_path / "scores.csv") as handle:
+        assert all(row["dice_2"] == "nan" for row in csv.DictReader(handle))
+
+
 def test_show_writes_a_png(tmp_path, capsys):
     labels = touching_nuclei((64, 80), 8, radius=10, seed=1)
     np.save(tmp_path / "labels.npy", labels)

@@ -36,7 +36,7 @@ REFERENCES = {"dice": R.ref_dice, "iou": R.ref_iou, "accuracy": R.ref_accuracy}
 
 
 def options(metric, activation="softmax", hard=True, threshold=0.5, per_class=True, include_background=True,
-            ignore_index=None, empty_score=1.0):
+            ignore_index=None, empty_score=NAN):
     """Keyword options valid for ``metric`` (accuracy has ``per_class`` and no ``hard``)."""
     opts = dict(activation=activation, threshold=threshold, include_background=include_background,
                 ignore_index=ignore_index, empty_score=empty_score)
@@ -245,9 +245,9 @@ def test_reference_softmax_tie_goes_to_lowest_index():
     # The reference agrees with torch.argmax on ties (both pick the first maximum).
     x = f64([[[[1.0]], [[1.0]], [[0.0]]]])  # (1, 3, 1, 1): channels 0 and 1 tie
     assert int(x.argmax(1)) == 0
-    np.testing.assert_array_equal(R.ref_dice(x, i64([[[0]]])), [[1.0, 1.0, 1.0]])
-    np.testing.assert_array_equal(R.ref_dice(x, i64([[[1]]])), [[0.0, 0.0, 1.0]])
-    np.testing.assert_array_equal(dice_score(x, i64([[[1]]])).numpy(), [[0.0, 0.0, 1.0]])
+    np.testing.assert_array_equal(R.ref_dice(x, i64([[[0]]])), [[1.0, NAN, NAN]])
+    np.testing.assert_array_equal(R.ref_dice(x, i64([[[1]]])), [[0.0, 0.0, NAN]])
+    np.testing.assert_array_equal(dice_score(x, i64([[[1]]])).numpy(), [[0.0, 0.0, NAN]])
 
 
 def test_soft_metrics_are_differentiable_and_match_reference():
@@ -275,15 +275,23 @@ def _all_background():
 
 @pytest.mark.parametrize("metric", ["dice", "iou", "accuracy"])
 def test_empty_class_gets_empty_score(metric):
+    # The default marks the absent class NaN (as torchmetrics, MONAI and nnU-Net do); the present
+    # class keeps its score.
     x, y = _all_background()
-    assert_matches(compute(metric, x, y), [[1.0, 1.0]])
-    assert_matches(compute_module(metric, x, y), [[1.0, 1.0]])
+    for got in (compute(metric, x, y), compute_module(metric, x, y)):
+        assert got[0, 0].item() == 1.0 and math.isnan(got[0, 1].item())
+    assert_matches(compute(metric, x, y, include_background=False), [[NAN]])
+    assert_matches(compute(metric, x, y, empty_score=1.0), [[1.0, 1.0]])
+    assert_matches(compute_module(metric, x, y, empty_score=1.0), [[1.0, 1.0]])
     assert_matches(compute(metric, x, y, empty_score=0.25), [[1.0, 0.25]])
-    got = compute(metric, x, y, empty_score=NAN)
-    assert got[0, 0].item() == 1.0 and math.isnan(got[0, 1].item())
-    got = compute_module(metric, x, y, empty_score=NAN)
-    assert got[0, 0].item() == 1.0 and math.isnan(got[0, 1].item())
-    assert_matches(compute(metric, x, y, include_background=False, empty_score=NAN), [[NAN]])
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou", "accuracy"])
+def test_default_empty_score_is_nan_for_functions_and_modules(metric):
+    import inspect
+
+    assert math.isnan(inspect.signature(FUNCTIONS[metric]).parameters["empty_score"].default)
+    assert math.isnan(MODULES[metric]().empty_score)
 
 
 @pytest.mark.parametrize("metric", ["dice", "iou"])
@@ -317,11 +325,12 @@ def test_every_pixel_ignored(metric, activation):
         got = compute(metric, x, y, **opts)
         shape = expected_shape(metric, 2, 3, per_class)
         assert_matches(got, reference(metric, x, y, **opts), shape)
+        assert torch.isnan(got[0]).all()
+        one_opts = dict(opts, empty_score=1.0)
+        got = compute(metric, x, y, **one_opts)
         assert (got[0] == 1.0).all()
         assert not torch.isnan(got).any()
-        nan_opts = dict(opts, empty_score=NAN)
-        assert torch.isnan(compute(metric, x, y, **nan_opts)[0]).all()
-        assert_matches(compute(metric, x, y, **nan_opts), reference(metric, x, y, **nan_opts), shape)
+        assert_matches(got, reference(metric, x, y, **one_opts), shape)
 
 
 @pytest.mark.parametrize("metric", ["dice", "iou", "accuracy"])
@@ -343,10 +352,9 @@ def test_all_zero_weight(metric, activation, target_kind):
         for hard in (True, False):
             opts = options(metric, activation=activation, hard=hard, per_class=per_class)
             shape = expected_shape(metric, 2, 3, per_class)
-            got = compute(metric, x, y, w, **opts)
+            assert torch.isnan(compute(metric, x, y, w, **opts)).all()
+            got = compute(metric, x, y, w, **dict(opts, empty_score=1.0))
             assert_matches(got, np.ones(shape), shape)
-            got = compute(metric, x, y, w, **dict(opts, empty_score=NAN))
-            assert torch.isnan(got).all()
 
 
 @pytest.mark.parametrize("metric", ["dice", "iou", "accuracy"])
@@ -364,9 +372,10 @@ def test_single_pixel(metric, activation):
                 opts = options(metric, activation=activation, hard=hard, per_class=per_class)
                 ref = reference(metric, x, y, **opts)
                 assert_matches(compute(metric, x, y, **opts), ref, expected_shape(metric, 1, 3, per_class))
-                assert not np.isnan(ref).any()
-    # Hard softmax: argmax is class 1 = target; classes 0 and 2 are empty (1.0).
-    assert_matches(dice_score(x, y), [[1.0, 1.0, 1.0]])
+                assert not np.isnan(reference(metric, x, y, **dict(opts, empty_score=1.0))).any()
+    # Hard softmax: argmax is class 1 = target; classes 0 and 2 are empty.
+    assert_matches(dice_score(x, y), [[NAN, 1.0, NAN]])
+    assert_matches(dice_score(x, y, empty_score=1.0), [[1.0, 1.0, 1.0]])
     assert_matches(dice_score(x, y, empty_score=0.0), [[0.0, 1.0, 0.0]])
 
 
@@ -567,8 +576,8 @@ def test_hand_softmax_soft():
     y = i64([[[1]]])
     np.testing.assert_allclose(dice_score(x, y, hard=False).numpy(), [[0.0, 6 / 7]], rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(iou_score(x, y, hard=False).numpy(), [[0.0, 0.75]], rtol=RTOL, atol=ATOL)
-    # hard: argmax is class 1 -> class 0 empty (1.0), class 1 perfect.
-    np.testing.assert_allclose(dice_score(x, y).numpy(), [[1.0, 1.0]], rtol=RTOL)
+    # hard: argmax is class 1 -> class 0 empty (NaN), class 1 perfect.
+    np.testing.assert_allclose(dice_score(x, y).numpy(), [[NAN, 1.0]], rtol=RTOL)
 
 
 def test_hand_sigmoid():
@@ -623,9 +632,11 @@ def test_hand_3d_batch():
     x[1, 0] = 1.0
     y = i64([[[[1, 0]]], [[[0, 0]]]])
     # image 0: class 0: tp 0, Σp 0, Σt 1 -> Dice 0; class 1: tp 1, Σp 2, Σt 1 -> Dice 2/3, IoU 1/2
-    # image 1: class 0: tp 2, Σp 2, Σt 2 -> 1; class 1 empty -> 1
-    np.testing.assert_allclose(dice_score(x, y).numpy(), [[0.0, 2 / 3], [1.0, 1.0]], rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(iou_score(x, y).numpy(), [[0.0, 0.5], [1.0, 1.0]], rtol=RTOL, atol=ATOL)
+    # image 1: class 0: tp 2, Σp 2, Σt 2 -> 1; class 1 empty -> NaN (1 with empty_score=1)
+    np.testing.assert_allclose(dice_score(x, y).numpy(), [[0.0, 2 / 3], [1.0, NAN]], rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(iou_score(x, y).numpy(), [[0.0, 0.5], [1.0, NAN]], rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(iou_score(x, y, empty_score=1.0).numpy(), [[0.0, 0.5], [1.0, 1.0]], rtol=RTOL,
+                               atol=ATOL)
     np.testing.assert_allclose(pixel_accuracy(x, y, per_class=False).numpy(), [0.5, 1.0], rtol=RTOL)
 
 

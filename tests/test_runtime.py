@@ -39,7 +39,8 @@ def _assert_close(actual, expected):
     for name, value in expected.items():
         got = actual[name].detach().cpu().numpy() if isinstance(actual[name], torch.Tensor) else actual[name]
         assert got.shape == tuple(value.shape), name
-        assert np.abs(got.astype(np.float64) - value.double().numpy()).max() <= TOLERANCE, name
+        np.testing.assert_allclose(got.astype(np.float64), value.double().numpy(), rtol=0, atol=TOLERANCE,
+                                   equal_nan=True, err_msg=name)
 
 
 def test_numpy_in_numpy_out(graph_file, evaluator):
@@ -279,8 +280,10 @@ def test_evaluate_batches_samples_and_dicts_agree_with_torch(graph_file, evaluat
             values = value.double().numpy()
             np.testing.assert_allclose(result.summary[name]["mean"], values.mean(0), rtol=0, atol=TOLERANCE)
             np.testing.assert_allclose(result.summary[name]["std"], values.std(0), rtol=0, atol=TOLERANCE)
+            np.testing.assert_array_equal(result.summary[name]["count"], np.full(values.shape[1:], 5))
     table = by_batch.format_summary()
     assert "5 images" in table and "ce" in table and "±" in table
+    assert "[" not in table and "n/a" not in table  # every image counts in every column
     assert capsys.readouterr().err == ""
 
 
@@ -292,7 +295,7 @@ def test_evaluate_shows_progress(evaluator, capsys):
 
 
 def test_evaluate_summary_leaves_nan_out(tmp_path):
-    graph = EvaluationGraph(metrics={"dice": M.DiceScore(empty_score=float("nan"))})
+    graph = EvaluationGraph(metrics={"dice": M.DiceScore()})  # an absent class is NaN by default
     path = tmp_path / "nan.onnx"
     to_onnx(graph, path, softmax_inputs((2, 3, 6, 6), weighted=False))
     logits, _ = softmax_inputs((2, 3, 6, 6), weighted=False)
@@ -304,6 +307,14 @@ def test_evaluate_summary_leaves_nan_out(tmp_path):
     assert np.isnan(dice[0, 1]) and np.isnan(dice[0, 2]) and dice[1, 2] == 0.0
     np.testing.assert_allclose(result.summary["dice"]["mean"][2], 0.0)
     assert np.isnan(result.summary["dice"]["mean"][1]) and np.isnan(result.summary["dice"]["std"][1])
+    np.testing.assert_array_equal(result.summary["dice"]["count"], [2, 0, 1])
+    # The table says over how many images a mean is, and n/a where there is none.
+    row = result.format_summary().splitlines()[1]
+    assert row.split()[0] == "dice"
+    cells = row[len("dice"):].strip().split("   ")
+    assert cells[0] == f"{result.summary['dice']['mean'][0]:.4f} ± {result.summary['dice']['std'][0]:.4f}"
+    assert cells[1:] == ["n/a", "0.0000 ± 0.0000 [1]"]
+    assert "[k]: over the k images where it is not NaN" in result.format_summary()
 
 
 def test_evaluate_errors(evaluator):

@@ -56,7 +56,20 @@ _LAZY = {
         )
     },
     "metrics": None,
-    **{name: "metrics" for name in ("DiceScore", "IoUScore", "PixelAccuracy", "dice_score", "iou_score", "pixel_accuracy")},
+    **{
+        name: "metrics"
+        for name in (
+            "DiceScore",
+            "IoUScore",
+            "PixelAccuracy",
+            "SegmentationCount",
+            "SegmentationMetrics",
+            "dice_score",
+            "iou_score",
+            "pixel_accuracy",
+            "segmentation_counts",
+        )
+    },
     "evaluation": None,
     "EvaluationGraph": "evaluation",
     "export": None,

@@ -13,6 +13,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -274,12 +275,24 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"wrote      {args.csv} ({len(rows)} images)")
     if args.json:
         summary = {
-            name: {stat: np.asarray(value).tolist() for stat, value in stats.items()} for name, stats in result.summary.items()
+            name: {stat: _null_for_nan(np.asarray(value).tolist()) for stat, value in stats.items()}
+            for name, stats in result.summary.items()
         }
-        document = {"graph": args.graph, "provider": evaluator.provider, "summary": summary, "per_image": rows}
+        per_image = [{key: _null_for_nan(value) for key, value in row.items()} for row in rows]
+        document = {"graph": args.graph, "provider": evaluator.provider, "summary": summary, "per_image": per_image}
         _write_text_atomic(args.json, json.dumps(document, indent=1))
         print(f"wrote      {args.json}")
     return 0
+
+
+def _null_for_nan(value):
+    """``value`` (a number or nested lists of them) with NaN as None: JSON has no NaN, and a NaN
+    here is a metric with nothing to score (or an image with invalid input), which null says."""
+    if isinstance(value, list):
+        return [_null_for_nan(item) for item in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
 
 
 def _per_image_rows(per_image: Dict[str, np.ndarray]) -> List[Dict[str, float]]:

@@ -107,7 +107,11 @@ class DemoResult:
         width = max(len(name) for name in self.metrics) + 2
         lines = [f"{'model':<{width}}" + "".join(f"{title:>13}" for title, _ in columns)]
         for name, values in self.metrics.items():
-            lines.append(f"{name:<{width}}" + "".join(f"{values[key]:13.3f}" for _, key in columns))
+            # A score is NaN only where no held-out image had anything to score for it.
+            lines.append(
+                f"{name:<{width}}"
+                + "".join("n/a".rjust(13) if np.isnan(values[key]) else f"{values[key]:13.3f}" for _, key in columns)
+            )
         return "\n".join(lines)
 
 

@@ -423,7 +423,7 @@ def to_torchscript(
         the check below), so a failure leaves whatever ``path`` held as it was.
     example_inputs : Tensor or sequence of Tensor, optional
         If given, the reloaded module is run on them and must match the eager module within
-        ``atol`` (tensors, or dicts/lists/tuples of them), else RuntimeError.
+        ``atol`` (tensors, or dicts/lists/tuples of them; NaN matches NaN), else RuntimeError.
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module: expected an nn.Module, got {type(module).__name__}")
@@ -449,7 +449,12 @@ def _compare(expected: Any, actual: Any, atol: float, where: str) -> None:
     if isinstance(expected, Tensor):
         if not isinstance(actual, Tensor) or expected.shape != actual.shape:
             raise RuntimeError(f"to_torchscript: the reloaded module's {where} differs in type or shape")
-        diff = float((expected.double() - actual.double()).abs().max()) if expected.numel() else 0.0
+        expected64, actual64 = expected.double(), actual.double()
+        # NaN where eager has NaN (a metric's absent class) agrees; NaN on one side only does not,
+        # and makes ``diff`` NaN.
+        both_nan = expected64.isnan() & actual64.isnan()
+        difference = torch.where(both_nan, torch.zeros_like(expected64), (expected64 - actual64).abs())
+        diff = float(difference.max()) if expected.numel() else 0.0
         if not diff <= atol:
             raise RuntimeError(f"to_torchscript: the reloaded module's {where} differs from eager by {diff:.3g} > {atol}")
     elif isinstance(expected, dict):

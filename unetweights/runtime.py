@@ -104,9 +104,12 @@ class EvaluationResult:
         Each graph output over the whole dataset, images along dim 0: (images,) for a loss,
         (images, C) for a per-class metric.
     summary : dict of str to dict
-        For each output, "mean" and "std" over the images (per class for (images, C) outputs):
-        NaN entries (a metric built with ``empty_score=nan``) are left out, and std is the
-        population standard deviation (ddof=0).
+        For each output, over the images (per class for (images, C) outputs): "mean" and "std"
+        (the population standard deviation, ddof=0) of the entries that are not NaN, and
+        "count", how many images those are. A metric leaves a class NaN where it has nothing to
+        score (absent from prediction and target, with the default ``empty_score``), so a class's
+        mean is over the images that hold it; a column with no such image has mean and std NaN
+        and count 0.
     provider : str
         The onnxruntime execution provider that ran the graph.
     """
@@ -120,15 +123,31 @@ class EvaluationResult:
         return len(next(iter(self.per_image.values()))) if self.per_image else 0
 
     def format_summary(self, digits: int = 4) -> str:
-        """The summary as an aligned text table: one row per output, mean ± std per column."""
+        """The summary as an aligned text table: one row per output, mean ± std per column.
+
+        A column whose mean is over fewer than all images says over how many, as ``[k]``; one
+        with no image to average (NaN in every image) reads ``n/a``.
+        """
         rows = []
+        partial = False
         for name, stats in self.summary.items():
             means = np.atleast_1d(stats["mean"])
             stds = np.atleast_1d(stats["std"])
-            cells = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(means, stds)]
+            counts = np.atleast_1d(stats["count"])
+            cells = []
+            for mean, std, count in zip(means, stds, counts):
+                if count == 0:
+                    cells.append("n/a")
+                    continue
+                cell = f"{mean:.{digits}f} ± {std:.{digits}f}"
+                if count < self.num_images:
+                    cell += f" [{count}]"
+                    partial = True
+                cells.append(cell)
             rows.append((name, cells))
         width = max([len(name) for name, _ in rows] + [6])
-        lines = [f"{'output':<{width}}  mean ± std (per class where there are classes), {self.num_images} images"]
+        note = "; [k]: over the k images where it is not NaN" if partial else ""
+        lines = [f"{'output':<{width}}  mean ± std (per class where there are classes), {self.num_images} images{note}"]
         lines += [f"{name:<{width}}  " + "   ".join(cells) for name, cells in rows]
         return "\n".join(lines)
 
@@ -174,7 +193,11 @@ def _summarise(per_image: Mapping[str, np.ndarray]) -> Dict[str, Dict[str, np.nd
         with warnings.catch_warnings():
             # A column that is NaN in every image has a NaN mean and std; numpy warns about it.
             warnings.simplefilter("ignore", RuntimeWarning)
-            summary[name] = {"mean": np.nanmean(values, axis=0), "std": np.nanstd(values, axis=0)}
+            summary[name] = {
+                "mean": np.nanmean(values, axis=0),
+                "std": np.nanstd(values, axis=0),
+                "count": np.sum(~np.isnan(values), axis=0),
+            }
     return summary
 
 

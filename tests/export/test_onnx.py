@@ -32,8 +32,10 @@ def assert_matches_torch(path, graph, inputs):
     assert list(actual) == list(expected)
     for name, value in expected.items():
         assert actual[name].shape == tuple(value.shape), name
-        diff = np.abs(actual[name].astype(np.float64) - value.double().numpy()).max()
-        assert diff <= TOLERANCE, f"{name}: max abs diff {diff:.3g}"
+        # NaN only where torch has NaN (a class with nothing to score), and close elsewhere.
+        np.testing.assert_allclose(actual[name], value.double().numpy(), rtol=0, atol=TOLERANCE, equal_nan=True,
+                                   err_msg=name)
+    return expected
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,18 @@ def test_onnx_equals_torch_on_unseen_shapes(exported, key, shape):
     else:
         inputs = softmax_inputs(shape, seed=sum(shape), weighted=key != "unweighted_2d")
     assert_matches_torch(path, graph, inputs)
+
+
+@pytest.mark.parametrize("key", ["softmax_2d", "softmax_3d"])
+def test_absent_class_is_nan_in_onnx_where_it_is_in_torch(exported, key):
+    graph, path, _ = exported[key]
+    logits, target, weight = softmax_inputs((3, 3, 7, 5) if key == "softmax_2d" else (3, 3, 3, 4, 5), seed=11)
+    # Image 1 has no class 2 in its target or its prediction: its Dice, IoU and accuracy are NaN there.
+    target[1][target[1] == 2] = 0
+    logits[1, 2] -= 100.0
+    expected = assert_matches_torch(path, graph, (logits, target, weight))
+    assert torch.isnan(expected["dice"][1, 2]) and torch.isnan(expected["iou"][1, 1])
+    assert torch.isfinite(expected["dice"][[0, 2]]).all() and torch.isfinite(expected["dice"][1, :2]).all()
 
 
 def test_report_lists_symbolic_shapes(exported):
@@ -196,6 +210,23 @@ class Noisy(nn.Module):
 def test_torchscript_check_catches_a_reload_that_differs(tmp_path):
     with pytest.raises(RuntimeError, match="differs from eager"):
         to_torchscript(Noisy(), tmp_path / "n.pt", torch.zeros(100))
+    with pytest.raises(RuntimeError, match="differs from eager by nan"):
+        to_torchscript(NoisyNaN(), tmp_path / "n.pt", torch.zeros(100))
+
+
+class NoisyNaN(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(torch.rand_like(x) < 0.5, torch.full_like(x, float("nan")), x)
+
+
+def test_torchscript_check_accepts_nan_where_eager_has_it(tmp_path):
+    # An example batch with a class absent from image 0: the default metrics are NaN there.
+    logits, target, weight = softmax_inputs((2, 3, 8, 6), seed=3)
+    target[0][target[0] == 2] = 0
+    logits[0, 2] -= 100.0
+    graph = EvaluationGraph.default(ignore_index=-1)
+    loaded = to_torchscript(graph, tmp_path / "g.pt", (logits, target, weight))
+    assert torch.isnan(loaded(logits, target, weight)["dice"][0, 2])
 
 
 # -- one graph from images to metrics ----------------------------------------------------------
@@ -225,7 +256,7 @@ def test_append_to_model(tmp_path):
         logits = net(image)
         expected = {"logits": logits, **graph(logits, target, weight)}
     for name, value in expected.items():
-        assert np.abs(actual[name] - value.numpy()).max() <= TOLERANCE, name
+        np.testing.assert_allclose(actual[name], value.numpy(), rtol=0, atol=TOLERANCE, equal_nan=True, err_msg=name)
     assert not (tmp_path / "other.onnx").exists()
     only_metrics = append_to_model(onnx.load(str(tmp_path / "net.onnx")), onnx.load(str(tmp_path / "eval.onnx")))
     assert [o.name for o in only_metrics.graph.output] == graph.output_names

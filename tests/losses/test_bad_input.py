@@ -170,22 +170,23 @@ def test_nan_logit_is_nan_loss_for_every_reduction_in_cases(case):
 
 
 def test_nan_logit_cannot_hide_behind_an_empty_set():
-    """An image with nothing to find scores empty_score; the same image with a NaN logit is NaN."""
+    """An image with nothing to find scores empty_score (1.0 here, where NaN could not be told
+    apart); the same image with a NaN logit is NaN."""
     x = torch.randn(2, 2, 4, 4)
     target = torch.zeros(2, 4, 4, dtype=torch.long)
     weight = torch.ones(2, 4, 4)
     weight[:, 0, 0] = 0.0
-    empty = M.dice_score(x, target, torch.zeros_like(weight))
+    empty = M.dice_score(x, target, torch.zeros_like(weight), empty_score=1.0)
     assert torch.equal(empty, torch.ones_like(empty))
     x[0, 1, 0, 0] = math.nan  # in a pixel that weighs 0: still an invalid prediction
     for hard in (True, False):
-        got = M.dice_score(x, target, weight, hard=hard)
+        got = M.dice_score(x, target, weight, hard=hard, empty_score=1.0)
         assert torch.isnan(got[0]).all() and torch.isfinite(got[1]).all()
         loss = L.soft_dice_loss(x, target, weight, per_image=True, reduction="none")
         assert torch.isnan(loss[0]).all() and torch.isfinite(loss[1]).all()
     # The hard argmax of NaN logits is not class 0: accuracy is NaN, not 1.
     x = torch.full((1, 2, 3, 3), math.nan)
-    assert torch.isnan(M.pixel_accuracy(x, torch.zeros(1, 3, 3, dtype=torch.long))).all()
+    assert torch.isnan(M.pixel_accuracy(x, torch.zeros(1, 3, 3, dtype=torch.long), empty_score=1.0)).all()
 
 
 # ---- options -------------------------------------------------------------------------------

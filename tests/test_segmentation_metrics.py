@@ -1,0 +1,556 @@
+"""SegmentationMetrics, the dataset accumulator, against a brute-force float64 reference.
+
+- seeded random datasets (several batches of different sizes, 2D and 3D, every activation, index
+  and binary targets, weights with zeros, ignored pixels, classes absent from some images) give
+  the micro and macro scores of ``tests/metrics_reference.py``'s ``ref_dataset`` at 1e-10;
+- how the batches are split does not matter, and the macro means are the ``nanmean`` of the
+  per-image metrics;
+- a NaN logit makes every micro score and every macro mean NaN, never a silent 1.0 or a
+  skipped image, while an absent class is skipped;
+- a real 2-process gloo group: the synced result equals one process's result on the union;
+- the counts of an exported graph run by OnnxEvaluator give the result of the torch logits;
+- bad input raises a ValueError that starts with the argument's name.
+"""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from unetweights.evaluation import EvaluationGraph
+from unetweights.metrics import (
+    COUNT_NAMES,
+    DiceScore,
+    SegmentationCount,
+    SegmentationMetrics,
+    dice_score,
+    iou_score,
+    pixel_accuracy,
+    segmentation_counts,
+)
+
+from . import metrics_reference as R
+
+RTOL = 1e-10
+ATOL = 1e-12
+NAN = float("nan")
+IGNORE = 255
+
+
+# ------------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------------
+
+
+def make_batch(rng, n, c, spatial, activation, target_kind, ignore_index=None, weight_kind="pixel", absent=True):
+    """Float64 (input, target, weight); with ``absent``, each image leaves some classes out of both
+    its target and its prediction, so that their Dice denominator is exactly 0."""
+    shape = (n, c, *spatial)
+    x = rng.normal(0.0, 2.0, shape)
+    present = np.ones((n, c), dtype=bool)
+    if absent and c > 1:
+        for i in range(n):
+            keep = rng.permutation(c)[: int(rng.integers(1, c + 1))]
+            present[i] = np.isin(np.arange(c), keep)
+    mask = present.reshape(n, c, *([1] * len(spatial)))
+    if activation == "softmax":
+        x = np.where(mask, x, -100.0)  # an absent class is never the argmax, and its softmax is ~0
+    elif activation == "sigmoid":
+        x = np.where(mask, x, -100.0)  # sigmoid(-100) is below every threshold
+    else:
+        x = np.where(mask, 1.0 / (1.0 + np.exp(-x)), 0.0)
+    if target_kind == "index":
+        y = np.empty((n, *spatial), dtype=np.int64)
+        for i in range(n):
+            y[i] = rng.choice(np.flatnonzero(present[i]), size=spatial)
+        if ignore_index is not None:
+            y[rng.random(y.shape) < 0.2] = ignore_index
+        target = torch.tensor(y)
+    else:
+        target = torch.tensor(((rng.random(shape) < 0.4) & mask).astype(np.float64))
+    weight = None
+    if weight_kind is not None:
+        w = rng.uniform(0.1, 3.0, (n, *spatial))
+        w[rng.random(w.shape) < 0.2] = 0.0
+        if weight_kind == "zeros":
+            w[0] = 0.0  # an image that weighs nothing at all
+        weight = torch.tensor(w)
+    return torch.tensor(x), target, weight
+
+
+def random_dataset(index):
+    rng = np.random.default_rng([index, 14])
+
+    def pick(values):
+        return values[int(rng.integers(len(values)))]
+
+    activation = pick(["softmax", "sigmoid", "none"])
+    target_kind = "binary" if activation == "sigmoid" else pick(["index", "index", "binary"])
+    c = int(rng.integers(1, 5)) if activation != "softmax" else int(rng.integers(2, 5))
+    hard = pick([True, True, False])
+    options = dict(
+        activation=activation,
+        hard=hard,
+        threshold=pick([0.3, 0.5, 0.7]),
+        include_background=pick([True, False]) if c >= 2 else True,
+        ignore_index=pick([None, IGNORE, -1]) if target_kind == "index" else None,
+        empty_score=pick([NAN, NAN, 1.0, 0.0]),
+    )
+    rank = pick([2, 3])
+    batches = []
+    for _ in range(int(rng.integers(1, 4))):
+        spatial = tuple(int(rng.integers(1, 4 if rank == 2 else 3) + 1) for _ in range(rank))
+        batches.append(
+            make_batch(rng, int(rng.integers(1, 4)), c, spatial, activation, target_kind, options["ignore_index"],
+                       pick([None, "pixel", "zeros"]), absent=pick([True, True, False]))
+        )
+    return batches, options
+
+
+def accumulate(batches, **options):
+    metrics = SegmentationMetrics(**options)
+    for batch in batches:
+        metrics.update(*batch)
+    return metrics.compute()
+
+
+def assert_result(got, expected, rtol=RTOL, atol=ATOL):
+    assert set(got) == set(expected), (sorted(got), sorted(expected))
+    for name, value in expected.items():
+        actual = got[name]
+        assert tuple(actual.shape) == np.shape(value), name
+        if name == "images" or name.endswith("_images"):
+            assert actual.dtype == torch.int64, name
+            np.testing.assert_array_equal(actual.cpu().numpy(), value, err_msg=name)
+        else:
+            assert actual.dtype == torch.float64, name
+            np.testing.assert_allclose(actual.cpu().numpy(), value, rtol=rtol, atol=atol, equal_nan=True, err_msg=name)
+
+
+def all_present_batches(seed=0, shapes=((2, 3, 4, 5), (3, 3, 3, 3))):
+    """Softmax batches in which every class is in the target and the prediction of every image."""
+    g = torch.Generator().manual_seed(seed)
+    batches = []
+    for n, c, *spatial in shapes:
+        target = torch.arange(c).repeat(int(np.prod(spatial)) // c + 1)[: int(np.prod(spatial))]
+        target = torch.stack([target[torch.randperm(target.numel(), generator=g)] for _ in range(n)]).view(n, *spatial)
+        logits = torch.randn(n, c, *spatial, generator=g, dtype=torch.float64)
+        logits += 3.0 * torch.nn.functional.one_hot(target, c).movedim(-1, 1)
+        weight = torch.rand(n, *spatial, generator=g, dtype=torch.float64) + 0.5
+        batches.append((logits, target, weight))
+    return batches
+
+
+# ------------------------------------------------------------------------------------------------
+# Against the reference
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("index", range(60))
+def test_random_dataset_matches_reference(index):
+    batches, options = random_dataset(index)
+    assert_result(accumulate(batches, **options), R.ref_dataset(batches, **options))
+
+
+@pytest.mark.parametrize("activation,target_kind", [("softmax", "index"), ("softmax", "binary"), ("sigmoid", "binary"),
+                                                    ("none", "index")])
+@pytest.mark.parametrize("empty_score", [NAN, 1.0])
+def test_fixed_cases_match_reference(activation, target_kind, empty_score):
+    # Weights, ignored pixels, absent classes and background dropped, on a 2D and a 3D batch.
+    rng = np.random.default_rng(len(activation) + 10 * len(target_kind))
+    ignore = IGNORE if target_kind == "index" else None
+    batches = [make_batch(rng, 3, 3, (4, 3), activation, target_kind, ignore),
+               make_batch(rng, 2, 3, (2, 3, 2), activation, target_kind, ignore, weight_kind="zeros")]
+    for include_background in (True, False):
+        options = dict(activation=activation, include_background=include_background, ignore_index=ignore,
+                       empty_score=empty_score)
+        got = accumulate(batches, **options)
+        assert_result(got, R.ref_dataset(batches, **options))
+        assert got["images"] == 5
+    # The absent classes are really there to skip: some macro mean averages fewer than 5 images.
+    if math.isnan(empty_score):
+        assert (got["dice_images"] < 5).any()
+
+
+def test_hand_example():
+    # Two 1x2 images, two classes, weights 1. Image 0: prediction [1, 1], target [1, 0]; image 1:
+    # prediction [0, 0], target [0, 0] (class 1 absent from both).
+    # class 0: tp 0 + 2, Σp 0 + 2, Σt 1 + 2: micro Dice 4/5, IoU 2/(5 - 2) = 2/3, accuracy 2/3;
+    #   per image Dice 0 and 1 -> macro 1/2; IoU 0 and 1 -> 1/2; accuracy 0 and 1 -> 1/2.
+    # class 1: tp 1, Σp 2, Σt 1: micro Dice 2/3, IoU 1/2, accuracy 1; image 1 is absent (skipped):
+    #   macro Dice 2/3, IoU 1/2, accuracy 1, each over 1 image.
+    # overall accuracy: 1 + 2 of 4 pixels right, micro 3/4; per image 1/2 and 1 -> macro 3/4.
+    x = torch.zeros(2, 2, 1, 2, dtype=torch.float64)
+    x[0, 1] = 1.0
+    x[1, 0] = 1.0
+    y = torch.tensor([[[1, 0]], [[0, 0]]])
+    got = accumulate([(x, y, None)])
+    assert_result(got, {
+        "dice": np.array([0.8, 2 / 3]), "dice_macro": np.array([0.5, 2 / 3]), "dice_images": np.array([2, 1]),
+        "iou": np.array([2 / 3, 0.5]), "iou_macro": np.array([0.5, 0.5]), "iou_images": np.array([2, 1]),
+        "class_accuracy": np.array([2 / 3, 1.0]), "class_accuracy_macro": np.array([0.5, 1.0]),
+        "class_accuracy_images": np.array([2, 1]),
+        "accuracy": np.array(0.75), "accuracy_macro": np.array(0.75), "accuracy_images": np.array(2),
+        "images": np.array(2),
+    })
+    # empty_score=1.0 averages the absent class as a perfect score.
+    one = accumulate([(x, y, None)], empty_score=1.0)
+    np.testing.assert_allclose(one["dice_macro"].numpy(), [0.5, (2 / 3 + 1.0) / 2], rtol=RTOL)
+    np.testing.assert_array_equal(one["dice_images"].numpy(), [2, 2])
+
+
+def test_class_absent_from_the_whole_dataset_is_empty_score():
+    x = torch.zeros(2, 3, 2, 2, dtype=torch.float64)
+    x[:, 0] = 1.0
+    x[1, 1, 0, 0] = 5.0  # image 1 predicts class 1 once; class 2 is nowhere
+    y = torch.zeros(2, 2, 2, dtype=torch.long)
+    got = accumulate([(x, y, None)])
+    assert math.isnan(got["dice"][2]) and math.isnan(got["dice_macro"][2]) and got["dice_images"][2] == 0
+    assert got["dice"][1] == 0.0 and got["dice_images"][1] == 1
+    assert math.isnan(got["class_accuracy"][1]) and got["class_accuracy_images"][1] == 0
+    zero = accumulate([(x, y, None)], empty_score=0.0)
+    assert zero["dice"][2] == 0.0 and zero["dice_macro"][2] == 0.0 and zero["dice_images"][2] == 2
+
+
+def test_split_into_batches_changes_nothing():
+    rng = np.random.default_rng(3)
+    x, y, w = make_batch(rng, 6, 4, (5, 4), "softmax", "index", IGNORE)
+    whole = accumulate([(x, y, w)], ignore_index=IGNORE)
+    parts = accumulate([(x[:1], y[:1], w[:1]), (x[1:4], y[1:4], w[1:4]), (x[4:], y[4:], w[4:])], ignore_index=IGNORE)
+    assert_result(parts, {name: value.numpy() for name, value in whole.items()}, rtol=1e-12, atol=1e-14)
+
+
+def test_macro_is_the_nanmean_of_the_per_image_metrics():
+    rng = np.random.default_rng(4)
+    batches = [make_batch(rng, 3, 3, (4, 4), "softmax", "index", IGNORE) for _ in range(2)]
+    got = accumulate(batches, ignore_index=IGNORE, include_background=False)
+    for name, metric in (("dice", dice_score), ("iou", iou_score), ("class_accuracy", pixel_accuracy)):
+        per_image = torch.cat([metric(*batch, ignore_index=IGNORE, include_background=False) for batch in batches])
+        counted = (~torch.isnan(per_image)).sum(0)
+        assert (counted < 6).any(), "the data should leave some classes out of some images"
+        np.testing.assert_allclose(got[f"{name}_macro"].numpy(), np.nanmean(per_image.numpy(), 0), rtol=RTOL)
+        np.testing.assert_array_equal(got[f"{name}_images"].numpy(), counted.numpy())
+    overall = torch.cat([pixel_accuracy(*batch, per_class=False, ignore_index=IGNORE) for batch in batches])
+    np.testing.assert_allclose(float(got["accuracy_macro"]), float(overall.mean()), rtol=RTOL)
+
+
+def test_soft_scores_have_no_accuracy():
+    rng = np.random.default_rng(5)
+    batch = make_batch(rng, 2, 3, (3, 3), "softmax", "index")
+    got = accumulate([batch], hard=False)
+    assert sorted(got) == sorted(["dice", "dice_macro", "dice_images", "iou", "iou_macro", "iou_images", "images"])
+    assert_result(got, R.ref_dataset([batch], hard=False))
+
+
+def test_float32_input_is_accumulated_in_float64():
+    rng = np.random.default_rng(6)
+    batches = [make_batch(rng, 2, 3, (6, 5), "softmax", "index", IGNORE) for _ in range(3)]
+    single = [tuple(t.float() if t is not None and t.is_floating_point() else t for t in batch) for batch in batches]
+    got = accumulate(single, ignore_index=IGNORE)
+    assert all(value.dtype in (torch.float64, torch.int64) for value in got.values())
+    assert_result(got, R.ref_dataset(single, ignore_index=IGNORE), rtol=1e-6, atol=1e-7)
+
+
+# ------------------------------------------------------------------------------------------------
+# State: reset, compute, devices
+# ------------------------------------------------------------------------------------------------
+
+
+def test_compute_leaves_the_state_and_reset_clears_it():
+    batches = all_present_batches()
+    metrics = SegmentationMetrics()
+    metrics.update(*batches[0])
+    first = metrics.compute()
+    assert_result(metrics.compute(), {k: v.numpy() for k, v in first.items()}, rtol=0, atol=0)
+    metrics.update(*batches[1])
+    assert_result(metrics.compute(), {k: v.numpy() for k, v in accumulate(batches).items()}, rtol=0, atol=0)
+    metrics.reset()
+    with pytest.raises(RuntimeError, match="compute: no update yet"):
+        metrics.compute()
+    # C is forgotten with the data: the next dataset may have another C.
+    metrics.update(torch.randn(1, 5, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+    assert metrics.compute()["dice"].shape == (5,)
+
+
+def test_num_classes_fixes_c_across_reset():
+    metrics = SegmentationMetrics(num_classes=3)
+    with pytest.raises(RuntimeError, match="compute: no image was added"):
+        metrics.compute()
+    metrics.update(*all_present_batches()[0])
+    metrics.reset()
+    with pytest.raises(ValueError, match=r"^input: expected C = 3 channels \(num_classes=3\)"):
+        metrics.update(torch.randn(1, 4, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+
+
+def test_update_does_not_track_gradients():
+    x, y, w = all_present_batches()[0]
+    metrics = SegmentationMetrics()
+    metrics.update(x.requires_grad_(True), y, w)
+    assert not any(value.requires_grad for value in metrics.compute().values())
+
+
+def test_states_live_on_the_given_device():
+    batches = all_present_batches()
+    metrics = SegmentationMetrics(device="cpu")
+    metrics.update_counts(*(c.numpy() for c in segmentation_counts(*batches[0])))
+    metrics.update(*batches[1])
+    assert all(value.device.type == "cpu" for value in metrics.compute().values())
+    assert_result(metrics.compute(), {k: v.numpy() for k, v in accumulate(batches).items()})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_updates_and_numpy_counts_meet_on_the_first_device():
+    batches = all_present_batches()
+    metrics = SegmentationMetrics()
+    metrics.update(*(t.cuda() for t in batches[0]))
+    metrics.update_counts(*(c.numpy() for c in segmentation_counts(*batches[1])))
+    got = metrics.compute()
+    assert all(value.device.type == "cuda" for value in got.values())
+    assert_result({k: v.cpu() for k, v in got.items()}, {k: v.numpy() for k, v in accumulate(batches).items()},
+                  rtol=1e-9, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------
+# A NaN in is a NaN out; an absent class is not a NaN in
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("empty_score", [NAN, 1.0])
+def test_nan_logit_makes_every_score_nan(empty_score):
+    batches = all_present_batches()
+    clean = accumulate(batches, empty_score=empty_score)
+    assert all(bool(torch.isfinite(value).all()) for value in clean.values())
+    logits, target, weight = batches[1]
+    poisoned = logits.clone()
+    poisoned[1, 2, 0, 0] = NAN  # one logit of one image
+    got = accumulate([batches[0], (poisoned, target, weight)], empty_score=empty_score)
+    for name, value in got.items():
+        if name == "images" or name.endswith("_images"):
+            # The poisoned image is counted, not skipped: that is what carries its NaN.
+            torch.testing.assert_close(value, clean[name], rtol=0, atol=0)
+        else:
+            assert torch.isnan(value).all(), f"{name}: expected NaN, got {value}"
+    # Without the poisoned image, everything is finite again: the NaN came from that image only.
+    without = accumulate([batches[0], (logits[[0, 2]], target[[0, 2]], weight[[0, 2]])], empty_score=empty_score)
+    assert all(bool(torch.isfinite(value).all()) for value in without.values())
+
+
+def test_absent_class_is_skipped_but_nan_counts_are_not():
+    # Image 0 has no class 2 anywhere: skipped in class 2's macro mean. The same image's counts
+    # made NaN (what a graph gives for a NaN logit) are not skipped: they poison every score.
+    x, y, w = all_present_batches()[0]
+    x, y = x.clone(), y.clone()
+    y[0][y[0] == 2] = 0
+    x[0, 2] = -100.0
+    counts = [c.clone() for c in segmentation_counts(x, y, w)]
+    clean = SegmentationMetrics()
+    clean.update_counts(*counts)
+    got = clean.compute()
+    assert got["dice_images"].tolist() == [2, 2, 1] and bool(torch.isfinite(got["dice_macro"]).all())
+    for count in counts:
+        count[0] = NAN
+    poisoned = SegmentationMetrics()
+    poisoned.update_counts(*counts)
+    got = poisoned.compute()
+    assert got["dice_images"].tolist() == [2, 2, 2]
+    assert all(bool(torch.isnan(got[name]).all()) for name in got if not name.endswith("images"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Counts: the functional, the module, TorchScript
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("activation,target_kind,hard", [("softmax", "index", True), ("softmax", "index", False),
+                                                         ("sigmoid", "binary", True), ("none", "binary", False)])
+def test_segmentation_counts_match_reference(activation, target_kind, hard):
+    rng = np.random.default_rng(7)
+    ignore = IGNORE if target_kind == "index" else None
+    x, y, w = make_batch(rng, 3, 3, (4, 3), activation, target_kind, ignore)
+    tp, sum_p, sum_t, mass = segmentation_counts(x, y, w, activation, hard, 0.5, ignore)
+    p, t, wr, pixels = R._prepare(x, y, w, activation, hard, 0.5, ignore)
+    ref_tp, ref_sp, ref_st = R._counts(p, t, wr, pixels)
+    for got, ref in ((tp, ref_tp), (sum_p, ref_sp), (sum_t, ref_st), (mass, wr.reshape(3, -1).sum(1))):
+        np.testing.assert_allclose(got.numpy(), ref, rtol=RTOL, atol=ATOL)
+    module_counts = [SegmentationCount(name, activation, hard, 0.5, ignore)(x, y, w) for name in COUNT_NAMES]
+    for got, expected in zip(module_counts, (tp, sum_p, sum_t, mass)):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_scripted_count_modules_match_eager():
+    x, y, w = all_present_batches()[0]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
+        for name, module in SegmentationMetrics(ignore_index=IGNORE).count_modules("c_").items():
+            scripted = torch.jit.script(module)
+            for weight in (w, None):
+                torch.testing.assert_close(scripted(x, y, weight), module(x, y, weight), rtol=0, atol=0, msg=name)
+
+
+# ------------------------------------------------------------------------------------------------
+# Exported graph + OnnxEvaluator
+# ------------------------------------------------------------------------------------------------
+
+
+def test_counts_from_an_exported_graph_equal_the_torch_path(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from unetweights.export import to_onnx
+    from unetweights.runtime import OnnxEvaluator
+
+    from .export.graphs import softmax_inputs
+
+    options = dict(ignore_index=-1, include_background=False)
+    torch_metrics = SegmentationMetrics(**options)
+    graph = EvaluationGraph(metrics={**torch_metrics.count_modules("n_"), "dice": DiceScore(ignore_index=-1)})
+    report = to_onnx(graph, tmp_path / "counts.onnx", softmax_inputs((2, 3, 6, 5)))
+    assert [spec.shape for spec in report.outputs] == [("batch", 3)] * 3 + [("batch",)] + [("batch", 3)]
+    evaluator = OnnxEvaluator(report.path, providers="cpu")
+    batches = [softmax_inputs(shape, seed=seed) for seed, shape in enumerate([(3, 3, 7, 4), (1, 3, 5, 9), (2, 3, 4, 4)])]
+    from_numpy, from_torch = SegmentationMetrics(**options), SegmentationMetrics(**options)
+    for logits, target, weight in batches:
+        torch_metrics.update(logits, target, weight)
+        from_numpy.update_from_outputs(evaluator(logits.numpy(), target.numpy(), weight.numpy()), prefix="n_")
+        from_torch.update_from_outputs(evaluator(logits, target, weight), prefix="n_")
+    expected = {name: value.numpy() for name, value in torch_metrics.compute().items()}
+    assert_result(from_numpy.compute(), expected, rtol=1e-5, atol=1e-6)
+    assert_result(from_torch.compute(), expected, rtol=1e-5, atol=1e-6)
+    # The whole dataset through evaluate(): its per-image outputs are counts too.
+    result = evaluator.evaluate(batches, progress=False)
+    from_result = SegmentationMetrics(**options)
+    from_result.update_from_outputs(result.per_image, prefix="n_")
+    assert_result(from_result.compute(), expected, rtol=1e-5, atol=1e-6)
+    # Its macro Dice is the mean of the graph's own per-image Dice, absent classes left out.
+    np.testing.assert_allclose(expected["dice_macro"], np.nanmean(result.per_image["dice"][:, 1:], 0), rtol=1e-5)
+    assert_result(torch_metrics.compute(), R.ref_dataset(batches, **options), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# torch.distributed: two gloo processes on CPU
+# ------------------------------------------------------------------------------------------------
+
+
+def _distributed_worker(rank, init_file, out_dir):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        batches = all_present_batches(seed=1, shapes=((2, 3, 4, 5), (1, 3, 3, 3), (3, 3, 2, 6)))
+        mine = batches[rank::2]
+        shared = SegmentationMetrics(ignore_index=-1)
+        local = SegmentationMetrics(ignore_index=-1, sync_on_compute=False)
+        for batch in mine:
+            shared.update(*batch)
+            local.update(*batch)
+        results = {"synced": shared.compute(), "local": local.compute()}
+        # compute() does not fold the other process's counts into this one's state.
+        shared.update(*mine[0])
+        results["synced_again"] = shared.compute()
+        # A process without data takes part when C is given.
+        idle = SegmentationMetrics(num_classes=3)
+        if rank == 0:
+            for batch in batches:
+                idle.update(*batch)
+        results["one_sided"] = idle.compute()
+        torch.save(results, f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_processes_sync_to_the_union(tmp_path):
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        pytest.skip("torch.distributed is not available")
+    mp.spawn(_distributed_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    batches = all_present_batches(seed=1, shapes=((2, 3, 4, 5), (1, 3, 3, 3), (3, 3, 2, 6)))
+    union = {k: v.numpy() for k, v in accumulate(batches, ignore_index=-1).items()}
+    again = {k: v.numpy() for k, v in accumulate(batches + [batches[0], batches[1]], ignore_index=-1).items()}
+    for rank in range(2):
+        results = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert_result(results["synced"], union, rtol=1e-12, atol=1e-14)
+        assert_result(results["local"], {k: v.numpy() for k, v in accumulate(batches[rank::2], ignore_index=-1).items()})
+        assert_result(results["synced_again"], again, rtol=1e-12, atol=1e-14)
+        assert_result(results["one_sided"], {k: v.numpy() for k, v in accumulate(batches).items()}, rtol=1e-12, atol=1e-14)
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad input
+# ------------------------------------------------------------------------------------------------
+
+
+def _counts3():
+    return [c.clone() for c in segmentation_counts(*all_present_batches()[0])]
+
+
+CONSTRUCTION_ERRORS = [
+    ("num_classes", dict(num_classes=0)),
+    ("num_classes", dict(num_classes=2.0)),
+    ("num_classes", dict(num_classes=True)),
+    ("activation", dict(activation="relu")),
+    ("threshold", dict(threshold=1.0)),
+    ("empty_score", dict(empty_score=math.inf)),
+    ("ignore_index", dict(ignore_index=1.5)),
+    ("include_background", dict(num_classes=1, include_background=False)),
+]
+
+
+@pytest.mark.parametrize("argument,options", CONSTRUCTION_ERRORS)
+def test_bad_options_are_named(argument, options):
+    with pytest.raises(ValueError, match=rf"^{argument}\b"):
+        SegmentationMetrics(**options)
+
+
+def test_bad_count_name():
+    with pytest.raises(ValueError, match=r"^count: expected one of \['tp', 'sum_p', 'sum_t', 'mass'\], got 'fp'"):
+        SegmentationCount("fp")
+
+
+def test_update_errors_name_the_argument():
+    x, y, w = all_present_batches()[0]
+    metrics = SegmentationMetrics()
+    metrics.update(x, y, w)
+    with pytest.raises(ValueError, match=r"^input: expected C = 3 channels \(the first update's C\), got shape \[2, 4, 4, 5\]"):
+        metrics.update(torch.randn(2, 4, 4, 5), y)
+    with pytest.raises(ValueError, match=r"^input: expected shape \(N, C, \*\)"):
+        metrics.update(torch.randn(2, 3), y)
+    with pytest.raises(ValueError, match=r"^input: expected a torch tensor"):
+        metrics.update(x.numpy(), y)
+    with pytest.raises(ValueError, match=r"^target:"):
+        metrics.update(x, y[:, :2])
+    with pytest.raises(ValueError, match=r"^target: class indices must lie in \[0, 3\)"):
+        metrics.update(x, y + 1)
+    with pytest.raises(ValueError, match=r"^weight:"):
+        metrics.update(x, y, -w)
+    with pytest.raises(ValueError, match=r"^include_background: False leaves no class"):
+        SegmentationMetrics(activation="sigmoid", include_background=False).update(x[:, :1], (y[:, None] > 0).double())
+    # None of the refused updates reached the state.
+    assert_result(metrics.compute(), {k: v.numpy() for k, v in accumulate([(x, y, w)]).items()}, rtol=0, atol=0)
+
+
+def test_update_counts_errors_name_the_argument():
+    tp, sum_p, sum_t, mass = _counts3()
+    metrics = SegmentationMetrics()
+    metrics.update_counts(tp, sum_p, sum_t, mass)
+    cases = [
+        ("tp", r"expected shape \(N, C\) with N >= 1, got \[3\]", (tp[0], sum_p, sum_t, mass)),
+        ("tp", r"expected shape \(N, C\) with N >= 1, got \[0, 3\]", (tp[:0], sum_p[:0], sum_t[:0], mass[:0])),
+        ("tp", r"expected shape \(N, C\) = \[2, 3\] \(the first update's C; every class, background included\), got \[2, 2\]",
+         (tp[:, 1:], sum_p[:, 1:], sum_t[:, 1:], mass)),
+        ("sum_p", r"expected the shape of tp", (tp, sum_p[:1], sum_t, mass)),
+        ("sum_t", r"expected the shape of tp", (tp, sum_p, sum_t.T, mass)),
+        ("mass", r"expected shape \(N,\) = \[2\] \(or \(N, 1\)\), got \[2, 3\]", (tp, sum_p, sum_t, sum_t)),
+        ("sum_p", r"expected non-negative counts", (tp, -sum_p, sum_t, mass)),
+        ("tp", r"expected floating-point counts, got dtype torch.int64", (tp.long(), sum_p, sum_t, mass)),
+        ("sum_t", r"expected a torch tensor or a numpy array, got list", (tp, sum_p, sum_t.tolist(), mass)),
+    ]
+    for argument, message, counts in cases:
+        with pytest.raises(ValueError, match=rf"^{argument}: {message}"):
+            metrics.update_counts(*counts)
+    with pytest.raises(ValueError, match=r"^outputs: missing \['x_mass'\]"):
+        metrics.update_from_outputs({"x_tp": tp, "x_sum_p": sum_p, "x_sum_t": sum_t}, prefix="x_")
+    # (N, 1) mass, as overlap_counts gives it, is accepted.
+    metrics.update_counts(tp, sum_p, sum_t, mass[:, None])
+    assert int(metrics.compute()["images"]) == 4
