@@ -7,7 +7,7 @@ import unetweights.losses as L
 import unetweights.metrics as M
 from unetweights.evaluation import EvaluationGraph
 
-from .export.graphs import IGNORE, sigmoid_graph, sigmoid_inputs, softmax_graph, softmax_inputs
+from .export.graphs import IGNORE, distance_graph, distance_inputs, sigmoid_graph, sigmoid_inputs, softmax_graph, softmax_inputs
 
 
 def test_outputs_are_the_parts_per_image():
@@ -35,6 +35,25 @@ def test_weight_may_be_left_out():
     without, with_ones = graph(logits, target), graph(logits, target, ones)
     for name in graph.output_names:
         torch.testing.assert_close(without[name], with_ones[name])
+
+
+@pytest.mark.parametrize("shape,spacing", [((2, 3, 9, 7), [1.0, 0.5]), ((2, 3, 4, 6, 5), [2.0, 1.0, 1.0])])
+def test_distance_losses_take_the_distance_input(shape, spacing):
+    """Boundary and Hausdorff-DT get the graph's fourth input, or compute the same map themselves."""
+    graph = distance_graph(spacing)
+    logits, target, weight, distance = distance_inputs(shape, spacing, seed=4)
+    given = graph(logits, target, weight, distance)
+    computed = graph(logits, target, weight)
+    assert list(given) == graph.output_names == ["generalized_dice", "boundary", "hausdorff_dt", "cldice", "mcc", "dice"]
+    boundary = L.BoundaryLoss(include_background=False, ignore_index=IGNORE, reduction="per_image")
+    torch.testing.assert_close(given["boundary"], boundary(logits, target, weight, distance))
+    for name in graph.output_names:
+        torch.testing.assert_close(computed[name], given[name], rtol=1e-5, atol=1e-5, equal_nan=True)
+    scripted = torch.jit.script(graph)
+    for name, value in scripted(logits, target, weight, distance).items():
+        torch.testing.assert_close(value, given[name], equal_nan=True)
+    for name, value in scripted(logits, target, weight).items():
+        torch.testing.assert_close(value, computed[name], equal_nan=True)
 
 
 @pytest.mark.parametrize("make_graph,make_inputs,channels", [(softmax_graph, softmax_inputs, 3), (sigmoid_graph, sigmoid_inputs, 1)])

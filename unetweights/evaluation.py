@@ -1,6 +1,6 @@
 """EvaluationGraph: losses and metrics per image, as one module that scripts and exports.
 
-An evaluation graph maps ``(logits, target, weight)`` to named per-image outputs: each loss as
+An evaluation graph maps ``(logits, target, weight, distance)`` to named per-image outputs: each loss as
 shape (N,) and each metric as (N, C) (or (N,) for an overall accuracy). It is written like the
 losses (no data-dependent Python control flow, no loop over the batch), so the same module runs
 eagerly, under ``torch.jit.script`` (and from C++ through libtorch), and exports to ONNX with
@@ -19,7 +19,7 @@ from .metrics import DiceScore, IoUScore, PixelAccuracy
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
-INPUT_NAMES: List[str] = ["logits", "target", "weight"]
+INPUT_NAMES: List[str] = ["logits", "target", "weight", "distance"]
 
 
 def _check_parts(parts: Optional[Mapping[str, nn.Module]], argument: str) -> Dict[str, nn.Module]:
@@ -42,6 +42,11 @@ def _check_parts(parts: Optional[Mapping[str, nn.Module]], argument: str) -> Dic
     return checked
 
 
+def _takes_distance(module: nn.Module) -> bool:
+    """Whether ``module``'s forward takes the target's distance map as a fourth argument."""
+    return bool(getattr(module, "takes_distance", False))
+
+
 class EvaluationGraph(nn.Module):
     """Per-image losses and metrics as one module: ``forward(logits, target, weight=None)``.
 
@@ -61,9 +66,14 @@ class EvaluationGraph(nn.Module):
     -----
     Output names are the keys, losses first and then metrics, each in the order given; they are
     identifiers and unique, and ``output_names`` lists them. ``forward`` returns a dict in that
-    order; exported graphs use the same names for their outputs, and ``logits``, ``target`` and
-    ``weight`` for their inputs. ``weight`` may be left out (every pixel weighs 1); a graph
-    exported without it has two inputs.
+    order; exported graphs use the same names for their outputs, and ``logits``, ``target``,
+    ``weight`` and ``distance`` for their inputs. ``weight`` may be left out (every pixel weighs
+    1); a graph exported without it has two inputs. ``distance``, the target's signed distance
+    map (N, C', *) with one channel per class the distance losses score (all of them must score
+    the same classes), is for graphs that hold such losses: left out, they compute it from the
+    target in the graph (exact, in their ``spacing``; see
+    :func:`~unetweights.losses.distance_transform` for its memory). A graph exported with it has
+    four inputs (pass ``weight`` too).
 
     Examples
     --------
@@ -88,7 +98,10 @@ class EvaluationGraph(nn.Module):
             raise ValueError(f"metrics: output names must differ from the loss names, both have {shared}")
         if not loss_parts and not metric_parts:
             raise ValueError("losses, metrics: expected at least one loss or metric, got none")
-        self.losses = nn.ModuleDict({name: with_reduction(loss, "per_image") for name, loss in loss_parts.items()})
+        per_image = {name: with_reduction(loss, "per_image") for name, loss in loss_parts.items()}
+        # Two dicts: TorchScript unrolls each loop with one call signature.
+        self.losses = nn.ModuleDict({name: loss for name, loss in per_image.items() if not _takes_distance(loss)})
+        self.distance_losses = nn.ModuleDict({name: loss for name, loss in per_image.items() if _takes_distance(loss)})
         self.metrics = nn.ModuleDict(metric_parts)
         self.output_names: List[str] = [*loss_parts, *metric_parts]
 
@@ -116,13 +129,20 @@ class EvaluationGraph(nn.Module):
         }
         return cls(losses, metrics)
 
-    def forward(self, logits: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Dict[str, Tensor]:
+    def forward(
+        self, logits: Tensor, target: Tensor, weight: Optional[Tensor] = None, distance: Optional[Tensor] = None
+    ) -> Dict[str, Tensor]:
         outputs: Dict[str, Tensor] = {}
         for name, loss in self.losses.items():
             outputs[name] = loss(logits, target, weight)
+        for name, loss in self.distance_losses.items():
+            outputs[name] = loss(logits, target, weight, distance)
         for name, metric in self.metrics.items():
             outputs[name] = metric(logits, target, weight)
-        return outputs
+        ordered: Dict[str, Tensor] = {}
+        for name in self.output_names:
+            ordered[name] = outputs[name]
+        return ordered
 
 
 __all__: List[str] = ["EvaluationGraph", "INPUT_NAMES"]

@@ -224,7 +224,7 @@ class OnnxEvaluator:
         of spinning (kinder to a torch process sharing the cores, at some latency).
     check_values : bool
         True (the default): before each run, check the values of the inputs named ``logits``,
-        ``target`` and ``weight`` (see Notes) and raise ValueError naming the input and the
+        ``target``, ``weight`` and ``distance`` (see Notes) and raise ValueError naming the input and the
         image. False skips that for speed; a bad value then makes that image's outputs NaN.
     ignore_index : int, optional
         The target value, other than a class index, that the check allows. None (the default):
@@ -246,9 +246,9 @@ class OnnxEvaluator:
     Notes
     -----
     The value checks recognise the inputs by the names that ``to_onnx`` gives an EvaluationGraph's
-    inputs (``logits``, ``target``, ``weight``); inputs named otherwise are not checked, and a
-    graph with none of those names gets no value checks. ``logits`` must be finite. ``weight``
-    must be finite and non-negative. ``target`` (checked only where the graph has a ``logits``
+    inputs (``logits``, ``target``, ``weight``, ``distance``); inputs named otherwise are not
+    checked, and a graph with none of those names gets no value checks. ``logits`` and
+    ``distance`` must be finite. ``weight`` must be finite and non-negative. ``target`` (checked only where the graph has a ``logits``
     input, which gives C = ``logits.shape[1]``) holds class indices in [0, C) or ``ignore_index``
     when it has one dim fewer than the logits, and finite values in [0, 1] (binary or
     probability targets) when it has as many. The check costs one pass over each input (a min
@@ -436,7 +436,7 @@ class OnnxEvaluator:
                     sizes.setdefault(want, (spec.name, got))
 
     def _check_values(self, arrays: Sequence[Any], where: str) -> None:
-        """Raise ValueError for a bad value in ``logits``, ``target`` or ``weight`` (see the Notes).
+        """Raise ValueError for a bad value in ``logits``, ``target``, ``weight`` or ``distance`` (see the Notes).
 
         Each checked input costs one min/max pass per image, in torch on the inputs' device; the
         (inputs, N, 2) ranges then come to the host in one transfer, and the host decides.
@@ -454,6 +454,10 @@ class OnnxEvaluator:
                 ("weight", "finite non-negative values", lambda low, high: low >= 0 and np.isfinite(high))
             )
             ranges.append(_per_image_range(_as_torch(weight)))
+        distance = named.get("distance")
+        if distance is not None and distance.shape[0] > 0 and _numel(distance) > 0 and _is_floating(distance):
+            checks.append(("distance", "finite values", lambda low, high: np.isfinite(low) and np.isfinite(high)))
+            ranges.append(_per_image_range(_as_torch(distance)))
         target = named.get("target")
         if logits is not None and target is not None and target.shape[0] > 0 and _numel(target) > 0:
             num_classes = logits.shape[1] if len(logits.shape) >= 2 else 0

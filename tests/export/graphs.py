@@ -1,10 +1,12 @@
 """Evaluation graphs and inputs shared by the ONNX, TorchScript and runtime tests."""
 
+import numpy as np
 import torch
 
 import unetweights.losses as L
 import unetweights.metrics as M
 from unetweights.evaluation import EvaluationGraph
+from unetweights.weightmaps import signed_distance_map
 
 IGNORE = -1
 CLASS_WEIGHT = (0.5, 2.0, 1.0)
@@ -78,3 +80,27 @@ def sigmoid_inputs(shape, seed=0):
     target = (torch.rand(shape, generator=g) < 0.4).float()
     weight = 0.1 + 3.0 * torch.rand((n, *spatial), generator=g)
     return logits, target, weight
+
+
+def distance_graph(spacing) -> EvaluationGraph:
+    """Generalized Dice with the losses on distances and skeletons, scoring the foreground classes."""
+    return EvaluationGraph(
+        losses={
+            "generalized_dice": L.GeneralizedDiceLoss(per_image=True, ignore_index=IGNORE),
+            "boundary": L.BoundaryLoss(include_background=False, spacing=spacing, ignore_index=IGNORE),
+            "hausdorff_dt": L.HausdorffDTLoss(include_background=False, spacing=spacing, ignore_index=IGNORE),
+            "cldice": L.ClDiceLoss(iterations=2, per_image=True, include_background=False, ignore_index=IGNORE),
+            "mcc": L.MCCLoss(per_image=True, ignore_index=IGNORE),
+        },
+        metrics={"dice": M.DiceScore(ignore_index=IGNORE)},
+    )
+
+
+def distance_inputs(shape, spacing, seed=0):
+    """softmax_inputs plus the target's signed distance map of the foreground classes, (N, C - 1, *),
+    as the data pipeline precomputes it (ignored pixels in no class)."""
+    logits, target, weight = softmax_inputs(shape, seed)
+    classes = np.arange(1, shape[1]).reshape((1, -1) + (1,) * (len(shape) - 2))
+    one_hot = target.numpy()[:, None] == classes
+    distance = np.stack([signed_distance_map(image, spacing, channel_axis=0) for image in one_hot])
+    return logits, target, weight, torch.from_numpy(distance)

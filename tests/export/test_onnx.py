@@ -12,7 +12,7 @@ from torch import nn
 from unetweights.evaluation import EvaluationGraph
 from unetweights.export import append_to_model, dynamic_dims, to_onnx, to_torchscript
 
-from .graphs import sigmoid_graph, sigmoid_inputs, softmax_graph, softmax_inputs
+from .graphs import distance_graph, distance_inputs, sigmoid_graph, sigmoid_inputs, softmax_graph, softmax_inputs
 
 TOLERANCE = 1e-5
 
@@ -25,7 +25,7 @@ def run_onnx(path, feeds):
 
 
 def assert_matches_torch(path, graph, inputs):
-    names = ["logits", "target", "weight"][: len(inputs)]
+    names = ["logits", "target", "weight", "distance"][: len(inputs)]
     actual = run_onnx(path, dict(zip(names, inputs)))
     with torch.no_grad():
         expected = graph(*inputs)
@@ -48,6 +48,8 @@ def exported(tmp_path_factory):
         ("softmax_3d", softmax_graph(), softmax_inputs((2, 3, 6, 10, 8))),
         ("sigmoid_2d", sigmoid_graph(), sigmoid_inputs((2, 1, 16, 12))),
         ("unweighted_2d", softmax_graph(), softmax_inputs((2, 3, 24, 20), weighted=False)),
+        ("distance_computed_2d", distance_graph([1.0, 0.5]), softmax_inputs((2, 3, 24, 20))),
+        ("distance_3d", distance_graph([2.0, 1.0, 1.0]), distance_inputs((2, 3, 6, 10, 8), [2.0, 1.0, 1.0])),
     ]:
         path = folder / f"{key}.onnx"
         graphs[key] = (graph, path, to_onnx(graph, path, inputs))
@@ -59,7 +61,11 @@ UNSEEN = {
     "softmax_3d": [(1, 3, 5, 7, 9), (3, 3, 4, 11, 6)],
     "sigmoid_2d": [(1, 1, 13, 29), (3, 1, 32, 7)],
     "unweighted_2d": [(1, 3, 17, 9), (3, 3, 31, 40)],
+    "distance_computed_2d": [(1, 3, 17, 9), (3, 3, 31, 40)],
+    "distance_3d": [(1, 3, 5, 7, 9), (3, 3, 4, 11, 6)],
 }
+
+SPACING = {"distance_computed_2d": [1.0, 0.5], "distance_3d": [2.0, 1.0, 1.0]}
 
 
 @pytest.mark.parametrize("key,shape", [(k, s) for k, shapes in UNSEEN.items() for s in shapes])
@@ -67,6 +73,8 @@ def test_onnx_equals_torch_on_unseen_shapes(exported, key, shape):
     graph, path, _ = exported[key]
     if key.startswith("sigmoid"):
         inputs = sigmoid_inputs(shape, seed=sum(shape))
+    elif key in SPACING:
+        inputs = distance_inputs(shape, SPACING[key], seed=sum(shape))[: 3 if "computed" in key else 4]
     else:
         inputs = softmax_inputs(shape, seed=sum(shape), weighted=key != "unweighted_2d")
     assert_matches_torch(path, graph, inputs)
@@ -82,6 +90,19 @@ def test_absent_class_is_nan_in_onnx_where_it_is_in_torch(exported, key):
     expected = assert_matches_torch(path, graph, (logits, target, weight))
     assert torch.isnan(expected["dice"][1, 2]) and torch.isnan(expected["iou"][1, 1])
     assert torch.isfinite(expected["dice"][[0, 2]]).all() and torch.isfinite(expected["dice"][1, :2]).all()
+
+
+def test_distance_graph_computes_what_the_pipeline_precomputes(exported):
+    """The graph exported without a distance input computes the target's map itself, in its spacing."""
+    graph, path, report = exported["distance_computed_2d"]
+    assert [s.name for s in report.inputs] == ["logits", "target", "weight"]
+    inputs = distance_inputs((2, 3, 19, 13), [1.0, 0.5], seed=5)
+    computed = run_onnx(path, dict(zip(["logits", "target", "weight"], inputs[:3])))
+    with torch.no_grad():
+        given = graph(*inputs)
+    for name in ("boundary", "hausdorff_dt"):
+        np.testing.assert_allclose(computed[name], given[name].numpy(), rtol=1e-5, atol=1e-5, err_msg=name)
+    assert exported["distance_3d"][2].inputs[3].shape == ("batch", 2, "depth", "height", "width")
 
 
 def test_report_lists_symbolic_shapes(exported):
@@ -279,3 +300,16 @@ def test_append_to_model_errors(tmp_path):
         append_to_model(tmp_path / "net.onnx", tmp_path / "eval18.onnx", tmp_path)
     with pytest.raises(ValueError, match=r"^path: the folder of .*joined.onnx does not exist"):
         append_to_model(tmp_path / "net.onnx", tmp_path / "eval18.onnx", tmp_path / "missing" / "joined.onnx")
+
+
+def test_evaluator_checks_and_poisons_the_distance_input(exported):
+    from unetweights.runtime import OnnxEvaluator
+
+    graph, path, _ = exported["distance_3d"]
+    logits, target, weight, distance = distance_inputs((2, 3, 4, 5, 6), [2.0, 1.0, 1.0], seed=3)
+    distance[1, 0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="distance.*image 1"):
+        OnnxEvaluator(path, providers="cpu", threads=1)(logits, target, weight, distance)
+    outputs = OnnxEvaluator(path, providers="cpu", threads=1, check_values=False)(logits, target, weight, distance)
+    for name in ("boundary", "hausdorff_dt"):
+        assert torch.isfinite(outputs[name][0]) and torch.isnan(outputs[name][1]), name

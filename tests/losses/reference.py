@@ -596,3 +596,185 @@ def ref_kl_div(input, target, weight=None, reduction="mean", log_target=False):
     if reduction == "batchmean":
         return _elementwise(f, input, target, weight, "sum") / input.shape[0]
     return _elementwise(f, input, target, weight, reduction)
+
+
+# ---------------------------------------------------------------------------------------------
+# MCC and the losses on distances and skeletons
+# ---------------------------------------------------------------------------------------------
+
+
+def ref_mcc(input, target, weight=None, activation="softmax", smooth=1e-5, per_image=False, include_background=True,
+            class_weight=None, ignore_index=-100, reduction="mean"):
+    """1 - MCC per set and class from the weighted soft confusion matrix, in float64 loops."""
+    stats, masses, classes = _overlap_sets(
+        input, target, weight, activation, ignore_index, per_image, include_background, False
+    )
+    losses = []
+    for row, mass in zip(stats, masses):
+        out = []
+        for tp, sp, st in row:
+            fp, fn = sp - tp, st - tp
+            tn = mass - tp - fp - fn
+            if fp == 0 and fn == 0:
+                out.append(0.0)
+                continue
+            den = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn) + smooth)
+            out.append(1.0 - ((tp * tn - fp * fn) / den if den > 0 else 0.0))
+        losses.append(out)
+    return _reduce_set_losses(losses, masses, classes, class_weight, reduction)
+
+
+def brute_signed_distance(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """Outside: distance to the nearest True pixel; inside: minus the distance to the nearest False.
+
+    By an explicit minimum over every pixel, in float64; 0 everywhere without a boundary.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    out = np.zeros(mask.shape)
+    if mask.all() or not mask.any():
+        return out
+    points = np.stack(np.nonzero(np.ones(mask.shape, dtype=bool)), 1) * np.asarray(spacing, dtype=np.float64)
+    flat = mask.reshape(-1)
+    for i, here in enumerate(points):
+        other = points[flat != flat[i]]
+        nearest = math.sqrt(float(((other - here) ** 2).sum(1).min()))
+        out.reshape(-1)[i] = -nearest if flat[i] else nearest
+    return out
+
+
+def _one_hot_truth(input: np.ndarray, target: np.ndarray, ignore_index) -> Tuple[np.ndarray, np.ndarray]:
+    """(N, C, *) float64 truth (zero where ignored) and the (N, *) valid mask."""
+    if target.ndim == input.ndim:
+        return np.asarray(target, dtype=np.float64), np.ones((input.shape[0],) + input.shape[2:], dtype=bool)
+    valid = target != ignore_index
+    truth = np.stack([(target == c) & valid for c in range(input.shape[1])], 1).astype(np.float64)
+    return truth, valid
+
+
+def _elementwise_distance_loss(values, input, valid, weight, reduction):
+    """Reduce (N, C', *) element losses with the weight map (N, *) and the valid mask (N, *)."""
+    w = np.ones(valid.shape) if weight is None else np.asarray(weight, dtype=np.float64)
+    w = np.where(valid, w, 0.0)[:, None]
+    weighted = values * w
+    if reduction == "none":
+        return weighted
+    norm = np.broadcast_to(w, values.shape)
+    if reduction == "sum":
+        return weighted.sum()
+    if reduction == "per_image":
+        num = weighted.reshape(len(values), -1).sum(1)
+        den = norm.reshape(len(values), -1).sum(1)
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    return weighted.sum() / norm.sum() if norm.sum() > 0 else 0.0
+
+
+def ref_boundary(input, target, weight=None, distance=None, activation="softmax", include_background=True,
+                 spacing=None, ignore_index=-100, reduction="mean"):
+    """Σ w·φ_c·p_c / Σ w, φ from scipy's transform (via signed_distance_map) unless given."""
+    from unetweights.weightmaps import signed_distance_map
+
+    prob = _activated(input, activation)
+    truth, valid = _one_hot_truth(input, target, ignore_index)
+    first = 0 if include_background else 1
+    prob, truth = prob[:, first:], truth[:, first:]
+    if distance is None:
+        distance = np.stack([signed_distance_map(t > 0.5, spacing=spacing, channel_axis=0) for t in truth])
+    return _elementwise_distance_loss(np.asarray(distance, dtype=np.float64) * prob, input, valid, weight, reduction)
+
+
+def ref_hausdorff_dt(input, target, weight=None, activation="softmax", alpha=2.0, include_background=True,
+                     spacing=None, ignore_index=-100, reduction="mean"):
+    """(p - t)² (d_P^α + d_G^α) with d the unsigned distance to the boundary, from scipy."""
+    from unetweights.weightmaps import signed_distance_map
+
+    prob = _activated(input, activation)
+    truth, valid = _one_hot_truth(input, target, ignore_index)
+    first = 0 if include_background else 1
+    prob, truth = prob[:, first:], truth[:, first:]
+
+    def field(mask):
+        return np.abs(np.stack([signed_distance_map(m, spacing=spacing, channel_axis=0) for m in mask]))
+
+    scale = field(prob > 0.5) ** alpha + field(truth > 0.5) ** alpha
+    return _elementwise_distance_loss((prob - truth) ** 2 * scale, input, valid, weight, reduction)
+
+
+def ref_soft_skeleton(x: np.ndarray, iterations: int) -> np.ndarray:
+    """clDice's soft skeleton with scipy's grey filters: min over the axis cross, max over the 3^d box.
+
+    ``mode="nearest"`` repeats the edge, which never beats the pixel itself: outside pixels never win.
+    """
+    from scipy import ndimage
+
+    spatial = x.ndim - 2
+    cross = ndimage.generate_binary_structure(spatial, 1)
+    box = np.ones((3,) * spatial, dtype=bool)
+    footprint_cross = cross[None, None]
+    footprint_box = box[None, None]
+
+    def erode(a):
+        return ndimage.minimum_filter(a, footprint=footprint_cross, mode="nearest")
+
+    def dilate(a):
+        return ndimage.maximum_filter(a, footprint=footprint_box, mode="nearest")
+
+    x = np.asarray(x, dtype=np.float64)
+    skeleton = np.maximum(x - dilate(erode(x)), 0.0)
+    for _ in range(iterations):
+        x = erode(x)
+        delta = np.maximum(x - dilate(erode(x)), 0.0)
+        skeleton = skeleton + np.maximum(delta - skeleton * delta, 0.0)
+    return skeleton
+
+
+def _pixel_weights(input, valid, weight) -> np.ndarray:
+    """(N, *) float64 weights, 0 where ignored."""
+    w = np.ones(valid.shape) if weight is None else np.asarray(weight, dtype=np.float64)
+    return np.where(valid, w, 0.0)
+
+
+def _per_set(loss_of, num_images, num_classes, w, per_image, reduction):
+    """``loss_of(images, k)`` for every set of images and scored class k, reduced like the set losses."""
+    sets = [[n] for n in range(num_images)] if per_image else [list(range(num_images))]
+    losses = [[loss_of(images, k) for k in range(num_classes)] for images in sets]
+    masses = [float(w[images].sum()) for images in sets]
+    return _reduce_set_losses(losses, masses, list(range(num_classes)), None, reduction)
+
+
+def _ratio(num: float, den: float) -> float:
+    return 1.0 if den == 0 else num / den
+
+
+def ref_cldice(input, target, weight=None, activation="softmax", iterations=3, smooth=1.0, per_image=False,
+               include_background=True, ignore_index=-100, reduction="mean"):
+    """1 - 2·Tprec·Tsens / (Tprec + Tsens) per set and class, skeletons from scipy's grey filters."""
+    prob = _activated(input, activation)
+    truth, valid = _one_hot_truth(input, target, ignore_index)
+    first = 0 if include_background else 1
+    prob, truth = prob[:, first:], truth[:, first:]
+    skeleton_p, skeleton_t = ref_soft_skeleton(prob, iterations), ref_soft_skeleton(truth, iterations)
+    w = _pixel_weights(input, valid, weight)
+
+    def loss_of(images, k):
+        ww, p, t, sp, st = w[images], prob[images, k], truth[images, k], skeleton_p[images, k], skeleton_t[images, k]
+        precision = _ratio((ww * sp * t).sum() + smooth, (ww * sp).sum() + smooth)
+        sensitivity = _ratio((ww * st * p).sum() + smooth, (ww * st).sum() + smooth)
+        return 1.0 - _ratio(2.0 * precision * sensitivity, precision + sensitivity)
+
+    return _per_set(loss_of, len(input), prob.shape[1], w, per_image, reduction)
+
+
+def ref_skeleton_recall(input, skeleton, weight=None, activation="softmax", smooth=1.0, per_image=False,
+                        ignore_index=-100, reduction="mean"):
+    """1 - (Σ w·p·s + smooth) / (Σ w·s + smooth) per set and class (class 0 left out of index skeletons)."""
+    prob = _activated(input, activation)
+    tube, valid = _one_hot_truth(input, skeleton, ignore_index)
+    if skeleton.ndim != input.ndim:
+        prob, tube = prob[:, 1:], tube[:, 1:]
+    w = _pixel_weights(input, valid, weight)
+
+    def loss_of(images, k):
+        ww, p, t = w[images], prob[images, k], tube[images, k]
+        return 1.0 - _ratio((ww * p * t).sum() + smooth, (ww * t).sum() + smooth)
+
+    return _per_set(loss_of, len(input), prob.shape[1], w, per_image, reduction)

@@ -49,6 +49,40 @@ def _activate(input: Tensor, activation: str) -> Tensor:
     return input
 
 
+def target_classes(
+    input: Tensor, target: Tensor, activation: str, ignore_index: Optional[int]
+) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+    """The target of an (N, C, *) ``input`` as (N, C, *) truth in ``input``'s dtype.
+
+    Returns ``(truth, valid, poison)``. A (N, C, *) binary or probability target is checked and
+    taken as it is; class indices (N, *) become one-hot (not with ``activation="sigmoid"``, which
+    needs a per-channel target). ``valid`` is None, or (N, 1, *) in ``input``'s dtype, 0 where
+    the index target equals ``ignore_index`` (those pixels are all-zero in ``truth``). ``poison``
+    is None or the (N,) NaN-or-0 vector of the images whose target holds an invalid value while
+    tracing (eager and TorchScript raise for those).
+    """
+    if target.dim() == input.dim():
+        check_same_shape(target, "target", list(input.shape), "(N, C, *)")
+        truth, poison = probability_target(target, input.dtype)
+        return truth, None, poison
+    if activation == "sigmoid":
+        raise ValueError(
+            f"target: activation='sigmoid' needs a (N, C, *) = {list(input.shape)} binary target, got "
+            f"{list(target.shape)}; for one channel pass target.unsqueeze(1)"
+        )
+    valid: Optional[Tensor] = None
+    if ignore_index is None:
+        labels, bad_target = class_indices(target, input)
+    else:
+        keep, labels, bad_target = index_target(target, input, ignore_index)
+        valid = keep.to(input.dtype).unsqueeze(1)
+        # -1 matches no class: an ignored pixel is 0 in every channel.
+        labels = torch.where(keep, labels, torch.full_like(labels, -1))
+    classes = torch.arange(input.shape[1], device=input.device).view([1, -1] + [1] * (input.dim() - 2))
+    truth = (labels.unsqueeze(1) == classes).to(input.dtype)
+    return truth, valid, bad_target
+
+
 def overlap_counts(
     input: Tensor,
     target: Tensor,
@@ -86,35 +120,19 @@ def overlap_counts(
             f"include_background: False leaves no class for an input with C = {num_classes} channel"
         )
     w = elementwise_weight(weight, [num_images] + [1] + list(input.shape[2:]), True)
+    truth, valid, target_poison = target_classes(input, target, activation, ignore_index)
+    if target_poison is not None:
+        poison = poison + target_poison
     # mask: the weight of each pixel, (N, 1, P), or None when every pixel weighs 1.
     mask: Optional[Tensor] = None
     if w is not None:
         mask = w.expand([num_images, 1] + list(input.shape[2:])).reshape(num_images, 1, -1)
+    if valid is not None:
+        valid = valid.reshape(num_images, 1, -1)
+        mask = valid if mask is None else mask * valid
     prob = _activate(input, activation).reshape(num_images, num_classes, -1)
-    if target.dim() == input.dim():
-        check_same_shape(target, "target", list(input.shape), "(N, C, *)")
-        truth, target_poison = probability_target(target, input.dtype)
-        truth = truth.reshape(prob.shape)
-        # An invalid probability target poisons its whole image, not only its class.
-        poison = poison + target_poison
-        one_hot = False
-    else:
-        if activation == "sigmoid":
-            raise ValueError(
-                f"target: activation='sigmoid' needs a (N, C, *) = {list(input.shape)} binary target, got "
-                f"{list(target.shape)}; for one channel pass target.unsqueeze(1)"
-            )
-        if ignore_index is None:
-            labels, bad_target = class_indices(target, input)
-        else:
-            valid, labels, bad_target = index_target(target, input, ignore_index)
-            valid = valid.to(input.dtype).reshape(num_images, 1, -1)
-            mask = valid if mask is None else mask * valid
-        if bad_target is not None:
-            poison = poison + bad_target
-        classes = torch.arange(num_classes, device=input.device).view(1, -1, 1)
-        truth = (labels.reshape(num_images, 1, -1) == classes).to(input.dtype)
-        one_hot = True
+    truth = truth.reshape(prob.shape)
+    one_hot = target.dim() != input.dim()
     weighted_truth = truth if mask is None else truth * mask
     tp = (weighted_truth * prob).sum(-1)
     sum_t = (weighted_truth * truth).sum(-1) if squared and not one_hot else weighted_truth.sum(-1)
@@ -305,6 +323,55 @@ def generalized_dice_loss(
     return _reduce_sets(1.0 - score, mass, None, include_background, reduction)
 
 
+def mcc_loss(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor] = None,
+    activation: str = "softmax",
+    smooth: float = 1e-5,
+    per_image: bool = False,
+    include_background: bool = True,
+    class_weight: Optional[Tensor] = None,
+    ignore_index: Optional[int] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Matthews correlation coefficient loss (Abhishek & Hamarneh 2021) with a per-pixel weight map.
+
+    1 - MCC per set and class, with MCC = (tp·tn - fp·fn) / √((tp+fp)(tp+fn)(tn+fp)(tn+fn) + s)
+    on the weighted soft counts tp = Σ w·p·t, fp = Σ w·p - tp, fn = Σ w·t - tp and
+    tn = Σ w - tp - fp - fn, where Σ w is the set's weight mass (its pixel count with
+    weight=None). Unlike Dice, MCC rewards true negatives, so an empty class predicted empty
+    scores 1 and a wrong prediction can score below 0 (loss up to 2). Parameters are those of
+    :func:`soft_dice_loss` (but ``squared``); ``smooth`` s ≥ 0 enters the radicand only, as in
+    MONAI's ``MCCLoss(smooth_nr=0, smooth_dr=s)``, which this loss equals with weight=None
+    (``batch=not per_image``).
+
+    Notes
+    -----
+    A set and class with fp = fn = 0 is a perfect prediction: loss 0, even where a margin of
+    the denominator is 0 (MONAI's rule too). Where a margin is 0 otherwise and ``smooth=0``,
+    MCC is defined as 0 (loss 1), as scikit-learn does, never NaN. A set with no weight mass has
+    loss 0 and is left out of the mean. The ratio is taken in float64: the radicand is a
+    fourth power of the counts. Invalid input makes its set's loss NaN (see
+    :func:`soft_dice_loss`).
+    """
+    class_weight = _check_set_options(input, smooth, class_weight, reduction, per_image)
+    tp, sum_p, sum_t, mass = overlap_counts(
+        input, target, weight, activation, ignore_index, per_image, include_background, False
+    )
+    tp64, sum_p64, sum_t64 = tp.double(), sum_p.double(), sum_t.double()
+    fp, fn = sum_p64 - tp64, sum_t64 - tp64
+    tn = mass.double() - sum_p64 - fn
+    radicand = sum_p64 * sum_t64 * (tn + fp) * (tn + fn) + smooth
+    # sqrt at 0 has an infinite slope: keep it out of the graph where the ratio is not taken.
+    den = torch.sqrt(torch.where(radicand == 0, torch.ones_like(radicand), radicand))
+    den = torch.where(radicand == 0, torch.zeros_like(den), den)
+    mcc = ratio_or(tp64 * tn - fp * fn, den, 0.0)
+    perfect = (fp == 0) & (fn == 0)
+    loss = torch.where(perfect, torch.zeros_like(mcc), 1.0 - mcc).to(tp.dtype)
+    return _reduce_sets(loss, mass, class_weight, include_background, reduction)
+
+
 def tversky_loss(
     input: Tensor,
     target: Tensor,
@@ -466,6 +533,36 @@ class GeneralizedDiceLoss(_SetLoss):
         )
 
 
+class MCCLoss(_SetLoss):
+    """Module form of :func:`mcc_loss`; options are fixed at construction."""
+
+    def __init__(
+        self,
+        activation: str = "softmax",
+        smooth: float = 1e-5,
+        per_image: bool = False,
+        include_background: bool = True,
+        class_weight: Optional[Tensor] = None,
+        ignore_index: Optional[int] = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(activation, smooth, per_image, include_background, class_weight, ignore_index, reduction)
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return mcc_loss(
+            input,
+            target,
+            weight,
+            self.activation,
+            self.smooth,
+            self.per_image,
+            self.include_background,
+            self.class_weight,
+            self.ignore_index,
+            self.reduction,
+        )
+
+
 class TverskyLoss(_SetLoss):
     """Module form of :func:`tversky_loss`; options are fixed at construction."""
 
@@ -506,4 +603,15 @@ class TverskyLoss(_SetLoss):
         )
 
 
-__all__: List[str] = ["SoftDiceLoss", "TverskyLoss", "soft_dice_loss", "tversky_loss"]
+__all__: List[str] = [
+    "GeneralizedDiceLoss",
+    "MCCLoss",
+    "SoftDiceLoss",
+    "SoftJaccardLoss",
+    "TverskyLoss",
+    "generalized_dice_loss",
+    "mcc_loss",
+    "soft_dice_loss",
+    "soft_jaccard_loss",
+    "tversky_loss",
+]

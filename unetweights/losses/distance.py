@@ -1,0 +1,648 @@
+"""Losses that look at shape: boundary, Hausdorff distance transform, clDice, skeleton recall.
+
+The boundary and Hausdorff-DT losses consume the target's signed distance map, which the data
+pipeline precomputes in physical units (:func:`unetweights.weightmaps.signed_distance_map` with
+``spacing``, or the ``distance`` option of the dataset and transforms). Where it is not passed,
+and for the prediction's distances, which change with every step, they compute it in the graph
+with :func:`distance_transform`: an exact separable Euclidean distance transform written in
+torch, so the losses still script, compile, export to ONNX and run on the GPU.
+
+clDice and skeleton recall are for thin structures (vessels, neurites, membranes): clDice
+compares soft skeletons made by min/max pooling; skeleton recall scores the soft prediction on
+a tubed skeleton of the target (:func:`unetweights.weightmaps.tubed_skeleton`), precomputed.
+
+The losses follow the package's rules (weight map, reduction, NaN in is NaN out, the same
+numbers eager, scripted, compiled and exported); each docstring states its formula.
+"""
+
+import math
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._reduce import (
+    check_option_range,
+    check_per_image_sets,
+    check_reduction,
+    check_same_shape,
+    checked_input,
+    checking_values,
+    elementwise_weight,
+    input_poison,
+    ratio_or,
+    reduce_loss,
+)
+from .overlap import _activate, _reduce_sets, check_activation, target_classes
+
+def _check_spacing(spacing: Optional[List[float]], ndim: int) -> List[float]:
+    """``spacing`` checked to have one finite positive entry per spatial axis; ones if None."""
+    if spacing is None:
+        return [1.0] * ndim
+    if len(spacing) != ndim:
+        raise ValueError(f"spacing: expected {ndim} entries, one per spatial axis, got {len(spacing)}")
+    for step in spacing:
+        check_option_range(step, "spacing", 0.0, math.inf, True, True)
+    return spacing
+
+
+def _lower_envelope(f: Tensor, step: float) -> Tensor:
+    """Along the last dim of ``f`` (lines of length L): out[x] = min over y of f[y] + (step·(x - y))²."""
+    length = f.shape[-1]
+    position = torch.arange(length, device=f.device, dtype=f.dtype) * step
+    cost = (position.unsqueeze(1) - position.unsqueeze(0)) ** 2
+    if not checking_values():
+        # Traced graphs (compile, export, ONNX) have symbolic sizes and take all lines at once.
+        return (f.unsqueeze(-2) + cost).amin(-1)
+    lines = f.reshape(-1, length)
+    # At most 2^24 (line, x, y) values per chunk, 64 MiB in float32 (a literal: TorchScript
+    # cannot read module globals).
+    chunk = max(1, 16777216 // (length * length))
+    parts: List[Tensor] = []
+    for start in range(0, lines.shape[0], chunk):
+        parts.append((lines[start : start + chunk].unsqueeze(1) + cost).amin(-1))
+    return torch.cat(parts, 0).reshape(f.shape)
+
+
+def squared_distance_to(mask: Tensor, spacing: Optional[List[float]] = None, dims: int = -1) -> Tensor:
+    """Squared Euclidean distance from every element to the nearest True element of ``mask``.
+
+    Parameters
+    ----------
+    mask : Tensor of bool
+        Shape (*batch, *spatial).
+    spacing : list of float, optional
+        Physical size of a step along each spatial axis (default 1).
+    dims : int
+        The number of trailing spatial dims; -1 means all but the first two (an (N, C, *) mask).
+
+    Returns
+    -------
+    Tensor of float32
+        Same shape; inf across a whole (*batch) entry that holds no True element.
+
+    Notes
+    -----
+    Exact: the squared Euclidean distance separates into one lower envelope of parabolas per axis
+    (out[x] = min_y f[y] + (s·(x - y))²), taken here by brute force over y in O(L) per element and
+    axis. Eager mode and TorchScript process the lines in chunks of at most 2^24 (line, x, y)
+    triples; traced graphs (torch.compile, torch.export, ONNX) take each axis whole, which needs
+    (elements × L) floats for the longest axis L.
+    """
+    ndim = mask.dim() - 2 if dims == -1 else dims
+    if ndim < 1 or ndim > mask.dim():
+        raise ValueError(f"dims: expected 1 to {mask.dim()} spatial dims, got {ndim}")
+    steps = _check_spacing(spacing, ndim)
+    zero = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+    squared = torch.where(mask, zero, zero + math.inf)
+    for axis in range(ndim):
+        dim = mask.dim() - ndim + axis
+        moved = squared.movedim(dim, -1)
+        squared = _lower_envelope(moved, steps[axis]).movedim(-1, dim)
+    return squared
+
+
+def distance_transform(mask: Tensor, spacing: Optional[List[float]] = None, signed: bool = True) -> Tensor:
+    """Euclidean distance of each element of ``mask`` (N, C, *) to its channel's boundary, in torch.
+
+    With ``signed`` (the default), the convention of
+    :func:`unetweights.weightmaps.signed_distance_map`: outside the mask, the distance to the
+    nearest True element; inside, minus the distance to the nearest False element. Without it,
+    the absolute value of that (the distance field of Karimi & Salcudean 2019). A channel of an
+    image with no True or no False element has no boundary and is 0. float32, no gradient.
+    ``spacing`` gives the physical step of each spatial axis. See :func:`squared_distance_to` for
+    the algorithm and its memory.
+    """
+    if mask.dim() < 3:
+        raise ValueError(f"mask: expected shape (N, C, *), got {list(mask.shape)}")
+    mask = mask.detach() if mask.dtype == torch.bool else mask.detach() > 0.5
+    outside = torch.sqrt(squared_distance_to(mask, spacing))
+    inside = torch.sqrt(squared_distance_to(~mask, spacing))
+    flat = mask.reshape(mask.shape[0], mask.shape[1], -1)
+    has_boundary = (flat.any(-1) & ~flat.all(-1)).view(list(mask.shape[:2]) + [1] * (mask.dim() - 2))
+    field = outside - inside if signed else outside + inside
+    return torch.where(has_boundary, field, torch.zeros_like(field))
+
+
+def _distance_inputs(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor],
+    activation: str,
+    include_background: bool,
+    ignore_index: Optional[int],
+) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
+    """The checked pieces of an element-wise loss on (N, C', *) probabilities.
+
+    Returns ``(prob, truth, norm, poison)``: the activated input and the target's (N, C, *)
+    truth (class 0 dropped without the background), the weight of each element in the mean
+    ((N, 1, *) or None when every element weighs 1; 0 where ignored), and the (N,) poison of
+    invalid logits, weights and targets.
+    """
+    check_activation(activation)
+    input = checked_input(input, 3, "(N, C, *)")
+    if not include_background and input.shape[1] < 2:
+        raise ValueError(f"include_background: False leaves no class for an input with C = {input.shape[1]} channel")
+    poison = input_poison(input)
+    norm = elementwise_weight(weight, [input.shape[0], 1] + list(input.shape[2:]), True)
+    truth, valid, target_poison = target_classes(input, target, activation, ignore_index)
+    if target_poison is not None:
+        poison = poison + target_poison
+    if valid is not None:
+        norm = valid if norm is None else norm * valid
+    prob = _activate(input, activation)
+    if not include_background:
+        prob, truth = prob[:, 1:], truth[:, 1:]
+    return prob, truth, norm, poison
+
+
+def _checked_distance(distance: Optional[Tensor], truth: Tensor, spacing: Optional[List[float]]) -> Tensor:
+    """The target's signed distance map: ``distance`` checked against ``truth``, or computed from it."""
+    if distance is None:
+        return distance_transform(truth, spacing)
+    if not distance.is_floating_point():
+        raise ValueError("distance: expected a floating-point signed distance map, got an integer or bool tensor")
+    check_same_shape(distance, "distance", list(truth.shape), "(N, C', *), one channel per scored class")
+    # Σ 0·d poisons an image whose distances are NaN or infinite, like a bad logit.
+    return distance.to(truth.dtype) + input_poison(distance).view([-1] + [1] * (distance.dim() - 1))
+
+
+def _element_reduce(loss: Tensor, norm: Optional[Tensor], reduction: str, poison: Tensor) -> Tensor:
+    """The reduction rule for (N, C', *) element losses weighted by an (N, 1, *) ``norm``."""
+    if norm is not None:
+        loss = loss * norm
+        norm = norm.expand(loss.shape)
+    return reduce_loss(loss, norm, reduction, poison)
+
+
+def boundary_loss(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor] = None,
+    distance: Optional[Tensor] = None,
+    activation: str = "softmax",
+    include_background: bool = True,
+    spacing: Optional[List[float]] = None,
+    ignore_index: Optional[int] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Boundary loss (Kervadec et al. 2019) with a per-pixel weight map: ℓ = φ_c · p_c per element.
+
+    φ_c is the signed distance to the boundary of class c in the target (negative inside,
+    positive outside, in physical units); p_c the activated prediction. The loss is smallest
+    when the prediction fills exactly the target, and it can be negative. Kervadec et al. score
+    the foreground classes only and add it to a region loss (Dice) with a weight that grows over
+    training: use ``include_background=False`` and :class:`CombinedLoss` for that.
+
+    Parameters
+    ----------
+    input : Tensor
+        Logits (N, C, *), or probabilities with ``activation="none"``.
+    target : Tensor
+        Class indices (N, *), or a binary/probability target (N, C, *) (thresholded at 0.5 for
+        distances computed here).
+    weight : Tensor, optional
+        Per-pixel weight map (N, *) (or (N, 1, *)), finite and non-negative.
+    distance : Tensor, optional
+        The target's signed distance map (N, C', *), one channel per scored class (C' = C - 1
+        without the background), precomputed by the data pipeline with
+        :func:`unetweights.weightmaps.signed_distance_map` (``channel_axis`` for a one-hot
+        mask). None: computed here from the target with :func:`distance_transform` (exact, in
+        ``spacing`` units; costs O(L) per pixel and axis).
+    activation : str
+        "softmax", "sigmoid" (needs a (N, C, *) target) or "none".
+    include_background : bool
+        False drops channel 0 (it still takes part in the softmax).
+    spacing : list of float, optional
+        Physical pixel size per spatial axis, for distances computed here.
+    ignore_index : int, optional
+        Index-target pixels equal to it count nowhere (for distances computed here they belong
+        to no class).
+    reduction : str
+        "none": w·ℓ, shape (N, C', *). "mean": Σ w·ℓ / Σ w over elements. "sum", "per_image".
+
+    Notes
+    -----
+    A class absent from an image's target (or filling it) has no boundary: φ = 0 there, so it
+    adds nothing (but still counts in the mean), as in MONAI's ``BoundaryLoss``. That loss
+    equals this one given MONAI's own distance map; MONAI's map is ours shifted by +1 inside
+    the object (its inner boundary pixels are 0, ours -1), so with our maps the loss is lower by
+    the weighted mean of p_c over class c's pixels. A NaN or infinite logit or distance (and,
+    compiled or exported, an invalid weight or class index) makes its image's values NaN.
+    """
+    check_reduction(reduction)
+    prob, truth, norm, poison = _distance_inputs(input, target, weight, activation, include_background, ignore_index)
+    phi = _checked_distance(distance, truth, spacing)
+    return _element_reduce(phi * prob, norm, reduction, poison)
+
+
+def hausdorff_dt_loss(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor] = None,
+    distance: Optional[Tensor] = None,
+    activation: str = "softmax",
+    alpha: float = 2.0,
+    include_background: bool = True,
+    spacing: Optional[List[float]] = None,
+    ignore_index: Optional[int] = None,
+    prediction_distance: Optional[Tensor] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Hausdorff distance-transform loss (Karimi & Salcudean 2019), ℓ = (p - t)² · (d_P^α + d_G^α).
+
+    d_G is the distance of each element to the target's boundary, d_P to the boundary of the
+    prediction thresholded at 0.5 (p > 0.5, as MONAI's ``HausdorffDTLoss``), per class. Errors
+    far from either boundary weigh most, which approximates the Hausdorff distance.
+
+    Parameters
+    ----------
+    input, target, weight, activation, include_background, spacing, ignore_index
+        As in :func:`boundary_loss`.
+    distance : Tensor, optional
+        The target's distance map (N, C', *), signed or not (its absolute value is d_G), from the
+        data pipeline; None computes it here.
+    alpha : float
+        The exponent α > 0 of the distances (2 in the paper and MONAI).
+    prediction_distance : Tensor, optional
+        d_P (N, C', *) if the caller computed it (a faster transform, say); None computes it
+        here with :func:`distance_transform`. It carries no gradient either way.
+    reduction : str
+        As in :func:`boundary_loss`.
+
+    Notes
+    -----
+    With weight=None this equals MONAI's ``HausdorffDTLoss`` wherever both sides of every
+    boundary hold a pixel; MONAI's distance field of a channel that is all foreground is
+    scipy's transform of an image with no background, ours is 0 (no boundary). An element
+    with p = t adds nothing. A NaN or infinite logit or distance (and, compiled or exported,
+    an invalid weight or class index) makes its image's values NaN.
+    """
+    check_reduction(reduction)
+    check_option_range(alpha, "alpha", 0.0, math.inf, True, True)
+    prob, truth, norm, poison = _distance_inputs(input, target, weight, activation, include_background, ignore_index)
+    target_field = _checked_distance(distance, truth, spacing).abs()
+    if prediction_distance is None:
+        prediction_field = distance_transform(prob.detach() > 0.5, spacing, False)
+    else:
+        prediction_field = _checked_distance(prediction_distance, truth, spacing).abs().detach()
+    scale = prediction_field.pow(alpha) + target_field.pow(alpha)
+    return _element_reduce((prob - truth) ** 2 * scale, norm, reduction, poison)
+
+
+def _neighbours(x: Tensor, dim: int, fill: float) -> Tuple[Tensor, Tensor]:
+    """x shifted by one step each way along ``dim``, with ``fill`` shifted in from outside."""
+    moved = x.movedim(dim, -1)
+    length = moved.shape[-1]
+    padded = F.pad(moved, [1, 1], value=fill)
+    return padded.narrow(-1, 0, length).movedim(-1, dim), padded.narrow(-1, 2, length).movedim(-1, dim)
+
+
+# Both take extremes with elementwise minimum/maximum, not pooling: where neighbours tie, these
+# share the gradient by a fixed rule in every mode, while pooling's choice of one index differs
+# between eager and compiled kernels. Elementwise chains also fuse into one compiled kernel.
+def _soft_erode(x: Tensor) -> Tensor:
+    """Soft erosion: the minimum over the cross of each element and its 2·d axis neighbours."""
+    eroded = x
+    for dim in range(2, x.dim()):
+        before, after = _neighbours(x, dim, math.inf)
+        eroded = torch.minimum(eroded, torch.minimum(before, after))
+    return eroded
+
+
+def _soft_dilate(x: Tensor) -> Tensor:
+    """Soft dilation: the maximum over the full 3^d box, one axis at a time."""
+    for dim in range(2, x.dim()):
+        before, after = _neighbours(x, dim, -math.inf)
+        x = torch.maximum(x, torch.maximum(before, after))
+    return x
+
+
+def soft_skeleton(x: Tensor, iterations: int = 3) -> Tensor:
+    """Soft skeleton of probabilities ``x`` (N, C, *) (Shit et al. 2021), in any number of spatial dims.
+
+    Iterated morphological thinning with min-pooling (erosion) and max-pooling (dilation):
+    skeleton = relu(x - open(x)), then ``iterations`` times x ← erode(x) and the skeleton gains
+    relu(δ - skeleton·δ) with δ = relu(x - open(x)). On a binary mask it approaches the
+    morphological skeleton as ``iterations`` reaches the structures' half-width. Erosion is the
+    minimum over each element's cross of axis neighbours, dilation the maximum over its 3^d box;
+    pixels outside the image never win either. Scripts and exports.
+    """
+    if x.dim() < 3:
+        raise ValueError(f"input: expected shape (N, C, *) for a soft skeleton, got {list(x.shape)}")
+    skeleton = F.relu(x - _soft_dilate(_soft_erode(x)))
+    for _ in range(iterations):
+        x = _soft_erode(x)
+        delta = F.relu(x - _soft_dilate(_soft_erode(x)))
+        skeleton = skeleton + F.relu(delta - skeleton * delta)
+    return skeleton
+
+
+def _check_iterations(iterations: int) -> None:
+    if iterations < 0:
+        raise ValueError(f"iterations: expected an integer >= 0, got {iterations}")
+
+
+def _set_sums(x: Tensor, norm: Optional[Tensor], per_image: bool) -> Tensor:
+    """Σ over the spatial dims of x (N, C, *) weighted by ``norm``; pooled over the batch unless ``per_image``."""
+    if norm is not None:
+        x = x * norm
+    sums = x.reshape(x.shape[0], x.shape[1], -1).sum(-1)
+    return sums if per_image else sums.sum(0, keepdim=True)
+
+
+def _set_mass(norm: Optional[Tensor], x: Tensor, per_image: bool) -> Tensor:
+    """The weight mass of each set, (N, 1) or (1, 1)."""
+    if norm is None:
+        mass = torch.full([x.shape[0], 1], float(x[0, 0].numel()), dtype=x.dtype, device=x.device)
+    else:
+        mass = norm.reshape(norm.shape[0], 1, -1).sum(-1)
+    return mass if per_image else mass.sum(0, keepdim=True)
+
+
+def cldice_loss(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor] = None,
+    activation: str = "softmax",
+    iterations: int = 3,
+    smooth: float = 1.0,
+    per_image: bool = False,
+    include_background: bool = True,
+    ignore_index: Optional[int] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Soft clDice loss (Shit et al. 2021) with a per-pixel weight map, per set and class.
+
+    With S_P, S_T the soft skeletons (:func:`soft_skeleton`) of the prediction p and the target
+    t, topology precision and sensitivity are
+
+        Tprec = (Σ w·S_P·t + s) / (Σ w·S_P + s),    Tsens = (Σ w·S_T·p + s) / (Σ w·S_T + s),
+
+    and the loss is 1 - 2·Tprec·Tsens / (Tprec + Tsens). Gradients flow through both p and
+    S_P. Parameters as in :func:`soft_dice_loss`; ``iterations`` (≥ 0) thinning steps should
+    reach the half-width of the thickest structure; ``smooth`` s ≥ 0 (1 in the paper).
+
+    Notes
+    -----
+    MONAI's ``SoftclDiceLoss`` sums over the channels too, giving one value per image; with one
+    scored channel (a sigmoid output, or two classes without the background) and ``smooth``
+    1e-4 apart, this loss equals it with weight=None and ``per_image=True``. A class with an
+    empty skeleton on both sides scores 0/0 as 1 with ``smooth=0`` (loss 0), never NaN. A set
+    with no weight mass has loss 0 and is left out of the mean. Invalid input makes its set's
+    loss NaN.
+    """
+    check_reduction(reduction)
+    check_per_image_sets(reduction, per_image)
+    check_option_range(smooth, "smooth", 0.0, math.inf, False, True)
+    _check_iterations(iterations)
+    prob, truth, norm, poison = _distance_inputs(input, target, weight, activation, include_background, ignore_index)
+    skeleton_p = soft_skeleton(prob, iterations)
+    skeleton_t = soft_skeleton(truth, iterations)
+    image_poison = poison.unsqueeze(1)
+    if not per_image:
+        image_poison = image_poison.sum(0, keepdim=True)
+    precision = ratio_or(
+        _set_sums(skeleton_p * truth, norm, per_image) + smooth, _set_sums(skeleton_p, norm, per_image) + smooth, 1.0
+    )
+    sensitivity = ratio_or(
+        _set_sums(skeleton_t * prob, norm, per_image) + smooth, _set_sums(skeleton_t, norm, per_image) + smooth, 1.0
+    )
+    score = ratio_or(2.0 * precision * sensitivity, precision + sensitivity, 1.0)
+    mass = _set_mass(norm, prob, per_image) + image_poison
+    return _reduce_sets(1.0 - score + image_poison, mass, None, include_background, reduction)
+
+
+def skeleton_recall_loss(
+    input: Tensor,
+    skeleton: Tensor,
+    weight: Optional[Tensor] = None,
+    activation: str = "softmax",
+    smooth: float = 1.0,
+    per_image: bool = False,
+    ignore_index: Optional[int] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Skeleton recall loss (Kirchhoff et al. 2024) with a per-pixel weight map, per set and class.
+
+    1 - (Σ w·p_c·s_c + smooth) / (Σ w·s_c + smooth): the soft recall of class c's tubed skeleton
+    s_c (:func:`unetweights.weightmaps.tubed_skeleton`, precomputed) under the prediction p_c.
+    It rewards predictions that keep thin structures connected, and is added to a region loss.
+
+    Parameters
+    ----------
+    input : Tensor
+        Logits (N, C, *), or probabilities with ``activation="none"``.
+    skeleton : Tensor
+        The tubed skeleton: class indices (N, *) where 0 is "no skeleton" and c > 0 a tube of
+        class c (softmax or none; the background class 0 is not scored, as in the paper), or a
+        binary (N, C, *) tube per channel (every channel scored; needed for "sigmoid").
+    weight, activation, smooth, per_image, ignore_index, reduction
+        As in :func:`soft_dice_loss` (``smooth`` ≥ 0, 1 by default as in the paper).
+
+    Notes
+    -----
+    A class without skeleton in a set scores smooth / smooth = 1 (loss 0), and 0/0 with
+    ``smooth=0`` is 1 too, never NaN; it still counts in the mean. A set with no weight mass has
+    loss 0 and is left out of the mean. Invalid input makes its set's loss NaN.
+    """
+    check_reduction(reduction)
+    check_per_image_sets(reduction, per_image)
+    check_option_range(smooth, "smooth", 0.0, math.inf, False, True)
+    include_background = skeleton.dim() == input.dim()
+    prob, tube, norm, poison = _distance_inputs(input, skeleton, weight, activation, include_background, ignore_index)
+    image_poison = poison.unsqueeze(1)
+    if not per_image:
+        image_poison = image_poison.sum(0, keepdim=True)
+    recall = ratio_or(_set_sums(prob * tube, norm, per_image) + smooth, _set_sums(tube, norm, per_image) + smooth, 1.0)
+    mass = _set_mass(norm, prob, per_image) + image_poison
+    return _reduce_sets(1.0 - recall + image_poison, mass, None, include_background, reduction)
+
+
+def _module_spacing(spacing: Optional[List[float]], name: str) -> Optional[List[float]]:
+    """A Module's ``spacing`` option as a list of floats, each finite and > 0."""
+    if spacing is None:
+        return None
+    steps = [float(step) for step in spacing]
+    for step in steps:
+        check_option_range(step, name, 0.0, math.inf, True, True)
+    return steps
+
+
+class _DistanceLoss(nn.Module):
+    """Options of the losses on distance maps; ``forward`` takes the target's map as ``distance``.
+
+    ``takes_distance`` tells an :class:`~unetweights.evaluation.EvaluationGraph` to pass its
+    ``distance`` input on.
+    """
+
+    takes_distance = True
+
+    def __init__(
+        self,
+        activation: str,
+        include_background: bool,
+        spacing: Optional[List[float]],
+        ignore_index: Optional[int],
+        reduction: str,
+    ) -> None:
+        super().__init__()
+        check_activation(activation)
+        check_reduction(reduction)
+        self.activation = activation
+        self.include_background = bool(include_background)
+        self.spacing = _module_spacing(spacing, "spacing")
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+
+
+class BoundaryLoss(_DistanceLoss):
+    """Module form of :func:`boundary_loss`: ``forward(input, target, weight=None, distance=None)``."""
+
+    def __init__(
+        self,
+        activation: str = "softmax",
+        include_background: bool = True,
+        spacing: Optional[List[float]] = None,
+        ignore_index: Optional[int] = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(activation, include_background, spacing, ignore_index, reduction)
+
+    def forward(
+        self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None, distance: Optional[Tensor] = None
+    ) -> Tensor:
+        return boundary_loss(
+            input,
+            target,
+            weight,
+            distance,
+            self.activation,
+            self.include_background,
+            self.spacing,
+            self.ignore_index,
+            self.reduction,
+        )
+
+
+class HausdorffDTLoss(_DistanceLoss):
+    """Module form of :func:`hausdorff_dt_loss`: ``forward(input, target, weight=None, distance=None)``.
+
+    The prediction's distances are computed in the graph (the functional form also takes them).
+    """
+
+    def __init__(
+        self,
+        activation: str = "softmax",
+        alpha: float = 2.0,
+        include_background: bool = True,
+        spacing: Optional[List[float]] = None,
+        ignore_index: Optional[int] = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(activation, include_background, spacing, ignore_index, reduction)
+        self.alpha = float(alpha)
+        check_option_range(self.alpha, "alpha", 0.0, math.inf, True, True)
+
+    def forward(
+        self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None, distance: Optional[Tensor] = None
+    ) -> Tensor:
+        return hausdorff_dt_loss(
+            input,
+            target,
+            weight,
+            distance,
+            self.activation,
+            self.alpha,
+            self.include_background,
+            self.spacing,
+            self.ignore_index,
+            None,
+            self.reduction,
+        )
+
+
+class _SkeletonLoss(nn.Module):
+    """The options clDice and skeleton recall share, checked and stored once."""
+
+    def __init__(self, activation: str, smooth: float, per_image: bool, ignore_index: Optional[int], reduction: str):
+        super().__init__()
+        check_activation(activation)
+        check_reduction(reduction)
+        check_per_image_sets(reduction, per_image)
+        check_option_range(float(smooth), "smooth", 0.0, math.inf, False, True)
+        self.activation = activation
+        self.smooth = float(smooth)
+        self.per_image = bool(per_image)
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+
+
+class ClDiceLoss(_SkeletonLoss):
+    """Module form of :func:`cldice_loss`; options are fixed at construction."""
+
+    def __init__(
+        self,
+        activation: str = "softmax",
+        iterations: int = 3,
+        smooth: float = 1.0,
+        per_image: bool = False,
+        include_background: bool = True,
+        ignore_index: Optional[int] = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(activation, smooth, per_image, ignore_index, reduction)
+        if isinstance(iterations, bool) or not isinstance(iterations, int):
+            raise ValueError(f"iterations: expected an integer >= 0, got {iterations!r}")
+        _check_iterations(iterations)
+        self.iterations = iterations
+        self.include_background = bool(include_background)
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return cldice_loss(
+            input,
+            target,
+            weight,
+            self.activation,
+            self.iterations,
+            self.smooth,
+            self.per_image,
+            self.include_background,
+            self.ignore_index,
+            self.reduction,
+        )
+
+
+class SkeletonRecallLoss(_SkeletonLoss):
+    """Module form of :func:`skeleton_recall_loss`: ``forward(input, skeleton, weight=None)``."""
+
+    def __init__(
+        self,
+        activation: str = "softmax",
+        smooth: float = 1.0,
+        per_image: bool = False,
+        ignore_index: Optional[int] = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(activation, smooth, per_image, ignore_index, reduction)
+
+    def forward(self, input: Tensor, skeleton: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return skeleton_recall_loss(
+            input, skeleton, weight, self.activation, self.smooth, self.per_image, self.ignore_index, self.reduction
+        )
+
+
+__all__: List[str] = [
+    "BoundaryLoss",
+    "ClDiceLoss",
+    "HausdorffDTLoss",
+    "SkeletonRecallLoss",
+    "boundary_loss",
+    "cldice_loss",
+    "distance_transform",
+    "hausdorff_dt_loss",
+    "skeleton_recall_loss",
+    "soft_skeleton",
+    "squared_distance_to",
+]
