@@ -311,3 +311,30 @@ def test_skeleton_recall_on_a_tubed_skeleton_sees_a_break():
     assert loss(truth) == 0.0
     assert loss(thinner) == 0.0
     assert loss(broken) > 0.1
+
+
+def test_bad_distance_and_iterations_are_refused_by_name():
+    x, y, w = _inputs("2d", seed=15)
+    distance = torch.zeros(2, 2, *SPATIAL["2d"], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"distance: expected shape \(N, C', \*\)"):
+        L.boundary_loss(x, y, w, distance, ignore_index=IGNORE)  # 3 scored classes, 2 channels
+    with pytest.raises(ValueError, match="distance: expected a floating-point"):
+        L.hausdorff_dt_loss(x, y, w, torch.zeros(2, 3, *SPATIAL["2d"], dtype=torch.long), ignore_index=IGNORE)
+    with pytest.raises(ValueError, match=r"prediction_distance: expected shape \(N, C', \*\)"):
+        L.hausdorff_dt_loss(x, y, w, None, ignore_index=IGNORE, prediction_distance=torch.zeros(2, 1, *SPATIAL["2d"]))
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="iterations: expected an integer >= 0"):
+            L.ClDiceLoss(iterations=bad)
+    with pytest.raises(ValueError, match="iterations: expected an integer >= 0"):
+        L.cldice_loss(x, y, w, iterations=-1)
+    with pytest.raises(ValueError, match="include_background: False leaves no class"):
+        L.boundary_loss(x[:, :1], (y > 0).double().unsqueeze(1), None, None, "sigmoid", False)
+
+
+def test_nan_distance_poisons_only_its_image():
+    x, y, w = _inputs("2d", seed=16)
+    distance = L.distance_transform(F.one_hot(y.clamp_min(0), 3).movedim(-1, 1).bool()).double()
+    distance[1, 0, 0, 0] = math.nan
+    for loss in (L.boundary_loss(x, y, w, distance, ignore_index=IGNORE, reduction="per_image"),
+                 L.hausdorff_dt_loss(x, y, w, distance, ignore_index=IGNORE, reduction="per_image")):
+        assert torch.isfinite(loss[0]) and torch.isnan(loss[1])

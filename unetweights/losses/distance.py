@@ -157,13 +157,15 @@ def _distance_inputs(
     return prob, truth, norm, poison
 
 
-def _checked_distance(distance: Optional[Tensor], truth: Tensor, spacing: Optional[List[float]]) -> Tensor:
+def _checked_distance(
+    distance: Optional[Tensor], truth: Tensor, spacing: Optional[List[float]], name: str = "distance"
+) -> Tensor:
     """The target's signed distance map: ``distance`` checked against ``truth``, or computed from it."""
     if distance is None:
         return distance_transform(truth, spacing)
     if not distance.is_floating_point():
-        raise ValueError("distance: expected a floating-point signed distance map, got an integer or bool tensor")
-    check_same_shape(distance, "distance", list(truth.shape), "(N, C', *), one channel per scored class")
+        raise ValueError(f"{name}: expected a floating-point distance map, got an integer or bool tensor")
+    check_same_shape(distance, name, list(truth.shape), "(N, C', *), one channel per scored class")
     # Σ 0·d poisons an image whose distances are NaN or infinite, like a bad logit.
     return distance.to(truth.dtype) + input_poison(distance).view([-1] + [1] * (distance.dim() - 1))
 
@@ -286,7 +288,7 @@ def hausdorff_dt_loss(
     if prediction_distance is None:
         prediction_field = distance_transform(prob.detach() > 0.5, spacing, False)
     else:
-        prediction_field = _checked_distance(prediction_distance, truth, spacing).abs().detach()
+        prediction_field = _checked_distance(prediction_distance, truth, spacing, "prediction_distance").abs().detach()
     scale = prediction_field.pow(alpha) + target_field.pow(alpha)
     return _element_reduce((prob - truth) ** 2 * scale, norm, reduction, poison)
 
