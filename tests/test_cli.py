@@ -71,6 +71,29 @@ def test_precompute(tmp_path, masks, capsys):
     assert "3" in capsys.readouterr().out
 
 
+def test_precompute_writes_the_target_maps(tmp_path, masks):
+    from unetweights.weightmaps import signed_distance_map, tubed_skeleton
+
+    folder, labels = masks
+    out = tmp_path / "maps"
+    argv = ["precompute", str(folder), "--out", str(out), "--quiet", "--spacing", "2", "1"]
+    assert main(argv + ["--signed-distance", "--skeleton-radius", "1.5"]) == 0
+    for k, mask in enumerate(labels):
+        foreground = mask > 0
+        want = np.stack([signed_distance_map(~foreground, (2, 1)), signed_distance_map(foreground, (2, 1))])
+        np.testing.assert_array_equal(np.load(out / f"mask{k}.distance.npy"), want)
+        skeleton = tubed_skeleton(foreground, radius=1.5, spacing=(2, 1)).astype(np.int64)
+        np.testing.assert_array_equal(np.load(out / f"mask{k}.skeleton.npy"), skeleton)
+
+
+def test_precompute_target_maps_need_mask_files(tmp_path, masks, capsys):
+    assert main(["precompute", "--zarr", "a.zarr", "b.zarr", "--signed-distance"]) == 2
+    assert "--signed-distance" in capsys.readouterr().err
+    folder, _ = masks
+    assert main(["precompute", str(folder), "--out", str(tmp_path / "o"), "--skeleton-radius", "nan"]) == 2
+    assert "skeleton_radius" in capsys.readouterr().err
+
+
 def test_precompute_reports_a_bad_file_and_exits_nonzero(tmp_path, masks, capsys):
     folder, _ = masks
     (folder / "broken.npy").write_bytes(b"not an array")

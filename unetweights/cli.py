@@ -176,7 +176,7 @@ def _precompute(args: argparse.Namespace) -> int:
 
     report = precompute(
         _mask_paths(args.masks), args.out, workers=args.workers, progress=not args.quiet, overwrite=args.overwrite,
-        **_weight_options(args),
+        signed_distance=args.signed_distance, skeleton_radius=args.skeleton_radius, **_weight_options(args),
     )
     print(report.summary())
     return 0 if report.ok else 1
@@ -187,6 +187,8 @@ def _precompute_zarr(args: argparse.Namespace) -> int:
 
     if args.masks or args.out is not None:
         raise UsageError("--zarr: give either --zarr IN OUT or mask files with --out, not both")
+    if args.signed_distance or args.skeleton_radius is not None:
+        raise UsageError("--zarr: chunked volumes get weight maps only, not --signed-distance or --skeleton-radius")
     source, destination = args.zarr
     options = _weight_options(args)
     if options.pop("weighting") != "unet":
@@ -382,6 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_count(pre, "--workers", 1, default=1, help="processes (default 1)")
     pre.add_argument("--overwrite", action="store_true", help="recompute everything, even with other options")
     pre.add_argument("--quiet", action="store_true", help="no progress bar")
+    pre.add_argument(
+        "--signed-distance", action="store_true",
+        help="also write the target's signed distance map (2, *) to OUT/<name>.distance.npy (boundary, Hausdorff-DT losses)",
+    )
+    pre.add_argument(
+        "--skeleton-radius", type=float, metavar="R",
+        help="also write the target's tubed skeleton of radius R (spacing units) to OUT/<name>.skeleton.npy",
+    )
     _add_weight_options(pre)
     pre.set_defaults(run=_precompute)
 
