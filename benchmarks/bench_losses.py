@@ -10,11 +10,15 @@ Prints, from one run, four tables:
 3. ``soft_dice_loss(weight=None)`` against MONAI's ``DiceLoss`` at the same settings, if MONAI is
    importable (it is not a dependency);
 4. what the NaN rule adds in eager mode: the per-image poison pass and the weight check, alone,
-   as fractions of whole losses.
+   as fractions of whole losses;
+5. the losses on distances and skeletons (MCC beside them), eager and scripted, with the target's
+   distance map precomputed or computed in the graph by the torch transform, against soft Dice
+   and against MONAI's BoundaryLoss, HausdorffDTLoss and SoftclDiceLoss (scipy per image).
 
     python benchmarks/bench_losses.py                     # everything, 7 repeats
     python benchmarks/bench_losses.py --only modes --repeats 5
     python benchmarks/bench_losses.py --only modes --losses kl_div huber --repeats 21
+    python benchmarks/bench_losses.py --only distance --shape 8 3 128 128
 """
 
 from __future__ import annotations
@@ -198,13 +202,13 @@ def monai_table(shape, repeats: int) -> None:
 
 def checks_table(shape, repeats: int) -> None:
     """What the NaN rule costs in eager mode: the passes every call adds, against whole losses."""
-    from unetweights.losses._reduce import check_finite_non_negative, images_poisoned, input_poison
+    from unetweights.losses._reduce import check_finite_non_negative, input_poison, poison_unless_all
 
     x, target, weight = make_inputs("index", shape)
     n = shape[0]
     passes = {
         "poison Σ0·x": lambda: input_poison(x),
-        "poison isfinite": lambda: images_poisoned(~torch.isfinite(x).reshape(n, -1).all(1), x.dtype),
+        "poison isfinite": lambda: poison_unless_all(torch.isfinite(x).reshape(n, -1), x.dtype),
         "weight check": lambda: check_finite_non_negative(weight, "weight"),
     }
     x.requires_grad_(True)
@@ -221,10 +225,61 @@ def checks_table(shape, repeats: int) -> None:
     print(f"{'(loss fwd+bwd ms)':<26}" + "".join(f"{t[loss] * 1e3:>18.1f}" for loss in losses))
 
 
+def distance_table(shape, repeats: int) -> None:
+    """The losses that consume distances and skeletons, where their cost is the distance transform."""
+    x, target, weight = make_inputs("index", shape)
+    target = target.clamp_min(0)  # MONAI takes no ignore index
+    x.requires_grad_(True)
+    one_hot = torch.nn.functional.one_hot(target, shape[1]).movedim(-1, 1).float()
+    distance = L.distance_transform(one_hot.bool())  # what the data pipeline would precompute
+    ours = {
+        "soft_dice": (L.SoftDiceLoss(), False),
+        "mcc": (L.MCCLoss(), False),
+        "boundary, map given": (L.BoundaryLoss(), True),
+        "boundary, map computed": (L.BoundaryLoss(), False),
+        "hausdorff_dt, map given": (L.HausdorffDTLoss(), True),
+        "hausdorff_dt, both computed": (L.HausdorffDTLoss(), False),
+        "cldice, 3 iterations": (L.ClDiceLoss(), False),
+        "skeleton_recall": (L.SkeletonRecallLoss(), False),
+    }
+    contenders = {}
+    for name, (module, given) in ours.items():
+        scripted = torch.jit.script(module)
+        for mode, fn in (("eager", module), ("script", scripted)):
+            if given:
+                call = lambda a, t, w, f=fn: f(a, t, w, distance)  # noqa: E731
+            else:
+                call = fn
+            contenders[(name, mode)] = step(call, x, target, weight)
+    try:
+        import monai
+        from monai.losses import BoundaryLoss, HausdorffDTLoss, SoftclDiceLoss
+    except ImportError:
+        monai = None
+    if monai is not None:
+        for name, module in (
+            (f"MONAI {monai.__version__} BoundaryLoss", BoundaryLoss(softmax=True)),
+            ("MONAI HausdorffDTLoss", HausdorffDTLoss(softmax=True)),
+            ("MONAI SoftclDiceLoss", SoftclDiceLoss(softmax=True)),
+        ):
+            contenders[(name, "eager")] = step(lambda a, t, w, f=module: f(a, one_hot), x, target, weight)
+    t = median_times(contenders, repeats)
+    base = t[("soft_dice", "eager")]
+    print(f"\n## losses on distances and skeletons, forward + backward, {'×'.join(map(str, shape))}, median of {repeats}")
+    print(f"{'loss':<32}{'eager ms':>10}{'script ms':>11}{'eager/soft Dice':>17}")
+    for name in dict.fromkeys(key[0] for key in t):
+        script = t.get((name, "script"))
+        script_text = f"{script * 1e3:>11.1f}" if script is not None else f"{'-':>11}"
+        print(f"{name:<32}{t[(name, 'eager')] * 1e3:>10.1f}{script_text}{t[(name, 'eager')] / base:>17.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--only", choices=("modes", "lovasz", "monai", "checks"), nargs="+", default=("modes", "lovasz", "monai", "checks")
+        "--only",
+        choices=("modes", "lovasz", "monai", "checks", "distance"),
+        nargs="+",
+        default=("modes", "lovasz", "monai", "checks", "distance"),
     )
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--losses", nargs="+", choices=sorted(LOSSES), default=list(LOSSES), help="for the modes table")
@@ -240,6 +295,8 @@ def main() -> None:
         monai_table(shape, args.repeats)
     if "checks" in args.only:
         checks_table(shape, args.repeats)
+    if "distance" in args.only:
+        distance_table(shape, args.repeats)
 
 
 if __name__ == "__main__":
