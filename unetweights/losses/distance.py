@@ -34,7 +34,7 @@ from ._reduce import (
     ratio_or,
     reduce_loss,
 )
-from .overlap import _activate, _reduce_sets, check_activation, target_classes
+from .overlap import _SetOptions, _activate, _reduce_sets, check_activation, target_classes
 
 def _check_spacing(spacing: Optional[List[float]], ndim: int) -> List[float]:
     """``spacing`` checked to have one finite positive entry per spatial axis; ones if None."""
@@ -584,23 +584,7 @@ class HausdorffDTLoss(_DistanceLoss):
         )
 
 
-class _SkeletonLoss(nn.Module):
-    """The options clDice and skeleton recall share, checked and stored once."""
-
-    def __init__(self, activation: str, smooth: float, per_image: bool, ignore_index: Optional[int], reduction: str):
-        super().__init__()
-        check_activation(activation)
-        check_reduction(reduction)
-        check_per_image_sets(reduction, per_image)
-        check_option_range(float(smooth), "smooth", 0.0, math.inf, False, True)
-        self.activation = activation
-        self.smooth = float(smooth)
-        self.per_image = bool(per_image)
-        self.ignore_index = ignore_index
-        self.reduction = reduction
-
-
-class ClDiceLoss(_SkeletonLoss):
+class ClDiceLoss(_SetOptions):
     """Module form of :func:`cldice_loss`; options are fixed at construction."""
 
     def __init__(
@@ -635,7 +619,7 @@ class ClDiceLoss(_SkeletonLoss):
         )
 
 
-class SkeletonRecallLoss(_SkeletonLoss):
+class SkeletonRecallLoss(_SetOptions):
     """Module form of :func:`skeleton_recall_loss`: ``forward(input, skeleton, weight=None)``."""
 
     def __init__(

@@ -426,8 +426,24 @@ def _check_tversky_options(alpha: float, beta: float, gamma: float) -> None:
     check_option_range(gamma, "gamma", 0.0, math.inf, True, True)
 
 
-class _SetLoss(nn.Module):
-    """The options the set losses share, checked and stored once, with soft Dice's defaults."""
+class _SetOptions(nn.Module):
+    """The options every set loss has, checked and stored once."""
+
+    def __init__(self, activation: str, smooth: float, per_image: bool, ignore_index: Optional[int], reduction: str):
+        super().__init__()
+        check_activation(activation)
+        check_reduction(reduction)
+        check_per_image_sets(reduction, per_image)
+        check_option_range(float(smooth), "smooth", 0.0, math.inf, False, True)
+        self.activation = activation
+        self.smooth = float(smooth)
+        self.per_image = bool(per_image)
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+
+
+class _SetLoss(_SetOptions):
+    """The options of the per-class set losses, with soft Dice's defaults."""
 
     def __init__(
         self,
@@ -439,18 +455,9 @@ class _SetLoss(nn.Module):
         ignore_index: Optional[int] = None,
         reduction: str = "mean",
     ) -> None:
-        super().__init__()
-        check_activation(activation)
-        check_reduction(reduction)
-        check_per_image_sets(reduction, per_image)
-        check_option_range(float(smooth), "smooth", 0.0, math.inf, False, True)
-        self.activation = activation
-        self.smooth = float(smooth)
-        self.per_image = bool(per_image)
+        super().__init__(activation, smooth, per_image, ignore_index, reduction)
         self.include_background = bool(include_background)
         self.register_buffer("class_weight", as_option_tensor(class_weight, "class_weight"))
-        self.ignore_index = ignore_index
-        self.reduction = reduction
 
 
 class SoftDiceLoss(_SetLoss):
