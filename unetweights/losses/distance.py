@@ -36,6 +36,7 @@ from ._reduce import (
 )
 from .overlap import _SetOptions, _activate, _reduce_sets, check_activation, target_classes
 
+
 def _check_spacing(spacing: Optional[List[float]], ndim: int) -> List[float]:
     """``spacing`` checked to have one finite positive entry per spatial axis; ones if None."""
     if spacing is None:
@@ -86,7 +87,7 @@ def squared_distance_to(mask: Tensor, spacing: Optional[List[float]] = None, dim
     -----
     Exact: the squared Euclidean distance separates into one lower envelope of parabolas per axis
     (out[x] = min_y f[y] + (s·(x - y))²), taken here by brute force over y in O(L) per element and
-    axis. Eager mode and TorchScript find the first axis's distances with running maxima in O(1)
+    axis. Eager mode and TorchScript find the last axis's distances with running maxima in O(1)
     per element (the same values), and process the other axes' lines in chunks of at most 2^24
     (line, x, y) triples; traced graphs (torch.compile, torch.export, ONNX) take each axis whole,
     which needs (elements × L) floats for the longest axis L.
@@ -97,7 +98,8 @@ def squared_distance_to(mask: Tensor, spacing: Optional[List[float]] = None, dim
     steps = _check_spacing(spacing, ndim)
     if checking_values():
         # Eager and TorchScript: along the last axis the nearest True element is found by two
-        # running maxima, O(1) per element instead of O(L).
+        # running maxima, O(1) per element instead of O(L). Traced graphs keep to the envelope,
+        # which every exporter takes.
         squared = _nearest_along_last(mask, steps[ndim - 1])
         axes = ndim - 1
     else:
@@ -649,5 +651,4 @@ __all__: List[str] = [
     "hausdorff_dt_loss",
     "skeleton_recall_loss",
     "soft_skeleton",
-    "squared_distance_to",
 ]
