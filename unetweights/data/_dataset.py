@@ -11,7 +11,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from ..weightmaps import separate_touching
+from ..weightmaps.unet import _prepared
 from ._masks import _as_label_input
 from ._options import _canonical_options, _library_version, _make_weight, _options_repr, _weight_map_options
 from ._targets import _num_classes, _signed_distances, _skeleton, _target_options
@@ -208,11 +208,10 @@ class WeightMapDataset:
         ignored = None if ignore is None else mask == ignore
         labels = mask
         if self.target == "separated":
-            # Carved as unet_weight_map(mask, separate=True, ignore_label=...) carves: ignored pixels
-            # are background while carving, and marked again afterwards so the map gives them weight 0.
-            labels = separate_touching(mask if ignored is None else np.where(ignored, 0, mask))
-            if ignored is not None:
-                labels = np.where(ignored, mask, labels)
+            # Carved by unet_weight_map's own step (ignored pixels are background while carving),
+            # with the ignore value put back so that the map gives those pixels weight 0.
+            carved, carved_ignored = _prepared(mask, True, ignore)
+            labels = carved if carved_ignored is None else np.where(carved_ignored, mask, carved)
         # The key comes from the mask as base gave it (the target mode is in the key), so that
         # cache_path(mask) finds the entry; the map is computed on ``labels``, already carved for
         # "separated", which gives exactly unet_weight_map(mask, separate=True) without carving twice.
