@@ -378,7 +378,8 @@ def _set_sums(x: Tensor, norm: Optional[Tensor], per_image: bool) -> Tensor:
 def _set_mass(norm: Optional[Tensor], x: Tensor, per_image: bool) -> Tensor:
     """The weight mass of each set, (N, 1) or (1, 1)."""
     if norm is None:
-        mass = torch.full([x.shape[0], 1], float(x[0, 0].numel()), dtype=x.dtype, device=x.device)
+        # numel() as an int, not a float, so that a compiled graph does not specialise on the size.
+        mass = torch.full([x.shape[0], 1], x[0, 0].numel(), dtype=x.dtype, device=x.device)
     else:
         mass = norm.reshape(norm.shape[0], 1, -1).sum(-1)
     return mass if per_image else mass.sum(0, keepdim=True)

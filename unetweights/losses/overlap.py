@@ -139,7 +139,8 @@ def overlap_counts(
     weighted_prob = prob if mask is None else prob * mask
     sum_p = (weighted_prob * prob).sum(-1) if squared else weighted_prob.sum(-1)
     if mask is None:
-        mass = torch.full_like(tp[:, :1], float(prob.shape[2]))
+        # The size as an int, not a float, so that a compiled graph does not specialise on it.
+        mass = torch.full_like(tp[:, :1], prob.shape[2])
     else:
         mass = mask.sum(-1)
     if not include_background:
