@@ -1,10 +1,10 @@
 """EvaluationGraph: losses and metrics per image, as one module that scripts and exports.
 
-An evaluation graph maps ``(logits, target, weight, distance)`` to named per-image outputs: each loss as
-shape (N,) and each metric as (N, C) (or (N,) for an overall accuracy). It is written like the
-losses (no data-dependent Python control flow, no loop over the batch), so the same module runs
-eagerly, under ``torch.jit.script`` (and from C++ through libtorch), and exports to ONNX with
-dynamic batch and spatial dims (:func:`unetweights.export.to_onnx`).
+An evaluation graph maps ``(logits, target, weight, distance)`` to named per-image outputs: each
+loss as shape (N,) and each metric as (N, C) (or (N,) for an overall accuracy). It is written
+like the losses (no data-dependent Python control flow, no loop over the batch), so the same
+module runs eagerly, under ``torch.jit.script`` (and from C++ through libtorch), and exports to
+ONNX with dynamic batch and spatial dims (:func:`unetweights.export.to_onnx`).
 """
 
 import keyword
@@ -48,7 +48,7 @@ def _takes_distance(module: nn.Module) -> bool:
 
 
 class EvaluationGraph(nn.Module):
-    """Per-image losses and metrics as one module: ``forward(logits, target, weight=None)``.
+    """Per-image losses and metrics as one module: ``forward(logits, target, weight=None, distance=None)``.
 
     Parameters
     ----------

@@ -1,13 +1,13 @@
-"""Soft Dice and Tversky losses whose weight map enters tp, fp and fn linearly.
+"""Soft Dice, Jaccard, generalized Dice, MCC and Tversky losses, with the weight map in the counts.
 
-Both losses are set losses: they compare a set of pixels at once. With ``per_image=True`` each
+All are set losses: they compare a set of pixels at once. With ``per_image=True`` each
 image is its own set; otherwise the batch is pooled into one. For each set and class
 
     tp = Σ w·p·t,    fp = Σ w·p·(1 - t),    fn = Σ w·(1 - p)·t,
 
 where p is the activated prediction, t the target and w the weight map (zero where the target is
-``ignore_index``). The weight multiplies the counts once: it is never squared, and never applied
-to the logits before the activation.
+``ignore_index``), and MCC's tn = Σ w - tp - fp - fn. The weight multiplies the counts once: it
+is never squared, and never applied to the logits before the activation.
 """
 
 import math
