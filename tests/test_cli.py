@@ -190,6 +190,30 @@ def test_evaluate_absent_class_is_na_in_the_table_and_null_in_json(exported, tmp
         assert all(row["dice_2"] == "nan" for row in csv.DictReader(handle))
 
 
+def test_evaluate_feeds_the_distance_input(tmp_path, capsys):
+    import unetweights.losses as L
+    from unetweights.export import to_onnx
+
+    graph = EvaluationGraph(losses={"boundary": L.BoundaryLoss(include_background=False)})
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(3, 2, 10, 7, generator=g)
+    target = torch.randint(0, 2, (3, 10, 7), generator=g)
+    weight = torch.rand(3, 10, 7, generator=g)
+    distance = L.distance_transform((target == 1).unsqueeze(1))
+    to_onnx(graph, tmp_path / "boundary.onnx", (logits[:2], target[:2], weight[:2], distance[:2]))
+    for name, value in (("logits", logits), ("target", target), ("weight", weight), ("distance", distance)):
+        np.save(tmp_path / f"{name}.npy", value.numpy())
+    argv = ["evaluate", str(tmp_path / "boundary.onnx"), "--quiet", "--json", str(tmp_path / "scores.json")]
+    for name in ("logits", "target", "weight"):
+        argv += [f"--{name}", str(tmp_path / f"{name}.npy")]
+    assert main(argv) == 2
+    assert "give --distance" in capsys.readouterr().err
+    assert main(argv + ["--distance", str(tmp_path / "distance.npy")]) == 0
+    rows = json.loads((tmp_path / "scores.json").read_text())["per_image"]
+    expected = graph(logits, target, weight, distance)["boundary"]
+    np.testing.assert_allclose([row["boundary"] for row in rows], expected.numpy(), atol=1e-6)
+
+
 def test_show_writes_a_png(tmp_path, capsys):
     labels = touching_nuclei((64, 80), 8, radius=10, seed=1)
     np.save(tmp_path / "labels.npy", labels)

@@ -239,7 +239,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if not Path(args.graph).is_file():
         raise UsageError(f"graph: no such file: {args.graph}")
-    inputs = {"graph": args.graph, "--logits": args.logits, "--target": args.target, "--weight": args.weight}
+    inputs = {
+        "graph": args.graph, "--logits": args.logits, "--target": args.target, "--weight": args.weight,
+        "--distance": args.distance,
+    }
     if args.csv is not None and args.json is not None and same_file(Path(args.csv), Path(args.json)):
         raise UsageError(f"--json: {args.json} is also the --csv file; give two different files")
     for option, path in (("--csv", args.csv), ("--json", args.json)):
@@ -249,6 +252,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     arrays = {"logits": _load_array(args.logits, "--logits"), "target": _load_array(args.target, "--target")}
     if args.weight:
         arrays["weight"] = _load_array(args.weight, "--weight")
+    if args.distance:
+        arrays["distance"] = _load_array(args.distance, "--distance")
     names = [spec.name for spec in evaluator.inputs]
     missing = [name for name in names if name not in arrays]
     if missing:
@@ -420,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--logits", required=True, help=".npy (N, C, *spatial)")
     ev.add_argument("--target", required=True, help=".npy (N, *spatial) class indices, or (N, C, *spatial) for sigmoid")
     ev.add_argument("--weight", help=".npy (N, *spatial), if the graph takes one")
+    ev.add_argument(
+        "--distance", help=".npy (N, C', *spatial): the targets' signed distance maps, if the graph takes them"
+    )
     _add_count(ev, "--batch-size", 1, default=8, help="images per run (default 8)")
     ev.add_argument("--providers", choices=["auto", "cuda", "cpu"], default="auto")
     ev.add_argument("--csv", help="write one row per image")
