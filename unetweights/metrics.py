@@ -61,7 +61,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .losses._reduce import checked_input, input_poison, ratio_or
-from .losses.overlap import check_activation, overlap_counts
+from .losses.overlap import check_activation, check_sigmoid_target, overlap_counts
 
 COUNT_NAMES: Tuple[str, str, str, str] = ("tp", "sum_p", "sum_t", "mass")
 
@@ -80,11 +80,7 @@ def _check_empty_score(empty_score: float) -> None:
 def _prediction(input: Tensor, target: Tensor, activation: str, hard: bool, threshold: float) -> Tensor:
     """The prediction p (N, C, *): probabilities, or the hard labels as 0/1 in ``input``'s dtype."""
     input = checked_input(input, 3, "(N, C, *)")
-    if activation == "sigmoid" and target.dim() != input.dim():
-        raise ValueError(
-            f"target: activation='sigmoid' needs a (N, C, *) = {list(input.shape)} binary target, got "
-            f"{list(target.shape)}; for one channel pass target.unsqueeze(1)"
-        )
+    check_sigmoid_target(input, target, activation)
     if not hard:
         if activation == "softmax":
             return F.softmax(input, 1)

@@ -24,17 +24,15 @@ from torch import Tensor, nn
 
 from ._reduce import (
     check_option_range,
-    check_per_image_sets,
     check_reduction,
     check_same_shape,
-    checked_input,
     checking_values,
-    elementwise_weight,
     input_poison,
+    poison_rows,
     ratio_or,
     reduce_loss,
 )
-from .overlap import _SetOptions, _activate, _reduce_sets, check_activation, target_classes
+from .overlap import _check_set_options, _reduce_sets, _SetOptions, check_activation, weighted_parts
 
 
 def _check_spacing(spacing: Optional[List[float]], ndim: int) -> List[float]:
@@ -161,18 +159,7 @@ def _distance_inputs(
     ((N, 1, *) or None when every element weighs 1; 0 where ignored), and the (N,) poison of
     invalid logits, weights and targets.
     """
-    check_activation(activation)
-    input = checked_input(input, 3, "(N, C, *)")
-    if not include_background and input.shape[1] < 2:
-        raise ValueError(f"include_background: False leaves no class for an input with C = {input.shape[1]} channel")
-    poison = input_poison(input)
-    norm = elementwise_weight(weight, [input.shape[0], 1] + list(input.shape[2:]), True)
-    truth, valid, target_poison = target_classes(input, target, activation, ignore_index)
-    if target_poison is not None:
-        poison = poison + target_poison
-    if valid is not None:
-        norm = valid if norm is None else norm * valid
-    prob = _activate(input, activation)
+    prob, truth, norm, poison = weighted_parts(input, target, weight, activation, ignore_index, include_background)
     if not include_background:
         prob, truth = prob[:, 1:], truth[:, 1:]
     return prob, truth, norm, poison
@@ -188,7 +175,7 @@ def _checked_distance(
         raise ValueError(f"{name}: expected a floating-point distance map, got an integer or bool tensor")
     check_same_shape(distance, name, list(truth.shape), "(N, C', *), one channel per scored class")
     # Σ 0·d poisons an image whose distances are NaN or infinite, like a bad logit.
-    return distance.to(truth.dtype) + input_poison(distance).view([-1] + [1] * (distance.dim() - 1))
+    return poison_rows(distance.to(truth.dtype), input_poison(distance))
 
 
 def _element_reduce(loss: Tensor, norm: Optional[Tensor], reduction: str, poison: Tensor) -> Tensor:
@@ -375,14 +362,33 @@ def _set_sums(x: Tensor, norm: Optional[Tensor], per_image: bool) -> Tensor:
     return sums if per_image else sums.sum(0, keepdim=True)
 
 
-def _set_mass(norm: Optional[Tensor], x: Tensor, per_image: bool) -> Tensor:
-    """The weight mass of each set, (N, 1) or (1, 1)."""
+def _reduce_set_scores(
+    score: Tensor,
+    norm: Optional[Tensor],
+    prob: Tensor,
+    poison: Tensor,
+    per_image: bool,
+    include_background: bool,
+    reduction: str,
+) -> Tensor:
+    """1 - ``score`` per set and class (N, C') or (1, C'), reduced like the set losses.
+
+    A set's mass is its weight Σ w (its pixel count when every pixel weighs 1); a poisoned image
+    makes its set's loss and mass NaN.
+    """
     if norm is None:
         # numel() as an int, not a float, so that a compiled graph does not specialise on the size.
-        mass = torch.full([x.shape[0], 1], x[0, 0].numel(), dtype=x.dtype, device=x.device)
+        mass = torch.full([prob.shape[0], 1], prob[0, 0].numel(), dtype=prob.dtype, device=prob.device)
     else:
         mass = norm.reshape(norm.shape[0], 1, -1).sum(-1)
-    return mass if per_image else mass.sum(0, keepdim=True)
+    mass = mass + poison.unsqueeze(1)
+    loss = 1.0 - score
+    if per_image:
+        loss = poison_rows(loss, poison)
+    else:
+        mass = mass.sum(0, keepdim=True)
+        loss = loss + poison.sum()
+    return _reduce_sets(loss, mass, None, include_background, reduction)
 
 
 def cldice_loss(
@@ -417,16 +423,11 @@ def cldice_loss(
     with no weight mass has loss 0 and is left out of the mean. Invalid input makes its set's
     loss NaN.
     """
-    check_reduction(reduction)
-    check_per_image_sets(reduction, per_image)
-    check_option_range(smooth, "smooth", 0.0, math.inf, False, True)
+    _check_set_options(input, smooth, None, reduction, per_image)
     _check_iterations(iterations)
     prob, truth, norm, poison = _distance_inputs(input, target, weight, activation, include_background, ignore_index)
     skeleton_p = soft_skeleton(prob, iterations)
     skeleton_t = soft_skeleton(truth, iterations)
-    image_poison = poison.unsqueeze(1)
-    if not per_image:
-        image_poison = image_poison.sum(0, keepdim=True)
     precision = ratio_or(
         _set_sums(skeleton_p * truth, norm, per_image) + smooth, _set_sums(skeleton_p, norm, per_image) + smooth, 1.0
     )
@@ -434,8 +435,7 @@ def cldice_loss(
         _set_sums(skeleton_t * prob, norm, per_image) + smooth, _set_sums(skeleton_t, norm, per_image) + smooth, 1.0
     )
     score = ratio_or(2.0 * precision * sensitivity, precision + sensitivity, 1.0)
-    mass = _set_mass(norm, prob, per_image) + image_poison
-    return _reduce_sets(1.0 - score + image_poison, mass, None, include_background, reduction)
+    return _reduce_set_scores(score, norm, prob, poison, per_image, include_background, reduction)
 
 
 def skeleton_recall_loss(
@@ -471,17 +471,11 @@ def skeleton_recall_loss(
     ``smooth=0`` is 1 too, never NaN; it still counts in the mean. A set with no weight mass has
     loss 0 and is left out of the mean. Invalid input makes its set's loss NaN.
     """
-    check_reduction(reduction)
-    check_per_image_sets(reduction, per_image)
-    check_option_range(smooth, "smooth", 0.0, math.inf, False, True)
+    _check_set_options(input, smooth, None, reduction, per_image)
     include_background = skeleton.dim() == input.dim()
     prob, tube, norm, poison = _distance_inputs(input, skeleton, weight, activation, include_background, ignore_index)
-    image_poison = poison.unsqueeze(1)
-    if not per_image:
-        image_poison = image_poison.sum(0, keepdim=True)
     recall = ratio_or(_set_sums(prob * tube, norm, per_image) + smooth, _set_sums(tube, norm, per_image) + smooth, 1.0)
-    mass = _set_mass(norm, prob, per_image) + image_poison
-    return _reduce_sets(1.0 - recall + image_poison, mass, None, include_background, reduction)
+    return _reduce_set_scores(recall, norm, prob, poison, per_image, include_background, reduction)
 
 
 def _module_spacing(spacing: Optional[List[float]], name: str) -> Optional[List[float]]:

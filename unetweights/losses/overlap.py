@@ -49,6 +49,15 @@ def _activate(input: Tensor, activation: str) -> Tensor:
     return input
 
 
+def check_sigmoid_target(input: Tensor, target: Tensor, activation: str) -> None:
+    """Raise unless a "sigmoid" ``input`` (N, C, *) has a per-channel target of its rank."""
+    if activation == "sigmoid" and target.dim() != input.dim():
+        raise ValueError(
+            f"target: activation='sigmoid' needs a (N, C, *) = {list(input.shape)} binary target, got "
+            f"{list(target.shape)}; for one channel pass target.unsqueeze(1)"
+        )
+
+
 def target_classes(
     input: Tensor, target: Tensor, activation: str, ignore_index: Optional[int]
 ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
@@ -65,11 +74,7 @@ def target_classes(
         check_same_shape(target, "target", list(input.shape), "(N, C, *)")
         truth, poison = probability_target(target, input.dtype)
         return truth, None, poison
-    if activation == "sigmoid":
-        raise ValueError(
-            f"target: activation='sigmoid' needs a (N, C, *) = {list(input.shape)} binary target, got "
-            f"{list(target.shape)}; for one channel pass target.unsqueeze(1)"
-        )
+    check_sigmoid_target(input, target, activation)
     valid: Optional[Tensor] = None
     if ignore_index is None:
         labels, bad_target = class_indices(target, input)
@@ -81,6 +86,39 @@ def target_classes(
     classes = torch.arange(input.shape[1], device=input.device).view([1, -1] + [1] * (input.dim() - 2))
     truth = (labels.unsqueeze(1) == classes).to(input.dtype)
     return truth, valid, bad_target
+
+
+def weighted_parts(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor],
+    activation: str,
+    ignore_index: Optional[int],
+    include_background: bool,
+    poison: Optional[Tensor] = None,
+) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
+    """The checked pieces every loss on (N, C, *) probabilities starts from.
+
+    Returns ``(prob, truth, mask, poison)``: the activated input (float32 for half inputs), the
+    target as (N, C, *) truth (:func:`target_classes`), the weight of each pixel, (N, 1, *) or
+    broadcastable to it, with ignored pixels at 0 (None when every pixel weighs 1), and the (N,)
+    poison of the input (``poison`` when given: the logits' poison for a thresholded input) plus
+    that of an invalid target. Nothing is dropped for ``include_background=False``, which is only
+    checked to leave a class.
+    """
+    check_activation(activation)
+    input = checked_input(input, 3, "(N, C, *)")
+    if poison is None:
+        poison = input_poison(input)
+    if not include_background and input.shape[1] < 2:
+        raise ValueError(f"include_background: False leaves no class for an input with C = {input.shape[1]} channel")
+    mask = elementwise_weight(weight, [input.shape[0], 1] + list(input.shape[2:]), True)
+    truth, valid, target_poison = target_classes(input, target, activation, ignore_index)
+    if target_poison is not None:
+        poison = poison + target_poison
+    if valid is not None:
+        mask = valid if mask is None else mask * valid
+    return _activate(input, activation), truth, mask, poison
 
 
 def overlap_counts(
@@ -109,28 +147,12 @@ def overlap_counts(
     TorchScript raise for those). float16 and bfloat16 inputs are
     counted in float32.
     """
-    check_activation(activation)
-    input = checked_input(input, 3, "(N, C, *)")
-    if poison is None:
-        poison = input_poison(input)
-    num_images = input.shape[0]
-    num_classes = input.shape[1]
-    if not include_background and num_classes < 2:
-        raise ValueError(
-            f"include_background: False leaves no class for an input with C = {num_classes} channel"
-        )
-    w = elementwise_weight(weight, [num_images] + [1] + list(input.shape[2:]), True)
-    truth, valid, target_poison = target_classes(input, target, activation, ignore_index)
-    if target_poison is not None:
-        poison = poison + target_poison
+    prob, truth, mask, poison = weighted_parts(input, target, weight, activation, ignore_index, include_background, poison)
+    num_images, num_classes = prob.shape[0], prob.shape[1]
     # mask: the weight of each pixel, (N, 1, P), or None when every pixel weighs 1.
-    mask: Optional[Tensor] = None
-    if w is not None:
-        mask = w.expand([num_images, 1] + list(input.shape[2:])).reshape(num_images, 1, -1)
-    if valid is not None:
-        valid = valid.reshape(num_images, 1, -1)
-        mask = valid if mask is None else mask * valid
-    prob = _activate(input, activation).reshape(num_images, num_classes, -1)
+    if mask is not None:
+        mask = mask.expand([num_images, 1] + list(prob.shape[2:])).reshape(num_images, 1, -1)
+    prob = prob.reshape(num_images, num_classes, -1)
     truth = truth.reshape(prob.shape)
     one_hot = target.dim() != input.dim()
     weighted_truth = truth if mask is None else truth * mask
