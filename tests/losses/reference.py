@@ -651,10 +651,29 @@ def _one_hot_truth(input: np.ndarray, target: np.ndarray, ignore_index) -> Tuple
     return truth, valid
 
 
-def _elementwise_distance_loss(values, input, valid, weight, reduction):
-    """Reduce (N, C', *) element losses with the weight map (N, *) and the valid mask (N, *)."""
+def _pixel_weights(valid, weight) -> np.ndarray:
+    """(N, *) float64 weights, 0 where ignored."""
     w = np.ones(valid.shape) if weight is None else np.asarray(weight, dtype=np.float64)
-    w = np.where(valid, w, 0.0)[:, None]
+    return np.where(valid, w, 0.0)
+
+
+def scipy_signed_distance(masks: np.ndarray, spacing=None) -> np.ndarray:
+    """(N, C, *) masks: outside, scipy's distance to the nearest True pixel; inside, minus that to
+    the nearest False one; 0 for a channel without a boundary."""
+    from scipy import ndimage
+
+    out = np.zeros(masks.shape)
+    for index in np.ndindex(*masks.shape[:2]):
+        mask = np.asarray(masks[index], dtype=bool)
+        if mask.any() and not mask.all():
+            out[index] = ndimage.distance_transform_edt(~mask, sampling=spacing)
+            out[index] -= ndimage.distance_transform_edt(mask, sampling=spacing)
+    return out
+
+
+def _elementwise_distance_loss(values, valid, weight, reduction):
+    """Reduce (N, C', *) element losses with the weight map (N, *) and the valid mask (N, *)."""
+    w = _pixel_weights(valid, weight)[:, None]
     weighted = values * w
     if reduction == "none":
         return weighted
@@ -670,33 +689,26 @@ def _elementwise_distance_loss(values, input, valid, weight, reduction):
 
 def ref_boundary(input, target, weight=None, distance=None, activation="softmax", include_background=True,
                  spacing=None, ignore_index=-100, reduction="mean"):
-    """Σ w·φ_c·p_c / Σ w, φ from scipy's transform (via signed_distance_map) unless given."""
-    from unetweights.weightmaps import signed_distance_map
-
+    """Σ w·φ_c·p_c / Σ w, φ from scipy's transform unless given."""
     prob = _activated(input, activation)
     truth, valid = _one_hot_truth(input, target, ignore_index)
     first = 0 if include_background else 1
     prob, truth = prob[:, first:], truth[:, first:]
     if distance is None:
-        distance = np.stack([signed_distance_map(t > 0.5, spacing=spacing, channel_axis=0) for t in truth])
-    return _elementwise_distance_loss(np.asarray(distance, dtype=np.float64) * prob, input, valid, weight, reduction)
+        distance = scipy_signed_distance(truth > 0.5, spacing)
+    return _elementwise_distance_loss(np.asarray(distance, dtype=np.float64) * prob, valid, weight, reduction)
 
 
 def ref_hausdorff_dt(input, target, weight=None, activation="softmax", alpha=2.0, include_background=True,
                      spacing=None, ignore_index=-100, reduction="mean"):
     """(p - t)² (d_P^α + d_G^α) with d the unsigned distance to the boundary, from scipy."""
-    from unetweights.weightmaps import signed_distance_map
-
     prob = _activated(input, activation)
     truth, valid = _one_hot_truth(input, target, ignore_index)
     first = 0 if include_background else 1
     prob, truth = prob[:, first:], truth[:, first:]
-
-    def field(mask):
-        return np.abs(np.stack([signed_distance_map(m, spacing=spacing, channel_axis=0) for m in mask]))
-
-    scale = field(prob > 0.5) ** alpha + field(truth > 0.5) ** alpha
-    return _elementwise_distance_loss((prob - truth) ** 2 * scale, input, valid, weight, reduction)
+    scale = np.abs(scipy_signed_distance(prob > 0.5, spacing)) ** alpha
+    scale += np.abs(scipy_signed_distance(truth > 0.5, spacing)) ** alpha
+    return _elementwise_distance_loss((prob - truth) ** 2 * scale, valid, weight, reduction)
 
 
 def ref_soft_skeleton(x: np.ndarray, iterations: int) -> np.ndarray:
@@ -727,12 +739,6 @@ def ref_soft_skeleton(x: np.ndarray, iterations: int) -> np.ndarray:
     return skeleton
 
 
-def _pixel_weights(input, valid, weight) -> np.ndarray:
-    """(N, *) float64 weights, 0 where ignored."""
-    w = np.ones(valid.shape) if weight is None else np.asarray(weight, dtype=np.float64)
-    return np.where(valid, w, 0.0)
-
-
 def _per_set(loss_of, num_images, num_classes, w, per_image, reduction):
     """``loss_of(images, k)`` for every set of images and scored class k, reduced like the set losses."""
     sets = [[n] for n in range(num_images)] if per_image else [list(range(num_images))]
@@ -753,7 +759,7 @@ def ref_cldice(input, target, weight=None, activation="softmax", iterations=3, s
     first = 0 if include_background else 1
     prob, truth = prob[:, first:], truth[:, first:]
     skeleton_p, skeleton_t = ref_soft_skeleton(prob, iterations), ref_soft_skeleton(truth, iterations)
-    w = _pixel_weights(input, valid, weight)
+    w = _pixel_weights(valid, weight)
 
     def loss_of(images, k):
         ww, p, t, sp, st = w[images], prob[images, k], truth[images, k], skeleton_p[images, k], skeleton_t[images, k]
@@ -771,7 +777,7 @@ def ref_skeleton_recall(input, skeleton, weight=None, activation="softmax", smoo
     tube, valid = _one_hot_truth(input, skeleton, ignore_index)
     if skeleton.ndim != input.ndim:
         prob, tube = prob[:, 1:], tube[:, 1:]
-    w = _pixel_weights(input, valid, weight)
+    w = _pixel_weights(valid, weight)
 
     def loss_of(images, k):
         ww, p, t = w[images], prob[images, k], tube[images, k]
