@@ -8,6 +8,16 @@ from unetweights.data import WeightMapDataset
 from unetweights.synthetic import touching_nuclei
 
 
+def write_npy_masks(folder, masks, prefix="mask"):
+    """Save ``masks`` as ``folder/<prefix><k>.npy`` (the folder is created); return the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, mask in enumerate(masks):
+        paths.append(folder / f"{prefix}{k}.npy")
+        np.save(paths[-1], mask)
+    return paths
+
+
 def make_masks(n, shape=(48, 40), objects=6, radius=8.0):
     return [touching_nuclei(shape, objects, radius=radius, seed=k) for k in range(n)]
 

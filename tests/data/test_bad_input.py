@@ -13,20 +13,13 @@ from unetweights.data import WeightMapDataset, precompute
 from unetweights.synthetic import touching_nuclei
 from unetweights.weightmaps import unet_weight_map
 
+from ..data_fixtures import write_npy_masks
+
 MANIFEST = "unetweights_manifest.json"
 
 
 def small_masks(n, shape=(24, 20)):
     return [touching_nuclei(shape, 3, radius=5.0, seed=k) for k in range(n)]
-
-
-def write_npy_masks(folder, masks):
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k, mask in enumerate(masks):
-        paths.append(folder / f"mask{k}.npy")
-        np.save(paths[-1], mask)
-    return paths
 
 
 def snapshot(folder):

@@ -14,6 +14,8 @@ from unetweights.data import WeightMapDataset, WeightMapTransform, precompute
 from unetweights.synthetic import touching_nuclei
 from unetweights.weightmaps import separate_touching, signed_distance_map, tubed_skeleton, unet_weight_map
 
+from ..data_fixtures import write_npy_masks
+
 MANIFEST = "unetweights_manifest.json"
 IGNORE = 99
 
@@ -297,15 +299,6 @@ def test_dataset_repr_names_the_maps():
 # -- precompute ----------------------------------------------------------------------------------------
 
 
-def write_masks(folder, masks):
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k, mask in enumerate(masks):
-        paths.append(folder / f"m{k}.npy")
-        np.save(paths[-1], mask)
-    return paths
-
-
 def files(folder):
     return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if not p.name.startswith(".")}
 
@@ -315,7 +308,7 @@ def test_precompute_writes_the_maps_beside_the_weights(tmp_path, case, workers):
     make, spacing = CASES[case]
     masks = [make(k) for k in range(3)]
     masks[1][: masks[1].shape[0] // 3] = IGNORE
-    paths = write_masks(tmp_path / "masks", masks)
+    paths = write_npy_masks(tmp_path / "masks", masks, prefix="m")
     inputs = files(tmp_path / "masks")
     out = tmp_path / "out"
     options = dict(spacing=spacing, separate=True, ignore_label=IGNORE, sigma=3.0)
@@ -336,7 +329,7 @@ def test_precompute_writes_the_maps_beside_the_weights(tmp_path, case, workers):
 
 
 def test_precompute_resumes_a_mask_whose_distance_map_is_missing(tmp_path):
-    paths = write_masks(tmp_path / "masks", [mask_2d(k) for k in range(3)])
+    paths = write_npy_masks(tmp_path / "masks", [mask_2d(k) for k in range(3)], prefix="m")
     out = tmp_path / "out"
     precompute(paths, out, progress=False, signed_distance=True, skeleton_radius=1.0)
     first = files(out)
@@ -351,7 +344,7 @@ def test_precompute_resumes_a_mask_whose_distance_map_is_missing(tmp_path):
 
 def test_precompute_manifest_guards_the_new_options(tmp_path):
     masks = [mask_2d(k) for k in range(4)]
-    paths = write_masks(tmp_path / "masks", masks)
+    paths = write_npy_masks(tmp_path / "masks", masks, prefix="m")
     out = tmp_path / "out"
     precompute(paths, out, progress=False, sigma=3.0)
     before = files(out)
@@ -376,7 +369,7 @@ def test_precompute_manifest_guards_the_new_options(tmp_path):
 
 
 def test_precompute_same_options_overwrite_keeps_the_other_masks_maps(tmp_path):
-    paths = write_masks(tmp_path / "masks", [mask_2d(k) for k in range(3)])
+    paths = write_npy_masks(tmp_path / "masks", [mask_2d(k) for k in range(3)], prefix="m")
     out = tmp_path / "out"
     precompute(paths, out, progress=False, signed_distance=True)
     kept = (out / "m2.distance.npy").read_bytes()
@@ -386,7 +379,7 @@ def test_precompute_same_options_overwrite_keeps_the_other_masks_maps(tmp_path):
 
 
 def test_precompute_an_older_manifest_resumes_under_the_defaults(tmp_path):
-    paths = write_masks(tmp_path / "masks", [mask_2d(k) for k in range(2)])
+    paths = write_npy_masks(tmp_path / "masks", [mask_2d(k) for k in range(2)], prefix="m")
     out = tmp_path / "out"
     precompute(paths, out, progress=False)
     manifest = json.loads((out / MANIFEST).read_text())
@@ -398,7 +391,7 @@ def test_precompute_an_older_manifest_resumes_under_the_defaults(tmp_path):
 
 
 def test_precompute_refuses_unlisted_distance_files(tmp_path):
-    paths = write_masks(tmp_path / "masks", [mask_2d(k) for k in range(2)])
+    paths = write_npy_masks(tmp_path / "masks", [mask_2d(k) for k in range(2)], prefix="m")
     out = tmp_path / "out"
     precompute(paths[:1], out, progress=False, signed_distance=True)
     np.save(out / "m1.distance.npy", np.zeros((2, 36, 40), np.float32))  # whole, but not precompute's
@@ -421,7 +414,7 @@ def test_precompute_output_names_must_not_clash(tmp_path):
 
 
 def test_precompute_never_writes_a_distance_map_over_an_input(tmp_path):
-    paths = write_masks(tmp_path / "masks", [mask_2d(k) for k in range(2)])
+    paths = write_npy_masks(tmp_path / "masks", [mask_2d(k) for k in range(2)], prefix="m")
     out = tmp_path / "out"
     out.mkdir()
     os.link(paths[1], out / "m0.distance.npy")  # an input, where m0's distance map would go
@@ -434,7 +427,7 @@ def test_precompute_never_writes_a_distance_map_over_an_input(tmp_path):
 
 
 def test_precompute_never_deletes_an_input_that_an_old_distance_map_became(tmp_path):
-    paths = write_masks(tmp_path / "masks", [mask_2d(k) for k in range(3)])
+    paths = write_npy_masks(tmp_path / "masks", [mask_2d(k) for k in range(3)], prefix="m")
     out = tmp_path / "out"
     precompute(paths, out, progress=False, signed_distance=True)
     taken = tmp_path / "elsewhere" / "taken.npy"
@@ -456,7 +449,7 @@ def test_precompute_never_deletes_an_input_that_an_old_distance_map_became(tmp_p
     ],
 )
 def test_precompute_bad_options_write_nothing(tmp_path, kwargs, error, start):
-    paths = write_masks(tmp_path / "masks", [mask_2d()])
+    paths = write_npy_masks(tmp_path / "masks", [mask_2d()], prefix="m")
     with pytest.raises(error, match=f"^{start}"):
         precompute(paths, tmp_path / "out", progress=False, **kwargs)
     assert not (tmp_path / "out").exists()
