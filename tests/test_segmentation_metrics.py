@@ -7,12 +7,16 @@
   per-image metrics;
 - a NaN logit makes every micro score and every macro mean NaN, never a silent 1.0 or a
   skipped image, while an absent class is skipped;
-- a real 2-process gloo group: the synced result equals one process's result on the union;
+- a real 2-process gloo group: the synced result equals one process's result on the union, and
+  processes that differ in C or in the options that shape the summed states all raise the same
+  named error (instead of an abort inside gloo);
 - the counts of an exported graph run by OnnxEvaluator give the result of the torch logits;
-- bad input raises a ValueError that starts with the argument's name.
+- bad input raises a ValueError that starts with the argument's name: bad options, and counts
+  that no data can give (tp > Σp, negative true negatives, ...).
 """
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -432,10 +436,38 @@ def test_counts_from_an_exported_graph_equal_the_torch_path(tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 
+def _disagreeing_computes(rank):
+    """Each case: an accumulator whose C or options differ between the two ranks, updated once."""
+    x, y, w = all_present_batches(seed=2, shapes=((2, 3 + rank, 3, 3),))[0]  # C = 3 on rank 0, 4 on rank 1
+    same_c = all_present_batches(seed=2, shapes=((2, 3, 3, 3),))[0]
+    cases = {
+        "num_classes": (SegmentationMetrics(), (x, y, w)),
+        "hard": (SegmentationMetrics(hard=rank == 0), same_c),
+        "activation": (SegmentationMetrics(activation="softmax" if rank == 0 else "none"), same_c),
+        "empty_score": (SegmentationMetrics(empty_score=NAN if rank == 0 else 1.0), same_c),
+        # Rank 1 has no data and no num_classes: its C is unknown.
+        "unknown": (SegmentationMetrics(), same_c if rank == 0 else None),
+    }
+    errors = {}
+    for name, (metrics, batch) in cases.items():
+        if batch is not None:
+            metrics.update(*batch)
+        try:
+            metrics.compute()
+            errors[name] = "no error"
+        except (ValueError, RuntimeError) as error:
+            errors[name] = f"{type(error).__name__}: {error}"
+    return errors
+
+
 def _distributed_worker(rank, init_file, out_dir):
+    import datetime
+
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    # A short timeout: a process left alone in a collective fails the test instead of hanging it.
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=30))
     try:
         batches = all_present_batches(seed=1, shapes=((2, 3, 4, 5), (1, 3, 3, 3), (3, 3, 2, 6)))
         mine = batches[rank::2]
@@ -454,26 +486,52 @@ def _distributed_worker(rank, init_file, out_dir):
             for batch in batches:
                 idle.update(*batch)
         results["one_sided"] = idle.compute()
+        results["errors"] = _disagreeing_computes(rank)
+        # After the refused syncs the group still works: the same sync again.
+        results["after_errors"] = shared.compute()
         torch.save(results, f"{out_dir}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
-def test_two_gloo_processes_sync_to_the_union(tmp_path):
+@pytest.fixture(scope="module")
+def gloo_results(tmp_path_factory):
+    """What each of two gloo processes computed (one spawn serves every distributed test)."""
     import torch.distributed as dist
 
     if not dist.is_available():
         pytest.skip("torch.distributed is not available")
-    mp.spawn(_distributed_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    folder = tmp_path_factory.mktemp("gloo")
+    mp.spawn(_distributed_worker, args=(str(folder / "init"), str(folder)), nprocs=2, join=True)
+    return [torch.load(folder / f"rank{rank}.pt", weights_only=True) for rank in range(2)]
+
+
+def test_two_gloo_processes_sync_to_the_union(gloo_results):
     batches = all_present_batches(seed=1, shapes=((2, 3, 4, 5), (1, 3, 3, 3), (3, 3, 2, 6)))
     union = {k: v.numpy() for k, v in accumulate(batches, ignore_index=-1).items()}
     again = {k: v.numpy() for k, v in accumulate(batches + [batches[0], batches[1]], ignore_index=-1).items()}
-    for rank in range(2):
-        results = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+    for rank, results in enumerate(gloo_results):
         assert_result(results["synced"], union, rtol=1e-12, atol=1e-14)
         assert_result(results["local"], {k: v.numpy() for k, v in accumulate(batches[rank::2], ignore_index=-1).items()})
         assert_result(results["synced_again"], again, rtol=1e-12, atol=1e-14)
-        assert_result(results["one_sided"], {k: v.numpy() for k, v in accumulate(batches).items()}, rtol=1e-12, atol=1e-14)
+        assert_result(results["after_errors"], again, rtol=1e-12, atol=1e-14)
+        one_sided = {k: v.numpy() for k, v in accumulate(batches).items()}
+        assert_result(results["one_sided"], one_sided, rtol=1e-12, atol=1e-14)
+
+
+def test_ranks_that_disagree_raise_the_same_named_error(gloo_results):
+    expected = {
+        "num_classes": r"ValueError: num_classes differs across ranks: rank 0 has 3, rank 1 has 4; every process "
+                       r"must compute with the same C",
+        "hard": r"ValueError: hard differs across ranks: rank 0 has True, rank 1 has False;",
+        "activation": r"ValueError: activation differs across ranks: rank 0 has 'softmax', rank 1 has 'none';",
+        "empty_score": r"ValueError: empty_score differs across ranks: rank 0 has nan, rank 1 has 1.0;",
+        "unknown": r"RuntimeError: compute: C is unknown on rank\(s\) \[1\], which had no update; pass num_classes",
+    }
+    errors = [results["errors"] for results in gloo_results]
+    assert errors[0] == errors[1], "every rank must raise the same error"
+    for name, pattern in expected.items():
+        assert re.match(pattern, errors[0][name]), (name, errors[0][name])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -486,21 +544,58 @@ def _counts3():
 
 
 CONSTRUCTION_ERRORS = [
-    ("num_classes", dict(num_classes=0)),
-    ("num_classes", dict(num_classes=2.0)),
-    ("num_classes", dict(num_classes=True)),
-    ("activation", dict(activation="relu")),
-    ("threshold", dict(threshold=1.0)),
-    ("empty_score", dict(empty_score=math.inf)),
-    ("ignore_index", dict(ignore_index=1.5)),
-    ("include_background", dict(num_classes=1, include_background=False)),
+    ("num_classes", dict(num_classes=0), r"expected a positive int or None, got 0"),
+    ("num_classes", dict(num_classes=2.0), r"expected a positive int or None, got 2.0"),
+    ("num_classes", dict(num_classes=True), r"expected a positive int or None, got True"),
+    ("activation", dict(activation="relu"), r"expected 'softmax', 'sigmoid' or 'none', got 'relu'"),
+    ("threshold", dict(threshold=1.0), r"expected a value in \(0, 1\), got 1.0"),
+    ("threshold", dict(threshold=NAN), r"expected a value in \(0, 1\), got nan"),
+    ("threshold", dict(threshold=math.inf), r"expected a value in \(0, 1\), got inf"),
+    ("threshold", dict(threshold="0.5"), r"expected a value in \(0, 1\), got '0.5'"),
+    ("threshold", dict(threshold=None), r"expected a value in \(0, 1\), got None"),
+    ("empty_score", dict(empty_score=math.inf), r"expected a finite number or NaN, got inf"),
+    ("empty_score", dict(empty_score="nan"), r"expected a finite number or NaN, got 'nan'"),
+    ("empty_score", dict(empty_score="abc"), r"expected a finite number or NaN, got 'abc'"),
+    ("empty_score", dict(empty_score=None), r"expected a finite number or NaN, got None"),
+    ("empty_score", dict(empty_score=True), r"expected a finite number or NaN, got True"),
+    ("ignore_index", dict(ignore_index=1.5), r"expected an int or None, got 1.5"),
+    ("ignore_index", dict(ignore_index="255"), r"expected an int or None, got '255'"),
+    ("include_background", dict(num_classes=1, include_background=False), r"False leaves no class"),
+    ("hard", dict(hard="False"), r"expected True or False, got 'False'"),
+    ("include_background", dict(include_background="no"), r"expected True or False, got 'no'"),
+    ("sync_on_compute", dict(sync_on_compute=0), r"expected True or False, got 0"),
+    ("process_group", dict(process_group="gloo"), r"expected a torch.distributed ProcessGroup or None, got str"),
+    ("device", dict(device="tpu"), r"expected a torch.device or a device string such as 'cpu', 'cuda' or 'cuda:1', "
+                                   r"got 'tpu'"),
+    ("device", dict(device=1.5), r"expected a torch.device or a device string .*, got 1.5"),
+    ("device", dict(device=torch.float64), r"expected a torch.device or a device string .*, got torch.float64"),
+    ("device", dict(device="meta"), r"expected a device that holds data, got 'meta'"),
+    ("device", dict(device="cuda:99"), r"'cuda:99' is not available here \(\d+ cuda device\(s\)\)"),
 ]
 
 
-@pytest.mark.parametrize("argument,options", CONSTRUCTION_ERRORS)
-def test_bad_options_are_named(argument, options):
-    with pytest.raises(ValueError, match=rf"^{argument}\b"):
+@pytest.mark.parametrize("argument,options,message", CONSTRUCTION_ERRORS)
+def test_bad_options_are_named(argument, options, message):
+    with pytest.raises(ValueError, match=rf"^{argument}: {message}"):
         SegmentationMetrics(**options)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal of a CUDA device where there is none")
+def test_cuda_device_is_refused_without_cuda():
+    with pytest.raises(ValueError, match=r"^device: 'cuda' is not available here \(0 cuda device\(s\)\)"):
+        SegmentationMetrics(device="cuda")
+
+
+def test_numpy_scalars_and_devices_are_accepted_as_their_python_values():
+    rng = np.random.default_rng(8)
+    batch = make_batch(rng, 2, 3, (4, 3), "sigmoid", "binary")
+    numpy_options = dict(activation="sigmoid", threshold=np.float32(0.25), empty_score=np.int64(0),
+                         hard=np.bool_(True), device=torch.device("cpu"))
+    assert_result(accumulate([batch], **numpy_options),
+                  R.ref_dataset([batch], activation="sigmoid", threshold=0.25, empty_score=0.0))
+    index_batch = make_batch(rng, 2, 3, (4, 3), "softmax", "index", IGNORE)
+    assert_result(accumulate([index_batch], ignore_index=np.int64(IGNORE), device="cpu"),
+                  R.ref_dataset([index_batch], ignore_index=IGNORE))
 
 
 def test_bad_count_name():
@@ -554,3 +649,69 @@ def test_update_counts_errors_name_the_argument():
     # (N, 1) mass, as overlap_counts gives it, is accepted.
     metrics.update_counts(tp, sum_p, sum_t, mass[:, None])
     assert int(metrics.compute()["images"]) == 4
+
+
+def _hand_counts(image1):
+    """Counts of two images and two classes as numpy float64: image 0 is valid (tp [1, 2], Σp [2, 2],
+    Σt [1, 3], mass 4: a 4-pixel image, one pixel of class 0 found, two of class 1, one class-1
+    pixel predicted as 0); image 1 is given as (tp, sum_p, sum_t, mass)."""
+    image0 = ([1.0, 2.0], [2.0, 2.0], [1.0, 3.0], 4.0)
+    return [np.array([a, b], dtype=np.float64) for a, b in zip(image0, image1)]
+
+
+IMPOSSIBLE_COUNTS = [
+    # tp > Σp: Dice 2·3 / (2 + 3) = 1.2 for class 1 of image 1.
+    (([1, 3], [2, 2], [1, 3], 4), r"^tp: expected tp <= sum_p for every image and class, found tp = 3.0 > "
+                                  r"sum_p = 2.0 \(image 1, class 1\)"),
+    (([1, 2], [2, 2], [1, 1.5], 4), r"^tp: expected tp <= sum_t for every image and class, found tp = 2.0 > "
+                                    r"sum_t = 1.5 \(image 1, class 1\)"),
+    # True negatives 4 - 2 - 3 + 0 = -1 for class 1.
+    (([1, 0], [2, 2], [1, 3], 4), r"^mass: expected mass >= sum_p \+ sum_t - tp for every image and class \(the "
+                                  r"true negatives are not negative\), found mass = 4.0 < sum_p \+ sum_t - tp = 5.0 "
+                                  r"\(image 1, class 1\)"),
+    # "softmax" predicts one class per pixel: Σ_c Σp = 3 for a mass of 4.
+    (([1, 1], [2, 1], [1, 1], 4), r"^sum_p: expected its sum over the classes to equal mass with "
+                                  r"activation='softmax' .*, found 3.0 and mass = 4.0 \(image 1\)"),
+    (([1, 1], [2, 2], [1, math.inf], 4), r"^sum_t: expected finite counts \(NaN for an image with invalid input\), "
+                                         r"found inf"),
+    (([1, 1], [2, 2], [1, 1], math.inf), r"^mass: expected finite counts"),
+]
+
+
+@pytest.mark.parametrize("image1,message", IMPOSSIBLE_COUNTS)
+def test_update_counts_refuses_impossible_counts(image1, message):
+    metrics = SegmentationMetrics()
+    with pytest.raises(ValueError, match=message):
+        metrics.update_counts(*_hand_counts(image1))
+    # The refused batch added nothing; a valid one gives its hand-computed scores.
+    metrics.update_counts(*_hand_counts(([1, 1], [2, 2], [1, 1], 4)))
+    got = metrics.compute()
+    # Summed: tp [2, 3], Σp [4, 4], Σt [2, 4]: Dice 2·tp / (Σp + Σt) = [4/6, 6/8].
+    np.testing.assert_allclose(got["dice"].numpy(), [4 / 6, 6 / 8], rtol=RTOL)
+    assert int(got["images"]) == 2
+
+
+def test_count_relations_allow_rounding_and_depend_on_the_activation():
+    # float32 counts (an exported graph's) may carry rounding: tp one ulp above Σp is accepted,
+    # 0.1 % above is not.
+    sum_p = np.float32(1000.0)
+    for tp, accepted in ((np.nextafter(sum_p, np.float32(2000)), True), (sum_p * np.float32(1.001), False)):
+        counts = [np.array([[a, 0.0]], np.float32) for a in (tp, sum_p, 1500.0)] + [np.array([2000.0], np.float32)]
+        metrics = SegmentationMetrics(activation="sigmoid")
+        if accepted:
+            metrics.update_counts(*counts)
+        else:
+            with pytest.raises(ValueError, match=r"^tp: expected tp <= sum_p"):
+                metrics.update_counts(*counts)
+    # Counts without the background class: Σ_c Σp falls short of the mass, which "softmax"
+    # refuses (a likely mistake) and "sigmoid", whose channels are independent, accepts.
+    tp, sum_p, sum_t, mass = _counts3()
+    with pytest.raises(ValueError, match=r"^sum_p: expected its sum over the classes to equal mass .* \(image 0\)"):
+        SegmentationMetrics().update_counts(tp[:, 1:], sum_p[:, 1:], sum_t[:, 1:], mass)
+    SegmentationMetrics(activation="sigmoid").update_counts(tp[:, 1:], sum_p[:, 1:], sum_t[:, 1:], mass)
+    # A NaN image (invalid input) satisfies every relation and is carried on.
+    for count in (tp, sum_p, sum_t, mass):
+        count[1] = NAN
+    metrics = SegmentationMetrics()
+    metrics.update_counts(tp, sum_p, sum_t, mass)
+    assert bool(torch.isnan(metrics.compute()["dice"]).all())

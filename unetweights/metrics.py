@@ -52,6 +52,7 @@ denominator and carries a NaN count on.
 """
 
 import math
+import numbers
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
@@ -442,6 +443,113 @@ def _as_tensor(value: Any, name: str) -> Tensor:
     raise ValueError(f"{name}: expected a torch tensor or a numpy array, got {type(value).__name__}")
 
 
+# -- SegmentationMetrics' checks (plain Python: the accumulator is never scripted) ------------------
+
+
+def _checked_flag(value: Any, name: str) -> bool:
+    # bool("False") is True: a string here would silently mean the opposite.
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
+def _checked_real(value: Any, name: str, expected: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    return float(value)
+
+
+# Accelerators whose availability torch.accelerator reports; other backends (xla, ...) are taken
+# on trust and fail at the first update if absent.
+_ACCELERATORS = ("cuda", "mps", "xpu", "mtia")
+
+
+def _checked_device(device: Any) -> Optional[torch.device]:
+    if device is None:
+        return None
+    expected = "a torch.device or a device string such as 'cpu', 'cuda' or 'cuda:1'"
+    if isinstance(device, (bool, np.bool_)) or not isinstance(device, (torch.device, str, int)):
+        raise ValueError(f"device: expected {expected}, got {device!r}")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device: expected {expected}, got {device!r}") from None
+    if parsed.type == "meta":
+        raise ValueError(f"device: expected a device that holds data, got {device!r} (meta tensors have shapes only)")
+    if parsed.type in _ACCELERATORS:
+        # Availability and count only: nothing is allocated, so no context is made on a device
+        # before the caller has chosen its own (torch.cuda.set_device in a distributed run).
+        accelerator = torch.accelerator.current_accelerator(check_available=True)
+        count = torch.accelerator.device_count() if accelerator is not None and accelerator.type == parsed.type else 0
+        if count == 0 or (parsed.index is not None and parsed.index >= count):
+            raise ValueError(f"device: {str(parsed)!r} is not available here ({count} {parsed.type} device(s))")
+    return parsed
+
+
+def _ranks_holding(values: List[Any]) -> str:
+    """'rank 0 has 3, ranks [1, 2] have 4' for the values of a group's ranks."""
+    ranks: Dict[Any, List[int]] = {}
+    for rank, value in enumerate(values):
+        ranks.setdefault(value, []).append(rank)
+    return ", ".join(
+        f"rank {held[0]} has {value}" if len(held) == 1 else f"ranks {held} have {value}"
+        for value, held in ranks.items()
+    )
+
+
+def _count_slack(counts: Mapping[str, Tensor]) -> float:
+    """Relative slack for the relations between counts: √ε of the least precise count dtype.
+
+    Counts summed in float32 (an exported graph's) carry rounding that float64 ones do not.
+    """
+    return max(torch.finfo(value.dtype).eps for value in counts.values()) ** 0.5
+
+
+def _first_violation(violated: Tensor) -> str:
+    index = violated.nonzero()[0].tolist()
+    return f"image {index[0]}" + (f", class {index[1]}" if len(index) > 1 else "")
+
+
+def _check_count_relations(counts: Mapping[str, Tensor], activation: str) -> None:
+    """Raise unless the counts (tp, sum_p, sum_t (N, C); mass (N,)) could be weighted counts.
+
+    With p, t in [0, 1] and w >= 0 per pixel: tp <= Σp, tp <= Σt, and the true negatives
+    mass - Σp - Σt + tp are not negative; "softmax" predicts one class per counted pixel, so
+    Σ_c Σp = mass. Each relation holds within a relative slack for rounding; a NaN count (an
+    image with invalid input) satisfies them all.
+    """
+    slack = _count_slack(counts)
+    tp, sum_p, sum_t, mass = (counts[name].double() for name in COUNT_NAMES)
+    mass = mass.reshape(-1, 1)
+    for name in ("sum_p", "sum_t"):
+        total = sum_p if name == "sum_p" else sum_t
+        violated = tp > total + slack * (tp + total)
+        if bool(violated.any()):
+            where = _first_violation(violated)
+            raise ValueError(
+                f"tp: expected tp <= {name} for every image and class, found tp = {float(tp[violated][0])} > "
+                f"{name} = {float(total[violated][0])} ({where})"
+            )
+    union = sum_p + sum_t - tp
+    violated = union > mass + slack * (mass + sum_p + sum_t + tp)
+    if bool(violated.any()):
+        raise ValueError(
+            f"mass: expected mass >= sum_p + sum_t - tp for every image and class (the true negatives are not "
+            f"negative), found mass = {float(mass.expand_as(union)[violated][0])} < sum_p + sum_t - tp = "
+            f"{float(union[violated][0])} ({_first_violation(violated)})"
+        )
+    if activation == "softmax":
+        predicted, counted = sum_p.sum(1), mass[:, 0]
+        violated = (predicted - counted).abs() > slack * (predicted + counted)
+        if bool(violated.any()):
+            raise ValueError(
+                f"sum_p: expected its sum over the classes to equal mass with activation='softmax' (every "
+                f"counted pixel predicts one class; are all C classes there, background included?), found "
+                f"{float(predicted[violated][0])} and mass = {float(counted[violated][0])} "
+                f"({_first_violation(violated)})"
+            )
+
+
 class SegmentationMetrics:
     """Dataset-level Dice, IoU and pixel accuracy: weighted counts summed over batches and processes.
 
@@ -469,13 +577,16 @@ class SegmentationMetrics:
     sync_on_compute : bool
         True (the default): :meth:`compute` sums the states over the default process group (or
         ``process_group``) when ``torch.distributed`` is initialised with more than one process.
-        Every process must then call :meth:`compute`, with the same C.
+        Every process must then call :meth:`compute`, with the same C, ``hard``, ``activation``
+        and ``empty_score``; where they differ, every process raises the same ValueError.
     process_group : optional
         The ``torch.distributed`` group to sync over; None is the default group.
     device : torch.device or str, optional
         Where the states live. None (the default): the device of the first update; later
-        updates are moved there. A NCCL group needs them on CUDA: pass ``device="cuda"`` when the
-        updates are numpy counts from onnxruntime.
+        updates are moved there (a process without updates syncs from the CPU, or from the
+        current CUDA device with NCCL). A NCCL group needs them on CUDA: pass ``device="cuda"``
+        when the updates are numpy counts from onnxruntime. An unknown or unavailable device is
+        refused with a ValueError naming ``device``.
 
     Notes
     -----
@@ -529,20 +640,28 @@ class SegmentationMetrics:
             isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1
         ):
             raise ValueError(f"num_classes: expected a positive int or None, got {num_classes!r}")
+        threshold = _checked_real(threshold, "threshold", "a value in (0, 1)")
         _check_prediction_options(activation, threshold)
-        _check_empty_score(float(empty_score))
-        if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+        empty_score = _checked_real(empty_score, "empty_score", "a finite number or NaN")
+        _check_empty_score(empty_score)
+        if ignore_index is not None and (
+            isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))
+        ):
             raise ValueError(f"ignore_index: expected an int or None, got {ignore_index!r}")
+        if process_group is not None and not (dist.is_available() and isinstance(process_group, dist.ProcessGroup)):
+            raise ValueError(
+                f"process_group: expected a torch.distributed ProcessGroup or None, got {type(process_group).__name__}"
+            )
         self.num_classes = None if num_classes is None else int(num_classes)
         self.activation = activation
-        self.hard = bool(hard)
-        self.threshold = float(threshold)
-        self.include_background = bool(include_background)
-        self.ignore_index = ignore_index
-        self.empty_score = float(empty_score)
-        self.sync_on_compute = bool(sync_on_compute)
+        self.hard = _checked_flag(hard, "hard")
+        self.threshold = threshold
+        self.include_background = _checked_flag(include_background, "include_background")
+        self.ignore_index = None if ignore_index is None else int(ignore_index)
+        self.empty_score = empty_score
+        self.sync_on_compute = _checked_flag(sync_on_compute, "sync_on_compute")
         self.process_group = process_group
-        self.device = None if device is None else torch.device(device)
+        self.device = _checked_device(device)
         if self.num_classes is not None:
             self._check_classes(self.num_classes)
         self.reset()
@@ -617,8 +736,11 @@ class SegmentationMetrics:
             (N,) (or (N, 1)): the counted weight mass of each image.
 
         They must come from the same options as this accumulator's (:meth:`count_modules` builds
-        graph modules that do). ValueError naming the argument for a shape, a C or a negative
-        value that cannot be such counts.
+        graph modules that do). ValueError naming the argument for a shape, a C, a dtype or a
+        value that cannot be such counts: an infinite or negative count, tp > sum_p, tp > sum_t,
+        sum_p + sum_t - tp > mass (negative true negatives) or, with "softmax", Σ_c sum_p ≠ mass
+        (each counted pixel predicts one class). The relations hold within a relative √ε of the
+        counts' dtype, for rounding. A batch that raises adds nothing.
         """
         counts = {name: _as_tensor(value, name) for name, value in zip(COUNT_NAMES, (tp, sum_p, sum_t, mass))}
         for name, value in counts.items():
@@ -641,11 +763,17 @@ class SegmentationMetrics:
         if mass_shape not in ([first.shape[0]], [first.shape[0], 1]):
             raise ValueError(f"mass: expected shape (N,) = [{first.shape[0]}] (or (N, 1)), got {mass_shape}")
         for name, value in counts.items():
+            if bool(torch.isinf(value).any()):
+                raise ValueError(
+                    f"{name}: expected finite counts (NaN for an image with invalid input), found "
+                    f"{float(value[torch.isinf(value)][0])}"
+                )
             if bool((value < 0).any()):
                 raise ValueError(
                     f"{name}: expected non-negative counts (NaN for an image with invalid input), "
-                    f"found {float(value.min())}"
+                    f"found {float(value[value < 0].min())}"
                 )
+        _check_count_relations(counts, self.activation)
         self._add(counts["tp"], counts["sum_p"], counts["sum_t"], counts["mass"].reshape(-1))
 
     def update_from_outputs(self, outputs: Mapping[str, Any], prefix: str = "") -> None:
@@ -711,25 +839,74 @@ class SegmentationMetrics:
 
     def _synced(self) -> Dict[str, Tensor]:
         """The states summed over the process group (or this process's own when not syncing)."""
-        if self._buffer is None:
-            if self._classes is None:
-                raise RuntimeError(
-                    "compute: no update yet, so C is unknown; call update() first (or pass num_classes, so "
-                    "that a process without data can take part in a distributed sync)"
-                )
-            self._allocate(self._classes, torch.device("cpu") if self.device is None else self.device)
         syncing = (
             self.sync_on_compute
             and dist.is_available()
             and dist.is_initialized()
             and dist.get_world_size(self.process_group) > 1
         )
+        if syncing:
+            self._check_ranks_agree()
+        if self._buffer is None:
+            if self._classes is None:
+                raise RuntimeError(
+                    "compute: no update yet, so C is unknown; call update() first (or pass num_classes, so "
+                    "that a process without data can take part in a distributed sync)"
+                )
+            self._allocate(self._classes, self._state_device(syncing))
         if not syncing:
             return self._state
         # A copy: the local states stay this process's own, so updates can go on after compute().
         buffer = self._buffer.clone()
         dist.all_reduce(buffer, op=dist.ReduceOp.SUM, group=self.process_group)
         return self._views(buffer, self._classes)
+
+    def _state_device(self, syncing: bool) -> torch.device:
+        if self._buffer is not None:
+            return self._buffer.device
+        if self.device is not None:
+            return self.device
+        # A process without data: where the group's collectives run (NCCL moves CUDA tensors only;
+        # gloo, and a "cpu:gloo,cuda:nccl" group, take CPU ones).
+        if syncing and dist.get_backend(self.process_group) == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+
+    def _check_ranks_agree(self) -> None:
+        """Raise the same error on every process of the group unless their states can be summed.
+
+        The all_reduce of buffers of different lengths aborts inside the backend (gloo: SIGABRT on
+        one process, a reset connection on the other) instead of raising, so C and the options
+        that give the buffer its layout and its states their meaning are gathered first.
+        """
+        activations = ("softmax", "sigmoid", "none")
+        mine = [
+            float(self._classes or 0), float(self.hard), float(activations.index(self.activation)), self.empty_score
+        ]
+        header = torch.tensor(mine, dtype=torch.float64, device=self._state_device(True))
+        gathered = [torch.empty_like(header) for _ in range(dist.get_world_size(self.process_group))]
+        dist.all_gather(gathered, header, group=self.process_group)
+        rows = torch.stack(gathered).cpu().tolist()
+        unknown = [rank for rank, row in enumerate(rows) if row[0] == 0]
+        if unknown:
+            raise RuntimeError(
+                f"compute: C is unknown on rank(s) {unknown}, which had no update; pass num_classes, so that a "
+                f"process without data can take part in a distributed sync"
+            )
+        shown = {
+            "num_classes": [int(row[0]) for row in rows],
+            "hard": [bool(row[1]) for row in rows],
+            "activation": [repr(activations[int(row[2])]) for row in rows],
+            # NaN != NaN, but two NaN empty scores agree.
+            "empty_score": ["nan" if math.isnan(row[3]) else row[3] for row in rows],
+        }
+        for name, values in shown.items():
+            if len(set(values)) > 1:
+                what = "C (num_classes or the first update's)" if name == "num_classes" else name
+                raise ValueError(
+                    f"{name} differs across ranks: {_ranks_holding(values)}; every process must compute with "
+                    f"the same {what}"
+                )
 
     def compute(self) -> Dict[str, Tensor]:
         """The scores of everything added since the last :meth:`reset` (all processes' when syncing).
@@ -753,7 +930,11 @@ class SegmentationMetrics:
         ------
         RuntimeError
             When no image was added (on any process, when syncing), or when C is unknown
-            because this process has had no update and no ``num_classes``.
+            because this process (or, when syncing, any process) has had no update and no
+            ``num_classes``.
+        ValueError
+            When syncing, on every process, if the processes differ in C, ``hard``,
+            ``activation`` or ``empty_score``.
         """
         state = self._synced()
         if float(state["images"]) == 0:
