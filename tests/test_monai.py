@@ -112,6 +112,19 @@ def test_keys_types_and_errors():
         WeightMapd(keys="label", weighting="falk", w0=5.0)
 
 
+def test_a_bool_label_refuses_an_ignore_label():
+    """ignore_label is a value of the labels as given; a bool mask has none, and labelling it would
+    have given one object the id 255 and dropped it."""
+    mask = np.zeros((1, 40, 80), dtype=bool)
+    mask[0, 1::2, 1::2] = True
+    for label in (mask, MetaTensor(torch.as_tensor(mask))):
+        with pytest.raises(ValueError, match=r"ignore_label=255 cannot apply to a bool mask \(label of dtype bool\)"):
+            WeightMapd(keys="label", ignore_label=255)({"label": label})
+    as_uint8 = mask.astype(np.uint8) * 255  # the same picture as integers: 255 is a value there
+    out = WeightMapd(keys="label", ignore_label=255)({"label": as_uint8})
+    np.testing.assert_array_equal(out["weight"][0][mask[0]], 0.0)
+
+
 def test_distance_map_and_skeleton_of_the_target_beside_the_weight_map():
     sample = _samples((10, 24, 26), 1, spacing=(2.0, 1.0, 0.8))[0]
     sample["label"][0, :, :4] = 77  # an unannotated strip: background of the target

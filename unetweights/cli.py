@@ -62,7 +62,11 @@ def _add_weight_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--spacing", type=float, nargs="+", help="pixel or voxel size per axis (default 1)")
     group.add_argument("--separate", action="store_true", help="carve one-pixel gaps between touching objects first")
     group.add_argument(
-        "--ignore-label", type=int, help="a label value whose pixels get weight 0, are no objects and count in no class"
+        "--ignore-label", type=int,
+        help="a label value whose pixels get weight 0, are no objects and count in no class; it is compared with "
+        "the values the mask file holds, so a mask stored as bool is then read as integers, not labelled into "
+        "objects: a 1-bit PNG as 0 and 255 (as the same picture saved with 8 bits), a 1-bit TIFF or bool .npy "
+        "as 0 and 1",
     )
 
 
@@ -110,18 +114,21 @@ def _write_text_atomic(path: str, text: str) -> None:
             handle.write(text)
 
 
-def _load_array(path: str, what: str) -> np.ndarray:
+def _load_array(path: str, what: str, integers: bool = False) -> np.ndarray:
+    """A .npy array as stored, or a mask image read with ``read_mask`` (``integers`` passed on:
+    a bool .npy then comes as uint8 too)."""
     file = Path(path)
     if not file.is_file():
         raise UsageError(f"{what}: no such file: {path}")
     if file.suffix.lower() == ".npy":
         try:
-            return np.load(file, allow_pickle=False)
+            array = np.load(file, allow_pickle=False)
         except ValueError as error:
             raise UsageError(f"{what}: cannot read {path}: {error}") from error
+        return array.astype(np.uint8) if integers and array.dtype == bool else array
     from .data import read_mask
 
-    return read_mask(file)
+    return read_mask(file, integers=integers)
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -325,7 +332,8 @@ def _show(args: argparse.Namespace) -> int:
 
     inputs = {"labels": args.labels, "--image": args.image, "--weight": args.weight}
     _check_output_file(args.out, "--out", inputs, create_folder=True)
-    labels = _load_array(args.labels, "labels")
+    # An ignore label is a value of the labels as the file holds them, as precompute reads them.
+    labels = _load_array(args.labels, "labels", integers=args.ignore_label is not None)
     if labels.ndim != 2:
         raise UsageError(f"labels: expected a 2D mask, got shape {list(labels.shape)}")
     given = {"--weight": _load_array(args.weight, "--weight") if args.weight else None}

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from unetweights import class_balance_weights, separate_touching, unet_weight_map
+from unetweights import class_balance_weights, falk_weight_map, separate_touching, unet_weight_map
 
 from .reference import reference_unet_weight_map
 
@@ -69,3 +69,24 @@ def test_edge_cases_and_errors():
     for bad, error in ((0, ValueError), (-1, ValueError), (2.5, ValueError), ("255", TypeError), (True, TypeError)):
         with pytest.raises(error, match="ignore_label"):
             unet_weight_map(plain, ignore_label=bad)
+
+
+def _grid_of_dots():
+    """A bool mask of 800 one-pixel objects: labelled, their ids run 1..800, 255 among them."""
+    mask = np.zeros((40, 80), dtype=bool)
+    mask[1::2, 1::2] = True
+    return mask
+
+
+@pytest.mark.parametrize("weight_map", [unet_weight_map, falk_weight_map])
+@pytest.mark.parametrize("separate", [False, True])
+def test_a_bool_mask_refuses_an_ignore_label(weight_map, separate):
+    """A bool mask holds no label values: ignore_label would only hit an id its labelling generates
+    (here object 255 of 800), so it is refused rather than silently dropping that object."""
+    mask = _grid_of_dots()
+    with pytest.raises(ValueError, match=r"ignore_label=255.*bool mask.*integer labels.*ignore_label=None"):
+        weight_map(mask, ignore_label=IGNORE, separate=separate)
+    # Without it every dot is an object and weighs more than nothing; as integers, 255 is a value.
+    assert np.all(weight_map(mask, separate=separate)[mask] > 0)
+    as_uint8 = mask.astype(np.uint8) * IGNORE
+    np.testing.assert_array_equal(weight_map(as_uint8, ignore_label=IGNORE, separate=separate)[mask], 0.0)

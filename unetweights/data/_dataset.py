@@ -11,7 +11,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from ..weightmaps.unet import _prepared
+from ..weightmaps._validation import as_label_array
+from ..weightmaps.unet import _check_ignore_label, _prepared
 from ._masks import _as_label_input
 from ._options import _canonical_options, _library_version, _make_weight, _options_repr, _weight_map_options
 from ._targets import _num_classes, _signed_distances, _skeleton, _target_options
@@ -106,7 +107,8 @@ class WeightMapDataset:
     - ``ignore_label`` pixels are background in the foreground targets (as the target says), and in
       no class for ``target="labels"``, where the target keeps the ignore value: outside every
       class for the distance map, in no tube. Either way the weight map is 0 there, so a weighted
-      loss (or ``ignore_index``) leaves them out.
+      loss (or ``ignore_index``) leaves them out. ``ignore_label`` is a value of the mask as
+      ``base`` gives it: an item whose mask is bool raises ValueError, before the cache is read.
 
     **The cache.** An entry is named by a SHA-256 of the mask's bytes, dtype and shape, every option,
     the target mode, the library version and a cache format version, so a changed mask or setting
@@ -205,12 +207,15 @@ class WeightMapDataset:
         if image is not None:
             _check_image_shape(image, mask.shape, index)
         ignore = self.options["ignore_label"]
+        # Before the cache is looked at: an entry made for a bool mask with an ignore value would
+        # hold a map that dropped whichever object its labelling happened to number so.
+        _check_ignore_label(mask, ignore, f"base[{index!r}] mask")
         ignored = None if ignore is None else mask == ignore
         labels = mask
         if self.target == "separated":
             # Carved by unet_weight_map's own step (ignored pixels are background while carving),
             # with the ignore value put back so that the map gives those pixels weight 0.
-            carved, carved_ignored = _prepared(mask, True, ignore)
+            carved, carved_ignored = _prepared(as_label_array(mask), True, ignore)
             labels = carved if carved_ignored is None else np.where(carved_ignored, mask, carved)
         # The key comes from the mask as base gave it (the target mode is in the key), so that
         # cache_path(mask) finds the entry; the map is computed on ``labels``, already carved for

@@ -38,7 +38,7 @@ def _read_tiff(path: Path) -> np.ndarray:
     return array
 
 
-def _read_png(path: Path) -> np.ndarray:
+def _read_png(path: Path, integers: bool) -> np.ndarray:
     # Pillow directly (it is what scikit-image and imageio read PNGs with): both of those turn a
     # palette PNG into RGB, and for a label mask the palette indices are the labels.
     from PIL import Image
@@ -53,10 +53,12 @@ def _read_png(path: Path) -> np.ndarray:
                 f"multi-channel image (PNG mode {mode!r}, {len(image.getbands())} bands); "
                 "expected a single-channel label image"
             )
-        return np.asarray(image)
+        # Pillow gives the pixels of a 1-bit image as 0 and 255 (getpixel, getextrema, convert), the
+        # values of the same picture saved with 8 bits; only its numpy view is bool.
+        return np.asarray(image.convert("L") if integers and mode == "1" else image)
 
 
-def _read_mask(path: Path) -> np.ndarray:
+def _read_mask(path: Path, integers: bool = False) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix not in MASK_SUFFIXES:
         raise _UnreadableMask(f"unsupported file type {path.suffix!r}; expected one of {', '.join(MASK_SUFFIXES)}")
@@ -64,7 +66,7 @@ def _read_mask(path: Path) -> np.ndarray:
         if suffix in (".tif", ".tiff"):
             array = _read_tiff(path)
         elif suffix == ".png":
-            array = _read_png(path)
+            array = _read_png(path, integers)
         else:
             with open(path, "rb") as f:
                 array = np.load(f, allow_pickle=False)
@@ -79,10 +81,12 @@ def _read_mask(path: Path) -> np.ndarray:
         raise _UnreadableMask(f"holds {array.dtype} values; expected an integer or bool label image")
     if array.ndim not in (2, 3):
         raise _UnreadableMask(f"has shape {array.shape}; expected a 2-D or 3-D label image")
+    if integers and array.dtype == bool:
+        array = array.astype(np.uint8)
     return array
 
 
-def read_mask(path: PathLike) -> np.ndarray:
+def read_mask(path: PathLike, *, integers: bool = False) -> np.ndarray:
     """Read an instance (or binary) label mask from a .tif/.tiff, .png or .npy file.
 
     Parameters
@@ -91,12 +95,18 @@ def read_mask(path: PathLike) -> np.ndarray:
         A .tif or .tiff file (read with tifffile: the first image series, 2-D or a 3-D stack), a .png
         (read with Pillow; for a palette PNG the palette indices are returned, not colours), or a
         .npy file (read with ``allow_pickle=False``). The suffix decides, case-insensitively.
+    integers : bool, default False
+        Give a mask that its reader returns as bool (a 1-bit PNG or TIFF, a bool .npy) as the
+        integers that reader gives its values, in uint8: a 1-bit PNG as 0 and 255 (Pillow's pixel
+        values, those of the same picture saved with 8 bits), a 1-bit TIFF or a bool .npy as 0 and
+        1. :func:`precompute` and the command line read masks so when an ``ignore_label`` is
+        given: it is a value of the labels as the file holds them, which a bool mask has none of.
 
     Returns
     -------
     ndarray of bool or integers, 2-D or 3-D
-        As stored: no relabelling and no dtype change. A channel axis of size 1 (TIFF 'S' or 'C') is
-        dropped.
+        As stored: no relabelling and no dtype change (except bool to uint8 with ``integers``). A
+        channel axis of size 1 (TIFF 'S' or 'C') is dropped.
 
     Raises
     ------
@@ -109,8 +119,10 @@ def read_mask(path: PathLike) -> np.ndarray:
         When ``path`` is not a str or path-like.
     """
     path = _as_path(path, "path")
+    if not isinstance(integers, (bool, np.bool_)):
+        raise TypeError(f"integers must be a bool, got {integers!r}")
     try:
-        return _read_mask(path)
+        return _read_mask(path, bool(integers))
     except _UnreadableMask as exc:
         raise ValueError(f"path {str(path)!r}: {exc}") from None
 

@@ -122,7 +122,8 @@ def _compute_one(path: str, out_paths: dict, options: dict, targets: dict) -> Op
     Runs in pool workers too.
     """
     try:
-        mask = _read_mask(Path(path))
+        # An ignore label is a value of the labels as the file holds them (see read_mask).
+        mask = _read_mask(Path(path), integers=options["ignore_label"] is not None)
         maps = {"weight": _make_weight(mask, options), **_foreground_maps(mask, options, targets)}
         for output, out_path in out_paths.items():
             _write_npy_atomic(Path(out_path), maps[output])
@@ -377,7 +378,11 @@ def precompute(
     Parameters
     ----------
     mask_paths : iterable of str or os.PathLike
-        Mask files, read with :func:`read_mask` (.tif/.tiff, .png, .npy). Their stems (file names
+        Mask files, read with :func:`read_mask` (.tif/.tiff, .png, .npy); with an
+        ``ignore_label``, with ``read_mask(path, integers=True)``, so that it is compared with
+        the values the file holds: a mask stored as bool (a 1-bit PNG, say) is then read as its
+        integers, one object per value like any integer mask, instead of being labelled into
+        objects. Their stems (file names
         without the suffix) must be distinct, and so must every output name they give (a mask
         named ``a.distance.tif`` and a mask ``a`` with ``signed_distance``): a clash raises
         ValueError up front, naming both.

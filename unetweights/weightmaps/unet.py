@@ -19,7 +19,7 @@ from ._validation import (
 )
 from .balance import ClassWeights, check_class_weights, class_balance_weights
 from .distance import _add_border_term_in_place, _nearest_two
-from .instances import as_instances, separate_touching
+from .instances import label_instances, separate_touching
 
 BORDERS = ("background", "all")
 
@@ -127,7 +127,9 @@ def unet_weight_map(
         A label value (> 0) that marks pixels to ignore, such as unannotated regions: they get
         weight 0, are not objects (no border is drawn around them; carving treats them as
         background), and do not count in the class frequencies of "balanced" or "sqrt". The
-        losses of :mod:`unetweights.losses` leave weight-0 pixels out of every reduction.
+        losses of :mod:`unetweights.losses` leave weight-0 pixels out of every reduction. It is a
+        value of ``labels`` as given, never an id that labelling a bool mask generates: with a
+        bool mask, which holds no label values, it raises ValueError.
 
     Returns
     -------
@@ -220,7 +222,8 @@ def falk_weight_map(
     separate : bool
         Carve one-pixel gaps between touching objects first (:func:`separate_touching`).
     ignore_label : int, optional
-        As in :func:`unet_weight_map`: those pixels weigh 0 and are no objects.
+        As in :func:`unet_weight_map`: those pixels weigh 0 and are no objects. A value of the
+        labels as given; refused (ValueError) with a bool mask.
 
     Returns
     -------
@@ -249,8 +252,9 @@ def falk_weight_map(
 
 
 def _labels_and_spacing(labels, spacing: SpacingLike) -> tuple[np.ndarray, np.ndarray]:
-    """Validated instance labels and spacing, refusing a spacing whose d1 + d2 float64 cannot hold."""
-    labels = as_instances(labels)
+    """Validated labels (a bool mask still unlabelled, see :func:`_prepared`) and spacing, refusing a
+    spacing whose d1 + d2 float64 cannot hold."""
+    labels = as_label_array(labels)
     spacing = as_spacing(spacing, labels.ndim)
     check_spacing_range(spacing, labels.shape, np.float64, "the sum d1 + d2 in float64", factor=2.0)
     return labels, spacing
@@ -261,14 +265,36 @@ def _check_separate(separate) -> None:
         raise TypeError(f"separate must be a bool, got {separate!r}")
 
 
-def _prepared(labels: np.ndarray, separate: bool, ignore_label) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """(the labels a map is made from, the mask of ``ignore_label`` pixels or None if there are none).
+def _check_ignore_label(labels: np.ndarray, ignore_label, name: str = "labels") -> Optional[int]:
+    """``ignore_label`` as an int (None stays None), checked against the labels as given.
 
-    Ignored pixels become background, and so no object, before the gaps are carved.
+    It is a value those labels hold: a bool mask holds none, only the ids that labelling it
+    generates, and comparing with those would silently drop whichever object got that id.
     """
+    if ignore_label is None:
+        return None
+    ignore_label = integer_in_range(ignore_label, "ignore_label", 1, np.iinfo(np.int64).max, " (0 is background)")
+    if np.asarray(labels).dtype == bool:
+        raise ValueError(
+            f"ignore_label={ignore_label} cannot apply to a bool mask ({name} of dtype bool): a bool mask has no "
+            "label values, only the object ids its labelling generates; pass integer labels that hold the "
+            "ignore value, or ignore_label=None"
+        )
+    return ignore_label
+
+
+def _prepared(labels: np.ndarray, separate: bool, ignore_label) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """(the instance labels a map is made from, the mask of ``ignore_label`` pixels or None if there are none).
+
+    ``labels`` are as given (checked by ``as_label_array``): ``ignore_label`` is compared with them
+    before a bool mask is labelled into objects, and refused for one. Ignored pixels become
+    background, and so no object, before the gaps are carved.
+    """
+    ignore_label = _check_ignore_label(labels, ignore_label)
+    if labels.dtype == bool:
+        labels = label_instances(labels)
     ignored = None
     if ignore_label is not None:
-        ignore_label = integer_in_range(ignore_label, "ignore_label", 1, np.iinfo(np.int64).max, " (0 is background)")
         ignored = labels == ignore_label
         if ignored.any():
             labels = np.where(ignored, 0, labels)
