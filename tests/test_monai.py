@@ -125,6 +125,36 @@ def test_a_bool_label_refuses_an_ignore_label():
     np.testing.assert_array_equal(out["weight"][0][mask[0]], 0.0)
 
 
+def _with_affine(labels, affine):
+    return {"label": MetaTensor(torch.as_tensor(labels[None]), affine=torch.as_tensor(affine, dtype=torch.float64))}
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_spacing_from_meta_follows_the_affine_and_refuses_one_without_voxel_sizes(ndim):
+    shape = (24, 28) if ndim == 2 else (6, 20, 22)
+    labels = touching_nuclei(shape, 5, radius=4.0, seed=2)
+    transform = WeightMapd(keys="label", sigma=SIGMA, spacing_from_meta=True)
+    # A rotated, anisotropic affine: the voxel sizes are the lengths of the spatial columns.
+    sizes = (2.0, 0.5, 0.75)[:ndim]
+    angle = 0.3
+    rotation = np.eye(4)
+    rotation[:2, :2] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    affine = rotation @ np.diag([*sizes, *(1.0,) * (4 - ndim)])
+    affine[:3, 3] = (5.0, -2.0, 1.0)  # a translation changes no voxel size
+    got = transform(_with_affine(labels, affine))["weight"][0].numpy()
+    np.testing.assert_array_equal(got, unet_weight_map(labels, sigma=SIGMA, spacing=sizes))
+    assert not np.array_equal(got, unet_weight_map(labels, sigma=SIGMA))
+    singular = np.eye(4)
+    singular[:ndim, :ndim] = 1.0  # every spatial axis along one direction
+    non_finite = np.eye(4)
+    non_finite[0, 0] = np.nan
+    one_zero_axis = np.eye(4)
+    one_zero_axis[ndim - 1, ndim - 1] = 0.0
+    for bad in (np.zeros((4, 4)), one_zero_axis, singular, non_finite):
+        with pytest.raises(ValueError, match=r"label: spacing_from_meta=True needs the label's affine to give finite, non-zero voxel sizes"):
+            transform(_with_affine(labels, bad))
+
+
 def test_distance_map_and_skeleton_of_the_target_beside_the_weight_map():
     sample = _samples((10, 24, 26), 1, spacing=(2.0, 1.0, 0.8))[0]
     sample["label"][0, :, :4] = 77  # an unannotated strip: background of the target

@@ -55,9 +55,12 @@ class WeightMapd(MapTransform):
         Where each map goes, one per key. Default: ``"weight"`` for a single key, else
         ``f"{key}_weight"`` for each.
     spacing_from_meta : bool
-        Take ``spacing`` from each label's metadata (``MetaTensor.pixdim``, from its affine), so
-        that sigma (and the distances and the skeleton's radius) are in physical units whatever
-        the resampling did. Needs ``MetaTensor`` labels, and ``spacing`` must then not be given.
+        Take ``spacing`` from each label's metadata (the lengths of the columns of the spatial
+        block of its affine, as ``MetaTensor.pixdim`` gives them), so that sigma (and the
+        distances and the skeleton's radius) are in physical units whatever the resampling did.
+        Needs ``MetaTensor`` labels, and ``spacing`` must then not be given. An affine with no
+        voxel size (a zero, singular or non-finite spatial block) raises ValueError naming the
+        key: ``pixdim`` would silently take 1 for a zero column.
     allow_missing_keys : bool
         As in MONAI: skip absent keys instead of raising KeyError.
     signed_distance : bool
@@ -154,11 +157,36 @@ class WeightMapd(MapTransform):
         if self.spacing_from_meta:
             if not isinstance(label, MetaTensor):
                 raise TypeError(f"{key}: spacing_from_meta=True needs a MetaTensor, got {type(label).__name__}")
-            spacing = tuple(float(s) for s in np.asarray(label.pixdim, dtype=np.float64).reshape(-1)[: array.ndim - 1])
-            options = {**options, "spacing": spacing}
+            options = {**options, "spacing": _spacing_from_affine(label.affine, key, array.ndim - 1)}
         maps = {"weight": _make_weight(array[0], options), **_foreground_maps(array[0], options, self.targets)}
         # The distance map's class axis is already its channel axis; the others get one of size 1.
         return [_like(label, m if name == "distance" else m[np.newaxis]) for name, m in maps.items()]
+
+
+def _spacing_from_affine(affine: Any, key: Hashable, spatial: int) -> tuple:
+    """The voxel size per spatial axis: the lengths of the columns of ``affine[:spatial, :spatial]``.
+
+    This is what ``MetaTensor.pixdim`` computes, except that pixdim replaces a zero length by 1;
+    here an affine that gives no voxel size is refused instead.
+    """
+    matrix = np.asarray(affine.detach().cpu() if isinstance(affine, torch.Tensor) else affine, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] <= spatial:
+        raise ValueError(
+            f"{key}: spacing_from_meta=True needs the label's affine to be a square matrix of size at least "
+            f"{spatial + 1} (for {spatial} spatial axes), got shape {list(matrix.shape)}"
+        )
+    block = matrix[:spatial, :spatial]
+    with np.errstate(over="ignore", invalid="ignore"):
+        spacing = np.sqrt((block * block).sum(axis=0))
+    # The rank of the block with unit columns: scale-free, so tiny or huge voxels are not singular.
+    singular = np.isfinite(spacing).all() and (spacing > 0).all() and np.linalg.matrix_rank(block / spacing) < spatial
+    if not np.isfinite(block).all() or not np.isfinite(spacing).all() or (spacing <= 0).any() or singular:
+        raise ValueError(
+            f"{key}: spacing_from_meta=True needs the label's affine to give finite, non-zero voxel sizes "
+            f"(a finite, non-singular affine[:{spatial}, :{spatial}]), got {block.tolist()} "
+            f"(voxel sizes {spacing.tolist()}); fix the affine in the label's metadata, or pass spacing instead"
+        )
+    return tuple(spacing.tolist())
 
 
 def _like(label: Any, array: np.ndarray) -> Any:
