@@ -2,6 +2,8 @@
 
 import csv
 import json
+import re
+import sys
 
 import numpy as np
 import pytest
@@ -159,6 +161,114 @@ def test_evaluate_writes_csv_and_json(exported, tmp_path, capsys):
         assert abs(float(row["dice_2"]) - float(expected["dice"][k, 2])) <= 1e-5
     summary = json.loads((tmp_path / "scores.json").read_text())["summary"]
     np.testing.assert_allclose(summary["iou"]["mean"], expected["iou"].double().mean(0).numpy(), atol=1e-5)
+
+
+def _evaluate_inputs(folder, n=3, seed=4):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, 3, 10, 8, generator=g)
+    target = torch.randint(0, 3, (n, 10, 8), generator=g)
+    weight = 5.0 * torch.rand(n, 10, 8, generator=g)
+    for name, value in (("logits", logits), ("target", target), ("weight", weight)):
+        np.save(folder / f"{name}.npy", value.numpy())
+    return logits, target, weight
+
+
+def _evaluate_argv(exported, folder, weight="weight.npy", logits="logits.npy"):
+    return [
+        "evaluate", str(exported / "eval.onnx"), "--logits", str(folder / logits), "--target", str(folder / "target.npy"),
+        "--weight", str(folder / weight), "--quiet", "--json", str(folder / "scores.json"),
+    ]
+
+
+def test_evaluate_reads_a_float_tiff_weight_map(exported, tmp_path, capsys):
+    """A weight map is float values: a .tif of them is read as such, not as a label mask."""
+    import tifffile
+
+    logits, target, weight = _evaluate_inputs(tmp_path)
+    tifffile.imwrite(tmp_path / "weight.tif", weight.numpy(), photometric="minisblack")
+    assert main(_evaluate_argv(exported, tmp_path, weight="weight.tif")) == 0, capsys.readouterr().err
+    rows = json.loads((tmp_path / "scores.json").read_text())["per_image"]
+    expected = EvaluationGraph.default()(logits, target, weight)
+    np.testing.assert_allclose([row["ce"] for row in rows], expected["ce"].numpy(), atol=1e-5)
+    assert not np.allclose(expected["ce"].numpy(), EvaluationGraph.default()(logits, target)["ce"].numpy())
+
+
+@pytest.mark.parametrize(
+    "values,suffix,expected",
+    [
+        (lambda w: np.where(w > 4.0, np.nan, w), ".tif", r"--weight: .*bad.tif holds NaN or infinite weights"),
+        (lambda w: -w, ".tif", r"--weight: .*bad.tif holds negative weights \(minimum -"),
+        (lambda w: w > 1.0, ".npy", r"--weight: .*bad.npy holds bool values; expected real-valued weights"),
+        (lambda w: w.astype(np.complex64), ".npy", r"--weight: .*bad.npy holds complex64 values; expected real-valued"),
+        (lambda w: w[0].astype(np.uint8), ".png", r"--weight: .*bad.png: expected a weight map in a .npy or .tif/.tiff file"),
+    ],
+)
+def test_evaluate_refuses_a_bad_weight_map_by_name(exported, tmp_path, capsys, values, suffix, expected):
+    import tifffile
+    from PIL import Image
+
+    _, _, weight = _evaluate_inputs(tmp_path)
+    bad = values(weight.numpy())
+    path = tmp_path / f"bad{suffix}"
+    {".tif": lambda: tifffile.imwrite(path, bad, photometric="minisblack"), ".npy": lambda: np.save(path, bad), ".png": lambda: Image.fromarray(bad).save(path)}[suffix]()
+    assert main(_evaluate_argv(exported, tmp_path, weight=path.name)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert re.search(expected, err), err
+
+
+@pytest.mark.parametrize(
+    "logits,expected",
+    [
+        (np.float32(1.5), r"--logits: .*logits0.npy has shape \[\]; the graph takes 4 dims float32\[batch, 3, height, width\] \(N, C, \*spatial\)"),
+        (np.zeros((3, 10, 8), np.float32), r"--logits: .*logits0.npy has shape \[3, 10, 8\]; the graph takes 4 dims"),
+        (np.zeros((0, 3, 10, 8), np.float32), r"--logits: .*logits0.npy holds no images \(shape \[0, 3, 10, 8\]\); expected at least one"),
+    ],
+)
+def test_evaluate_names_logits_of_the_wrong_rank(exported, tmp_path, capsys, logits, expected):
+    _evaluate_inputs(tmp_path)
+    np.save(tmp_path / "logits0.npy", logits)
+    assert main(_evaluate_argv(exported, tmp_path, logits="logits0.npy")) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.search(expected, err), err
+    assert "unsized" not in err
+
+
+def test_show_reads_a_float_tiff_weight_map(tmp_path, monkeypatch, capsys):
+    import tifffile
+
+    import unetweights.plot
+
+    labels = touching_nuclei((32, 40), 4, radius=7, seed=2)
+    np.save(tmp_path / "labels.npy", labels)
+    weight = unet_weight_map(labels, sigma=2.0)
+    tifffile.imwrite(tmp_path / "weight.tif", weight)
+    shown = {}
+    monkeypatch.setattr(unetweights.plot, "plot_weight_map", lambda labels, weight, out, **kw: shown.update(weight=weight) or out)
+    argv = ["show", str(tmp_path / "labels.npy"), "--weight", str(tmp_path / "weight.tif"), "--out", str(tmp_path / "w.png")]
+    assert main(argv) == 0, capsys.readouterr().err
+    np.testing.assert_array_equal(shown["weight"], weight)
+    tifffile.imwrite(tmp_path / "weight.tif", weight[:, :-1])
+    assert main(argv) == 2
+    assert "--weight: shape [32, 39] does not match the labels' shape [32, 40]" in capsys.readouterr().err
+
+
+def test_demo_without_matplotlib_prints_the_scores_and_names_the_skipped_figures(tmp_path, monkeypatch, capsys):
+    """Figures are the only part that needs the plot extra: the demo trains, evaluates and prints
+    its table, then says which figures it skipped and why, rather than failing at the end."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    with pytest.raises(ImportError):
+        import matplotlib  # noqa: F401
+    out = tmp_path / "demo"
+    argv = ["demo", "--quick", "--steps", "2", "--size", "32", "--workers", "0", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "with weight map" in printed and "without weight map" in printed and "object F1" in printed
+    assert re.search(
+        r"figures +skipped \(weight_map.png, predictions.png, loss_curve.png\): figures need matplotlib: "
+        r"pip install 'unetweights\[plot\]'", printed
+    ), printed
+    assert not list(out.glob("*.png")) and (out / "eval.onnx").is_file()
 
 
 def test_evaluate_absent_class_is_na_in_the_table_and_null_in_json(exported, tmp_path, capsys):

@@ -233,6 +233,19 @@ def test_run_errors(evaluator, change, error, message):
         evaluator(*inputs)
 
 
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_an_empty_batch_or_image_is_named_before_the_run(evaluator, as_torch, capfd):
+    """onnxruntime itself fails deep inside (a Broadcaster error, with error logs): an empty batch
+    has no per-image outputs to give, so it is refused by name before the session runs."""
+    x, t, w = softmax_inputs((2, 3, 8, 6))
+    convert = (lambda v: v) if as_torch else (lambda v: v.numpy())
+    with pytest.raises(ValueError, match=r"logits: expected a non-empty batch \(at least one image along dim 0\), got shape \[0, 3, 8, 6\]"):
+        evaluator(*(convert(v[:0]) for v in (x, t, w)))
+    with pytest.raises(ValueError, match=r"logits: dim 3 \('width'\) is 0; expected at least one element along every dim"):
+        evaluator(*(convert(v[..., :0]) for v in (x, t, w)))
+    assert "onnxruntime" not in capfd.readouterr().err
+
+
 def test_named_input_errors(evaluator):
     x, t, w = softmax_inputs((2, 3, 8, 6))
     with pytest.raises(ValueError, match=r"labels: not an input of the graph; its inputs are \['logits', 'target', 'weight'\]"):

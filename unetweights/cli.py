@@ -131,11 +131,43 @@ def _load_array(path: str, what: str, integers: bool = False) -> np.ndarray:
     return read_mask(file, integers=integers)
 
 
+_WEIGHT_SUFFIXES = (".npy", ".tif", ".tiff")
+
+
+def _load_weight(path: str, option: str) -> np.ndarray:
+    """A weight map as float32 values from a .npy or .tif/.tiff file: real, finite and non-negative.
+
+    Read as the values it holds, never as a label mask, and refused by ``option`` otherwise.
+    """
+    from .data._masks import _read_image, _UnreadableMask
+
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"{option}: no such file: {path}")
+    if file.suffix.lower() not in _WEIGHT_SUFFIXES:
+        raise UsageError(f"{option}: {path}: expected a weight map in a .npy or .tif/.tiff file, got {file.suffix!r}")
+    try:
+        array = _read_image(file, channels=False)
+    except _UnreadableMask as error:
+        raise UsageError(f"{option}: {path} {error}") from None
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise UsageError(f"{option}: {path} holds {array.dtype} values; expected real-valued weights (float or integer)")
+    with np.errstate(over="ignore"):
+        weight = array.astype(np.float32)
+    if not np.isfinite(weight).all():
+        raise UsageError(
+            f"{option}: {path} holds NaN or infinite weights (or values beyond float32); expected finite, non-negative weights"
+        )
+    if weight.size and weight.min() < 0:
+        raise UsageError(f"{option}: {path} holds negative weights (minimum {weight.min():g}); expected finite, non-negative weights")
+    return weight
+
+
 # -- demo ---------------------------------------------------------------------------------------
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo import FIGURES, run_demo
 
     steps, n_train, n_test = args.steps, args.train_images, args.test_images
     if args.quick:
@@ -149,7 +181,10 @@ def _demo(args: argparse.Namespace) -> int:
     print(result.table())
     print()
     print("object F1: cells recovered as their own connected component (IoU > 0.5); merged: share of cells fused")
-    print(f"figures    {', '.join(str(p) for p in result.files)}")
+    if result.figures_skipped:
+        print(f"figures    skipped ({', '.join(FIGURES)}): {result.figures_skipped}")
+    else:
+        print(f"figures    {', '.join(str(p) for p in result.files)}")
     print(f"time       {result.seconds['total']:.1f} s")
     return 0
 
@@ -241,6 +276,13 @@ def _export(args: argparse.Namespace) -> int:
 # -- evaluate -----------------------------------------------------------------------------------
 
 
+# The layout of each input the evaluate command documents (its --help), batch first.
+_LAYOUTS = {
+    "logits": "(N, C, *spatial)", "target": "(N, *spatial) or (N, C, *spatial)", "weight": "(N, *spatial)",
+    "distance": "(N, C', *spatial)",
+}
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from .runtime import OnnxEvaluator
 
@@ -258,7 +300,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluator = OnnxEvaluator(args.graph, providers=args.providers)
     arrays = {"logits": _load_array(args.logits, "--logits"), "target": _load_array(args.target, "--target")}
     if args.weight:
-        arrays["weight"] = _load_array(args.weight, "--weight")
+        arrays["weight"] = _load_weight(args.weight, "--weight")
     if args.distance:
         arrays["distance"] = _load_array(args.distance, "--distance")
     names = [spec.name for spec in evaluator.inputs]
@@ -269,9 +311,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     if extra:
         raise UsageError(f"--{extra[0]}: the graph {args.graph} has no '{extra[0]}' input (it takes {names})")
     for spec in evaluator.inputs:  # saved arrays often come as float64 or int32: cast to the graph's type
-        if np.issubdtype(spec.dtype, np.integer) and not np.issubdtype(arrays[spec.name].dtype, np.integer):
-            raise UsageError(f"--{spec.name}: expected integer class indices, got {arrays[spec.name].dtype}")
-        arrays[spec.name] = arrays[spec.name].astype(spec.dtype, copy=False)
+        array, path = arrays[spec.name], inputs[f"--{spec.name}"]
+        # Batch first, as the graph takes them: each array is cut into batches along dim 0.
+        if array.ndim != len(spec.shape):
+            raise UsageError(
+                f"--{spec.name}: {path} has shape {list(array.shape)}; the graph takes {len(spec.shape)} dims "
+                f"{spec.describe()} {_LAYOUTS[spec.name]}"
+            )
+        if len(array) == 0:
+            raise UsageError(f"--{spec.name}: {path} holds no images (shape {list(array.shape)}); expected at least one")
+        if np.issubdtype(spec.dtype, np.integer) and not np.issubdtype(array.dtype, np.integer):
+            raise UsageError(f"--{spec.name}: expected integer class indices, got {array.dtype}")
+        arrays[spec.name] = array.astype(spec.dtype, copy=False)
     total = len(arrays["logits"])
     batches = [
         tuple(arrays[name][start : start + args.batch_size] for name in names) for start in range(0, total, args.batch_size)
@@ -336,7 +387,7 @@ def _show(args: argparse.Namespace) -> int:
     labels = _load_array(args.labels, "labels", integers=args.ignore_label is not None)
     if labels.ndim != 2:
         raise UsageError(f"labels: expected a 2D mask, got shape {list(labels.shape)}")
-    given = {"--weight": _load_array(args.weight, "--weight") if args.weight else None}
+    given = {"--weight": _load_weight(args.weight, "--weight") if args.weight else None}
     given["--image"] = _load_array(args.image, "--image") if args.image else None
     for option, array in given.items():
         # A (1, H, W) image is a one-channel image of the mask's shape; anything else must match.
@@ -432,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("graph", help="the .onnx file")
     ev.add_argument("--logits", required=True, help=".npy (N, C, *spatial)")
     ev.add_argument("--target", required=True, help=".npy (N, *spatial) class indices, or (N, C, *spatial) for sigmoid")
-    ev.add_argument("--weight", help=".npy (N, *spatial), if the graph takes one")
+    ev.add_argument("--weight", help=".npy or .tif (N, *spatial) of finite non-negative weights, if the graph takes one")
     ev.add_argument(
         "--distance", help=".npy (N, C', *spatial): the targets' signed distance maps, if the graph takes them"
     )
@@ -450,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("labels", help="instance mask (.npy, .png, .tif), 2D")
     show.add_argument("--image", help="the raw image to show beside it")
-    show.add_argument("--weight", help="a weight map (.npy) instead of computing one")
+    show.add_argument("--weight", help="a weight map (.npy or .tif, finite non-negative values) instead of computing one")
     show.add_argument("--out", default="weight_map.png", help="the PNG to write (default weight_map.png)")
     _add_weight_options(show)
     show.set_defaults(run=_show)

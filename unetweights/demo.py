@@ -86,15 +86,24 @@ def object_scores(predicted: np.ndarray, labels: np.ndarray, iou: float = 0.5) -
     return {"precision": precision, "recall": recall, "f1": f1, "merged": merged / max(len(true_ids), 1)}
 
 
+# The figures run_demo draws into its output folder (with matplotlib, the ``plot`` extra).
+FIGURES = ("weight_map.png", "predictions.png", "loss_curve.png")
+
+
 @dataclass
 class DemoResult:
-    """Per-model losses, metrics and timings from :func:`run_demo`."""
+    """Per-model losses, metrics and timings from :func:`run_demo`.
+
+    ``files`` are the figures written; ``figures_skipped`` says why none were (matplotlib
+    missing), and is empty when they were.
+    """
 
     curves: Dict[str, List[float]] = field(default_factory=dict)
     metrics: Dict[str, Dict[str, float]] = field(default_factory=dict)
     provider: str = ""
     seconds: Dict[str, float] = field(default_factory=dict)
     files: List[Path] = field(default_factory=list)
+    figures_skipped: str = ""
 
     def table(self) -> str:
         columns = [
@@ -184,7 +193,9 @@ def run_demo(
     ``steps``, ``n_train``, ``n_test`` and ``size`` must be at least 1 (``size`` a multiple of 4),
     ``workers`` at least 0 (0 computes the maps in this process), and ``out`` a writable folder or
     a path where one can be created; ValueError naming the argument otherwise, before any work.
-    Training crops are 64 pixels square, or the whole image when ``size`` is smaller.
+    Training crops are 64 pixels square, or the whole image when ``size`` is smaller. The figures
+    need matplotlib (the ``plot`` extra); without it the demo still trains and scores both
+    models, draws no figure, and says why in ``figures_skipped`` (and in the log, at the start).
     """
     from torch.utils.data import DataLoader
 
@@ -194,7 +205,7 @@ def run_demo(
     from .export import to_onnx
     from .losses import WeightedCrossEntropyLoss
     from .metrics import DiceScore, IoUScore
-    from .plot import plot_loss_curves, plot_predictions, plot_weight_map
+    from .plot import _pyplot, plot_loss_curves, plot_predictions, plot_weight_map
     from .runtime import OnnxEvaluator
     from .synthetic import touching_cells
 
@@ -207,6 +218,11 @@ def run_demo(
     out = Path(out)
     _writable_folder(out, "out")
     result = DemoResult()
+    try:  # known before the training: the figures are drawn only at the end
+        _pyplot()
+    except ImportError as error:
+        result.figures_skipped = str(error)
+        log(f"figures    none will be drawn ({error}); the models are trained and scored all the same")
     start = time.perf_counter()
     torch.manual_seed(seed)
 
@@ -262,15 +278,17 @@ def run_demo(
     result.seconds["export and evaluate"] = time.perf_counter() - tick
     log(f"evaluate   {report.path} on {n_test} held-out images with onnxruntime ({evaluator.provider})")
 
-    first_image, first_labels = pairs[0]
-    first_weight = train_set[0][2]
-    predictions = {name: _instances(logits[name][0].argmax(0).numpy()) for name in logits}
-    result.files = [
-        plot_weight_map(first_labels, first_weight, out / "weight_map.png", image=first_image,
-                        title="a training image and its U-Net weight map"),
-        plot_predictions(images[0, 0].numpy(), pairs[n_train][1], predictions, out / "predictions.png"),
-        plot_loss_curves(result.curves, out / "loss_curve.png"),
-    ]
+    if not result.figures_skipped:
+        first_image, first_labels = pairs[0]
+        first_weight = train_set[0][2]
+        predictions = {name: _instances(logits[name][0].argmax(0).numpy()) for name in logits}
+        weight_png, predictions_png, loss_png = (out / name for name in FIGURES)
+        result.files = [
+            plot_weight_map(first_labels, first_weight, weight_png, image=first_image,
+                            title="a training image and its U-Net weight map"),
+            plot_predictions(images[0, 0].numpy(), pairs[n_train][1], predictions, predictions_png),
+            plot_loss_curves(result.curves, loss_png),
+        ]
     result.seconds["total"] = time.perf_counter() - start
     return result
 
@@ -281,4 +299,4 @@ def _instances(foreground: np.ndarray) -> np.ndarray:
     return label(foreground > 0, connectivity=1)
 
 
-__all__ = ["DemoResult", "SmallUNet", "object_scores", "run_demo", "train"]
+__all__ = ["FIGURES", "DemoResult", "SmallUNet", "object_scores", "run_demo", "train"]

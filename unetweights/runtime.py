@@ -174,10 +174,6 @@ def _format_value(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def _numel(array: Any) -> int:
-    return array.numel() if isinstance(array, torch.Tensor) else array.size
-
-
 def _is_floating(array: Any) -> bool:
     return array.is_floating_point() if isinstance(array, torch.Tensor) else np.issubdtype(array.dtype, np.floating)
 
@@ -422,6 +418,17 @@ class OnnxEvaluator:
             if not dtype_ok:
                 raise ValueError(f"{spec.name}: expected dtype {np.dtype(spec.dtype).name}, got {actual}")
             for d, (want, got) in enumerate(zip(spec.shape, shape)):
+                # onnxruntime fails on an empty input deep inside a kernel (a Broadcaster error);
+                # an image with no pixels has no loss or metric to give.
+                if got == 0 and d == 0:
+                    raise ValueError(
+                        f"{spec.name}: expected a non-empty batch (at least one image along dim 0), got shape {list(shape)}"
+                    )
+                if got == 0:
+                    raise ValueError(
+                        f"{spec.name}: dim {d} ('{want}') is 0; expected at least one element along every dim "
+                        f"{spec.describe()}, got shape {list(shape)}"
+                    )
                 if isinstance(want, int):
                     if want != got:
                         raise ValueError(
@@ -438,6 +445,8 @@ class OnnxEvaluator:
     def _check_values(self, arrays: Sequence[Any], where: str) -> None:
         """Raise ValueError for a bad value in ``logits``, ``target``, ``weight`` or ``distance`` (see the Notes).
 
+        Runs after :meth:`_check`, so every input has at least one image and one element per image.
+
         Each checked input costs one min/max pass per image, in torch on the inputs' device; the
         (inputs, N, 2) ranges then come to the host in one transfer, and the host decides.
         """
@@ -445,21 +454,21 @@ class OnnxEvaluator:
         logits = named.get("logits")
         checks = []  # (name, what the input must hold, test of one image's (min, max))
         ranges = []
-        if logits is not None and logits.shape[0] > 0 and _numel(logits) > 0 and _is_floating(logits):
+        if logits is not None and _is_floating(logits):
             checks.append(("logits", "finite values", lambda low, high: np.isfinite(low) and np.isfinite(high)))
             ranges.append(_per_image_range(_as_torch(logits)))
         weight = named.get("weight")
-        if weight is not None and weight.shape[0] > 0 and _numel(weight) > 0 and _is_floating(weight):
+        if weight is not None and _is_floating(weight):
             checks.append(
                 ("weight", "finite non-negative values", lambda low, high: low >= 0 and np.isfinite(high))
             )
             ranges.append(_per_image_range(_as_torch(weight)))
         distance = named.get("distance")
-        if distance is not None and distance.shape[0] > 0 and _numel(distance) > 0 and _is_floating(distance):
+        if distance is not None and _is_floating(distance):
             checks.append(("distance", "finite values", lambda low, high: np.isfinite(low) and np.isfinite(high)))
             ranges.append(_per_image_range(_as_torch(distance)))
         target = named.get("target")
-        if logits is not None and target is not None and target.shape[0] > 0 and _numel(target) > 0:
+        if logits is not None and target is not None:
             num_classes = logits.shape[1] if len(logits.shape) >= 2 else 0
             index_target = len(target.shape) == len(logits.shape) - 1 and not _is_floating(target) and not _is_bool(target)
             if index_target:
@@ -501,7 +510,9 @@ class OnnxEvaluator:
         ------
         ValueError
             For a missing or unknown input, a wrong dtype or rank, a dim that differs from the
-            graph's fixed size, or two inputs that disagree on a shared symbolic dim ("batch").
+            graph's fixed size, two inputs that disagree on a shared symbolic dim ("batch"), or
+            an empty input (no image along dim 0, or a dim of size 0), which has no per-image
+            outputs to give.
             With ``check_values``: for a NaN or infinite logit, a NaN, infinite or negative
             weight, or a target out of range; the message names the input and the image.
         TypeError

@@ -17,7 +17,9 @@ class _UnreadableMask(Exception):
     """Why a mask file cannot be used; :func:`read_mask` adds the path."""
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def _read_tiff(path: Path, channels: bool = True) -> np.ndarray:
+    """The first series; with ``channels``, a channel axis of size 1 dropped and a larger one
+    refused (a label image has one channel), without, the array as stored."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
@@ -26,7 +28,7 @@ def _read_tiff(path: Path) -> np.ndarray:
         series = tif.series[0]
         array = series.asarray()
         axes = series.axes
-    if len(axes) == array.ndim:
+    if channels and len(axes) == array.ndim:
         for axis, (name, size) in reversed(list(enumerate(zip(axes, array.shape)))):
             # 'S' is samples per pixel (RGB and the like), 'C' an ImageJ/OME channel axis.
             if name in "SC":
@@ -58,13 +60,16 @@ def _read_png(path: Path, integers: bool) -> np.ndarray:
         return np.asarray(image.convert("L") if integers and mode == "1" else image)
 
 
-def _read_mask(path: Path, integers: bool = False) -> np.ndarray:
+def _read_image(path: Path, integers: bool = False, channels: bool = True) -> np.ndarray:
+    """The array a .tif/.tiff, .png or .npy file holds, whatever its dtype; _UnreadableMask saying
+    why there is none. ``channels=False`` reads a TIFF as stored (for a stack of weight maps,
+    whose first axis tifffile may take for samples)."""
     suffix = path.suffix.lower()
     if suffix not in MASK_SUFFIXES:
         raise _UnreadableMask(f"unsupported file type {path.suffix!r}; expected one of {', '.join(MASK_SUFFIXES)}")
     try:
         if suffix in (".tif", ".tiff"):
-            array = _read_tiff(path)
+            array = _read_tiff(path, channels)
         elif suffix == ".png":
             array = _read_png(path, integers)
         else:
@@ -77,6 +82,11 @@ def _read_mask(path: Path, integers: bool = False) -> np.ndarray:
     # The readers (tifffile, Pillow, numpy) raise many unrelated types for a damaged file.
     except Exception as exc:
         raise _UnreadableMask(f"cannot be read: {type(exc).__name__}: {exc}") from exc
+    return array
+
+
+def _read_mask(path: Path, integers: bool = False) -> np.ndarray:
+    array = _read_image(path, integers)
     if not (array.dtype == bool or np.issubdtype(array.dtype, np.integer)):
         raise _UnreadableMask(f"holds {array.dtype} values; expected an integer or bool label image")
     if array.ndim not in (2, 3):
