@@ -58,6 +58,18 @@ def sigmoid_graph() -> EvaluationGraph:
     )
 
 
+def probability_graph() -> EvaluationGraph:
+    """The losses of a network that ends in a sigmoid: its ``logits`` input holds probabilities."""
+    return EvaluationGraph(
+        losses={
+            "bce": L.WeightedBCELoss(pos_weight=torch.tensor([2.0]).view(1, 1, 1)),
+            "bce_balance": L.WeightedBCELoss(balance=(0.25, 0.75)),
+            "dice_loss": L.SoftDiceLoss("none", per_image=True),
+        },
+        metrics={"dice": M.DiceScore("none")},
+    )
+
+
 def softmax_inputs(shape, seed=0, weighted=True):
     """Logits (N, C, *), int64 targets with ~10% ignored pixels, and a weight map with zeros."""
     g = torch.Generator().manual_seed(seed)
@@ -80,6 +92,14 @@ def sigmoid_inputs(shape, seed=0):
     target = (torch.rand(shape, generator=g) < 0.4).float()
     weight = 0.1 + 3.0 * torch.rand((n, *spatial), generator=g)
     return logits, target, weight
+
+
+def probability_inputs(shape, seed=0):
+    """sigmoid_inputs with the logits made probabilities, an exact 0 and 1 among them (the clamps)."""
+    logits, target, weight = sigmoid_inputs(shape, seed)
+    probabilities = torch.sigmoid(logits)
+    probabilities.view(-1)[:2] = torch.tensor([0.0, 1.0])
+    return probabilities, target, weight
 
 
 def distance_graph(spacing) -> EvaluationGraph:

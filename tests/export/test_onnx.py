@@ -12,7 +12,16 @@ from torch import nn
 from unetweights.evaluation import EvaluationGraph
 from unetweights.export import append_to_model, dynamic_dims, to_onnx, to_torchscript
 
-from .graphs import distance_graph, distance_inputs, sigmoid_graph, sigmoid_inputs, softmax_graph, softmax_inputs
+from .graphs import (
+    distance_graph,
+    distance_inputs,
+    probability_graph,
+    probability_inputs,
+    sigmoid_graph,
+    sigmoid_inputs,
+    softmax_graph,
+    softmax_inputs,
+)
 
 TOLERANCE = 1e-5
 
@@ -47,6 +56,7 @@ def exported(tmp_path_factory):
         ("softmax_2d", softmax_graph(), softmax_inputs((2, 3, 24, 20))),
         ("softmax_3d", softmax_graph(), softmax_inputs((2, 3, 6, 10, 8))),
         ("sigmoid_2d", sigmoid_graph(), sigmoid_inputs((2, 1, 16, 12))),
+        ("probability_2d", probability_graph(), probability_inputs((2, 1, 16, 12))),
         ("unweighted_2d", softmax_graph(), softmax_inputs((2, 3, 24, 20), weighted=False)),
         ("distance_computed_2d", distance_graph([1.0, 0.5]), softmax_inputs((2, 3, 24, 20))),
         ("distance_3d", distance_graph([2.0, 1.0, 1.0]), distance_inputs((2, 3, 6, 10, 8), [2.0, 1.0, 1.0])),
@@ -60,6 +70,7 @@ UNSEEN = {
     "softmax_2d": [(1, 3, 17, 9), (3, 3, 31, 40), (2, 3, 5, 64)],
     "softmax_3d": [(1, 3, 5, 7, 9), (3, 3, 4, 11, 6)],
     "sigmoid_2d": [(1, 1, 13, 29), (3, 1, 32, 7)],
+    "probability_2d": [(1, 1, 13, 29), (3, 1, 32, 7)],
     "unweighted_2d": [(1, 3, 17, 9), (3, 3, 31, 40)],
     "distance_computed_2d": [(1, 3, 17, 9), (3, 3, 31, 40)],
     "distance_3d": [(1, 3, 5, 7, 9), (3, 3, 4, 11, 6)],
@@ -73,6 +84,8 @@ def test_onnx_equals_torch_on_unseen_shapes(exported, key, shape):
     graph, path, _ = exported[key]
     if key.startswith("sigmoid"):
         inputs = sigmoid_inputs(shape, seed=sum(shape))
+    elif key.startswith("probability"):
+        inputs = probability_inputs(shape, seed=sum(shape))
     elif key in SPACING:
         inputs = distance_inputs(shape, SPACING[key], seed=sum(shape))[: 3 if "computed" in key else 4]
     else:
@@ -90,6 +103,19 @@ def test_absent_class_is_nan_in_onnx_where_it_is_in_torch(exported, key):
     expected = assert_matches_torch(path, graph, (logits, target, weight))
     assert torch.isnan(expected["dice"][1, 2]) and torch.isnan(expected["iou"][1, 1])
     assert torch.isfinite(expected["dice"][[0, 2]]).all() and torch.isfinite(expected["dice"][1, :2]).all()
+
+
+@pytest.mark.parametrize("value", [1.5, -0.25, float("nan")])
+def test_a_probability_outside_0_1_poisons_only_its_image_in_onnx(exported, value):
+    """Eager mode refuses it; the exported graph, which cannot raise, makes the BCE of its image NaN."""
+    graph, path, _ = exported["probability_2d"]
+    probabilities, target, weight = probability_inputs((3, 1, 9, 11), seed=4)
+    clean = assert_matches_torch(path, graph, (probabilities, target, weight))
+    probabilities[1, 0, 2, 3] = value
+    spoiled = run_onnx(path, {"logits": probabilities, "target": target, "weight": weight})
+    for name in ("bce", "bce_balance"):
+        assert np.isnan(spoiled[name][1]), name
+        np.testing.assert_allclose(spoiled[name][[0, 2]], clean[name][[0, 2]].numpy(), rtol=0, atol=TOLERANCE, err_msg=name)
 
 
 def test_distance_graph_computes_what_the_pipeline_precomputes(exported):
@@ -209,7 +235,10 @@ def test_dynamic_dims_names():
 # -- TorchScript -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make_graph,make_inputs", [(softmax_graph, softmax_inputs), (sigmoid_graph, sigmoid_inputs)])
+@pytest.mark.parametrize(
+    "make_graph,make_inputs",
+    [(softmax_graph, softmax_inputs), (sigmoid_graph, sigmoid_inputs), (probability_graph, probability_inputs)],
+)
 def test_torchscript_reload_equals_eager(tmp_path, make_graph, make_inputs):
     graph = make_graph()
     loaded = to_torchscript(graph, tmp_path / "g.pt", make_inputs((2, 3, 8, 6) if make_graph is softmax_graph else (2, 1, 8, 6)))

@@ -208,12 +208,11 @@ def _pos_weight_at(pos_weight: Optional[np.ndarray], index: Tuple[int, ...]) -> 
     return float(pw[sub])
 
 
-def ref_bce_with_logits(input, target, weight=None, pos_weight=None, balance=None, reduction="mean"):
-    """l = -[pw t log s(x) + (1 - t) log(1 - s(x))], element by element.
+def _ref_bce(input, target, weight, pos_weight, balance, reduction, terms):
+    """l = t l+ + (1 - t) l-, element by element, with (l+ / pw, l-) = terms(input element).
 
-    balance=(a, b): a * sum w t l+ / sum w t + b * sum w (1-t) l- / sum w (1-t), with
-    l+ = -pw log s(x), l- = -log(1 - s(x)); a side with zero mass contributes 0.  "none" then
-    returns each element's share; "mean"/"sum" both the value.
+    balance=(a, b): a * sum w t l+ / sum w t + b * sum w (1-t) l- / sum w (1-t); a side with zero
+    mass contributes 0.  "none" then returns each element's share; "mean"/"sum" both the value.
     """
     out = np.zeros(input.shape)
     total = 0.0
@@ -222,12 +221,9 @@ def ref_bce_with_logits(input, target, weight=None, pos_weight=None, balance=Non
     neg_mass = 0.0
     for idx in np.ndindex(*input.shape):
         w = _weight_at(weight, idx)
-        x = float(input[idx])
+        lpos, lneg = terms(float(input[idx]))
         t = float(target[idx])
-        pw = _pos_weight_at(pos_weight, idx)
-        lpos = -pw * _log_sigmoid(x)
-        lneg = -_log_sigmoid(-x)
-        loss = t * lpos + (1.0 - t) * lneg
+        loss = t * _pos_weight_at(pos_weight, idx) * lpos + (1.0 - t) * lneg
         out[idx] = w * loss
         total += w * loss
         norm += w
@@ -240,19 +236,35 @@ def ref_bce_with_logits(input, target, weight=None, pos_weight=None, balance=Non
     value = 0.0
     for idx in np.ndindex(*input.shape):
         w = _weight_at(weight, idx)
-        x = float(input[idx])
+        lpos, lneg = terms(float(input[idx]))
         t = float(target[idx])
-        pw = _pos_weight_at(pos_weight, idx)
         s = 0.0
         if pos_mass > 0:
-            s += a * w * t * (-pw * _log_sigmoid(x)) / pos_mass
+            s += a * w * t * _pos_weight_at(pos_weight, idx) * lpos / pos_mass
         if neg_mass > 0:
-            s += b * w * (1.0 - t) * (-_log_sigmoid(-x)) / neg_mass
+            s += b * w * (1.0 - t) * lneg / neg_mass
         shares[idx] = s
         value += s
     if reduction == "none":
         return shares
     return value
+
+
+def ref_bce_with_logits(input, target, weight=None, pos_weight=None, balance=None, reduction="mean"):
+    """l = -[pw t log s(x) + (1 - t) log(1 - s(x))]: l+ = -pw log s(x), l- = -log(1 - s(x))."""
+    return _ref_bce(input, target, weight, pos_weight, balance, reduction, lambda x: (-_log_sigmoid(x), -_log_sigmoid(-x)))
+
+
+def _clamped_log_pair(p: float) -> Tuple[float, float]:
+    """(-log p, -log(1 - p)), each log clamped at -100 as torch's binary_cross_entropy does."""
+    log_p = math.log(p) if p > 0.0 else -math.inf
+    log_q = math.log1p(-p) if p < 1.0 else -math.inf
+    return -max(log_p, -100.0), -max(log_q, -100.0)
+
+
+def ref_binary_cross_entropy(input, target, weight=None, pos_weight=None, balance=None, reduction="mean"):
+    """l = -[pw t max(log p, -100) + (1 - t) max(log(1 - p), -100)] on probabilities p."""
+    return _ref_bce(input, target, weight, pos_weight, balance, reduction, _clamped_log_pair)
 
 
 def ref_sigmoid_focal(input, target, weight=None, alpha=None, gamma=2.0, reduction="mean"):

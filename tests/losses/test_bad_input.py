@@ -50,6 +50,8 @@ PER_IMAGE = [
     PerImage("nll", lambda: L.WeightedNLLLoss(class_weight=_cw(), ignore_index=IGNORE, reduction="per_image"), "index"),
     PerImage("bce", lambda: L.WeightedBCEWithLogitsLoss(pos_weight=torch.tensor([2.0, 1.0, 0.5]).view(3, 1, 1), reduction="per_image"), "binary"),
     PerImage("bce_balance", lambda: L.WeightedBCEWithLogitsLoss(balance=(0.25, 0.75), reduction="per_image"), "binary"),
+    PerImage("bce_prob", lambda: L.WeightedBCELoss(pos_weight=torch.tensor([2.0, 1.0, 0.5]).view(3, 1, 1), reduction="per_image"), "probability"),
+    PerImage("bce_prob_balance", lambda: L.WeightedBCELoss(balance=(0.25, 0.75), reduction="per_image"), "probability"),
     PerImage("focal_sigmoid", lambda: L.FocalLoss("sigmoid", alpha=0.25, reduction="per_image"), "binary"),
     PerImage("focal_softmax", lambda: L.FocalLoss("softmax", gamma=1.5, class_weight=_cw(), ignore_index=IGNORE, reduction="per_image"), "index"),
     PerImage("dice", lambda: L.SoftDiceLoss(per_image=True, class_weight=_cw(), ignore_index=IGNORE, reduction="none"), "index"),
@@ -166,6 +168,26 @@ def test_invalid_values_poison_only_their_image(case, mode, tmp_path):
             run(*inputs)
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("value", [-0.25, 1.5, 2.5], ids=["-0.25", "1.5", "2.5"])
+def test_probabilities_outside_0_1_are_refused_or_poison_their_image(value, mode, tmp_path):
+    """A finite probability outside [0, 1] (a logit passed by mistake) is named where values can
+    be read, and poisons only its image inside a compiled graph, for either reduction path."""
+    for build in (lambda: L.WeightedBCELoss(reduction="per_image"), lambda: L.WeightedBCELoss(balance=(0.5, 0.5), reduction="per_image")):
+        module = build()
+        run = _build(mode, module, tmp_path)
+        x, target, weight = make_inputs("probability", SHAPE, seed=11)
+        clean = module(x, target, weight)
+        bad = _at(x, value)
+        if mode == "compile":
+            _expect_poisoned(PerImage("bce_prob", build, "probability"), run(bad, target, weight), clean, True)
+        else:
+            with pytest.raises(RAISED, match=r"input: expected probabilities in \[0, 1\] \(for logits use weighted_bce_with_logits\)") as info:
+                run(bad, target, weight)
+            # The finite range found, with the bad value at its end.
+            assert (f"found values in [{value}, " if value < 0 else f", {value}]") in str(info.value)
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_nan_logit_is_nan_loss_for_every_reduction_in_cases(case):
     """The modules as users build them (mean, sum, per-image sets): one NaN logit gives a NaN loss."""
@@ -210,6 +232,8 @@ OPTIONS = [
     ("alpha", lambda v: L.FocalLoss(alpha=v), lambda x, t, b, w, v: L.focal_loss(x, b, w, alpha=v)),
     ("balance", lambda v: L.WeightedBCEWithLogitsLoss(balance=(v, 1.0)), lambda x, t, b, w, v: L.weighted_bce_with_logits(x, b, w, balance=(1.0, v))),
     ("pos_weight", lambda v: L.WeightedBCEWithLogitsLoss(pos_weight=_tensor_option(v).view(3, 1, 1)), lambda x, t, b, w, v: L.weighted_bce_with_logits(x, b, w, pos_weight=_tensor_option(v).view(3, 1, 1))),
+    ("balance", lambda v: L.WeightedBCELoss(balance=(1.0, v)), lambda x, t, b, w, v: L.weighted_binary_cross_entropy(torch.sigmoid(x), b, w, balance=(v, 1.0))),
+    ("pos_weight", lambda v: L.WeightedBCELoss(pos_weight=_tensor_option(v).view(3, 1, 1)), lambda x, t, b, w, v: L.weighted_binary_cross_entropy(torch.sigmoid(x), b, w, pos_weight=_tensor_option(v).view(3, 1, 1))),
     ("smooth", lambda v: L.SoftDiceLoss(smooth=v), lambda x, t, b, w, v: L.soft_dice_loss(x, t, w, smooth=v)),
     ("smooth", lambda v: L.TverskyLoss(smooth=v), lambda x, t, b, w, v: L.tversky_loss(x, t, w, smooth=v)),
     ("alpha", lambda v: L.TverskyLoss(alpha=v), lambda x, t, b, w, v: L.tversky_loss(x, t, w, alpha=v)),
@@ -279,6 +303,7 @@ def test_half_precision_is_finite_where_torch_is(dtype):
     t = torch.randint(0, 3, (4, 16, 16), generator=g)
     pairs = [
         (F.binary_cross_entropy_with_logits(x, b), L.weighted_bce_with_logits(x, b)),
+        (F.binary_cross_entropy(torch.sigmoid(x), b), L.weighted_binary_cross_entropy(torch.sigmoid(x), b)),
         (F.cross_entropy(x, t), L.weighted_cross_entropy(x, t)),
         (F.cross_entropy(x, t, label_smoothing=0.1), L.weighted_cross_entropy(x, t, label_smoothing=0.1)),
         (F.mse_loss(x, b), L.weighted_mse_loss(x, b)),
@@ -295,6 +320,7 @@ def test_half_precision_is_finite_where_torch_is(dtype):
     # Where torch's float16 sum overflows, ours does not.
     assert torch.isinf(F.l1_loss(x.to(torch.float16), b.to(torch.float16), reduction="sum")) or dtype == torch.bfloat16
     assert torch.isfinite(L.weighted_bce_with_logits(x, b, reduction="sum"))
+    assert torch.isfinite(L.weighted_binary_cross_entropy(torch.sigmoid(x), b, reduction="sum"))
 
 
 # ---- errors under torch.compile(fullgraph=True) --------------------------------------------

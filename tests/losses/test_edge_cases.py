@@ -18,7 +18,9 @@ def _value_and_grad(module, x, target, weight):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_extreme_logits_stay_finite(case):
     x, target, weight = make_inputs(case.kind, (2, 3, 5, 6), seed=0)
-    if case.kind not in ("real", "logprob"):
+    if case.kind == "probability":
+        x = (x > 0.5).to(x.dtype)  # saturated: exactly 0 and 1, right and wrong
+    elif case.kind not in ("real", "logprob"):
         x = 1e4 * torch.sign(x)
     value, grad = _value_and_grad(case.build(2), x, target, weight)
     assert torch.isfinite(value).all()
@@ -95,6 +97,7 @@ FUNCTIONALS = {
     "cross_entropy_prob": (lambda x, t, w: L.weighted_cross_entropy(x, t, w, None, -100, 0.1), "prob"),
     "bce": (lambda x, t, w: L.weighted_bce_with_logits(x, t, w, torch.tensor([2.0, 1.0, 0.5], dtype=x.dtype).view(3, 1, 1)), "binary"),
     "bce_balance": (lambda x, t, w: L.weighted_bce_with_logits(x, t, w, None, (0.3, 0.7)), "binary"),
+    "bce_prob": (lambda x, t, w: L.weighted_binary_cross_entropy(x, t, w, torch.tensor([2.0, 1.0, 0.5], dtype=x.dtype).view(3, 1, 1), (0.3, 0.7)), "probability"),
     "focal_sigmoid": (lambda x, t, w: L.focal_loss(x, t, w, "sigmoid", 0.25, 2.0), "binary"),
     "focal_softmax": (lambda x, t, w: L.focal_loss(x, t, w, "softmax", None, 0.5, None, IGNORE), "index"),
     "dice": (lambda x, t, w: L.soft_dice_loss(x, t, w, per_image=True, ignore_index=IGNORE), "index"),

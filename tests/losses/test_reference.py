@@ -56,6 +56,13 @@ def binary_target(shape, seed, p=0.4):
     return (rng.random(shape) < p).astype(np.float64)
 
 
+def probabilities(x):
+    """The sigmoid of ``x``, with exact 0 and 1 and a p whose log the clamp at -100 cuts."""
+    p = 1.0 / (1.0 + np.exp(-x))
+    p.reshape(-1)[:4] = [0.0, 1.0, 1e-50, 1.0 - 2.0**-53]
+    return p
+
+
 def weight_map(shape, seed, zero_frac=0.2):
     """Non-uniform non-negative weights with some exact zeros."""
     rng = np.random.default_rng(seed + 4)
@@ -122,6 +129,9 @@ def test_reference_bce_and_regression_match_torch():
     for red in REDUCTIONS:
         e = F.binary_cross_entropy_with_logits(t(x), t(tg), pos_weight=t(pw), reduction=red)
         np.testing.assert_allclose(e.numpy(), R.ref_bce_with_logits(x, tg, None, pw, None, red), rtol=RTOL)
+        p = probabilities(x)
+        e = F.binary_cross_entropy(t(p), t(tg), reduction=red)
+        np.testing.assert_allclose(e.numpy(), R.ref_binary_cross_entropy(p, tg, None, None, None, red), rtol=RTOL)
         y = logits(shape, 3)
         np.testing.assert_allclose(F.mse_loss(t(x), t(y), reduction=red).numpy(), R.ref_mse(x, y, None, red),
                                    rtol=RTOL)
@@ -237,29 +247,40 @@ def _bce_weight(kind, shape, seed):
     raise AssertionError(kind)
 
 
+# Each BCE form: (the loss, its reference, its input made from logits).
+BCE_FORMS = {
+    "logits": (L.weighted_bce_with_logits, R.ref_bce_with_logits, lambda x: x),
+    "probabilities": (L.weighted_binary_cross_entropy, R.ref_binary_cross_entropy, probabilities),
+}
+
+
+@pytest.mark.parametrize("form", BCE_FORMS)
 @pytest.mark.parametrize("dims", SHAPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("weight_kind", ["pixel", "full", "image"])
 @pytest.mark.parametrize("pos_weight", [False, True])
 @pytest.mark.parametrize("balance", [None, (0.7, 0.3)])
 @pytest.mark.parametrize("soft", [False, True])
-def test_bce_with_logits(dims, reduction, weight_kind, pos_weight, balance, soft):
+def test_bce(form, dims, reduction, weight_kind, pos_weight, balance, soft):
+    loss, reference, make_input = BCE_FORMS[form]
     shape = SHAPES[dims]
     seed = _seed(dims) + 21
-    x = logits(shape, seed)
+    x = make_input(logits(shape, seed))
     tg = prob_target(shape, seed) if soft else binary_target(shape, seed)
     w = _bce_weight(weight_kind, shape, seed)
     pw = np.array([0.5, 2.0, 3.0]).reshape([3] + [1] * (len(shape) - 2)) if pos_weight else None
-    out = L.weighted_bce_with_logits(t(x), t(tg), t(w), t(pw) if pos_weight else None, balance, reduction)
-    ref = R.ref_bce_with_logits(x, tg, w, pw, balance, reduction)
+    out = loss(t(x), t(tg), t(w), t(pw) if pos_weight else None, balance, reduction)
+    ref = reference(x, tg, w, pw, balance, reduction)
     check(out, ref, none_shape(reduction, shape))
 
 
+@pytest.mark.parametrize("form", BCE_FORMS)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("case", ["all_positive", "positives_zero_weight"])
-def test_bce_balance_empty_side(reduction, case):
+def test_bce_balance_empty_side(form, reduction, case):
+    loss, reference, make_input = BCE_FORMS[form]
     shape = SHAPES["2d"]
-    x = logits(shape, 22)
+    x = make_input(logits(shape, 22))
     w = pixel_weight(shape, 22)
     if case == "all_positive":
         tg = np.ones(shape)
@@ -267,8 +288,8 @@ def test_bce_balance_empty_side(reduction, case):
         tg = binary_target(shape, 22)
         w = np.broadcast_to(w[:, None], shape).copy()
         w[tg == 1] = 0.0
-    out = L.weighted_bce_with_logits(t(x), t(tg), t(w), None, (0.6, 0.4), reduction)
-    ref = R.ref_bce_with_logits(x, tg, w, None, (0.6, 0.4), reduction)
+    out = loss(t(x), t(tg), t(w), None, (0.6, 0.4), reduction)
+    ref = reference(x, tg, w, None, (0.6, 0.4), reduction)
     check(out, ref, none_shape(reduction, shape))
 
 
@@ -740,6 +761,7 @@ EMPTY_CASES = {
     "bce_balance_zero_w": lambda x: L.weighted_bce_with_logits(
         x, t(binary_target(SHAPE0, 99)), _zero_w(), balance=(0.5, 0.5)
     ),
+    "bce_prob_zero_w": lambda x: L.weighted_binary_cross_entropy(torch.sigmoid(x), t(binary_target(SHAPE0, 99)), _zero_w()),
     "focal_sigmoid_zero_w": lambda x: L.focal_loss(x, t(binary_target(SHAPE0, 99)), _zero_w(), "sigmoid", 0.25, 0.5),
     "focal_softmax_ignored": lambda x: L.focal_loss(x, _idx(True), _pos_w(), "softmax", 0.5, 0.5),
     "focal_softmax_zero_w": lambda x: L.focal_loss(x, _idx(), _zero_w(), "softmax", None, 2.0, t(CLASS_WEIGHT)),
@@ -901,6 +923,8 @@ def test_modules_match_reference():
          R.ref_nll(R.log_softmax(x), y, w, CLASS_WEIGHT, -100, 0.0, "mean")),
         (L.WeightedBCEWithLogitsLoss(t(pw), (0.3, 0.7), "mean"), (x, b),
          R.ref_bce_with_logits(x, b, w, pw, (0.3, 0.7), "mean")),
+        (L.WeightedBCELoss(t(pw), (0.3, 0.7), "sum"), (probabilities(x), b),
+         R.ref_binary_cross_entropy(probabilities(x), b, w, pw, (0.3, 0.7), "sum")),
         (L.FocalLoss("sigmoid", 0.25, 1.5), (x, b), R.ref_sigmoid_focal(x, b, w, 0.25, 1.5, "mean")),
         (L.FocalLoss("softmax", 0.5, 2.0, cw, -100, "mean"), (x, y),
          R.ref_softmax_focal(x, y, w, 0.5, 2.0, CLASS_WEIGHT, -100, "mean")),
@@ -938,11 +962,16 @@ def _tiny_case(name):
     w[0, 1, 1] = 0.0
     b = binary_target(TINY, 105)
     cw = t(CLASS_WEIGHT)
+    pw = np.array([0.5, 2.0, 3.0]).reshape(3, 1, 1)
+    if name == "bce_prob":
+        x = 1.0 / (1.0 + np.exp(-x))  # probabilities, off the clamps
     table = {
         "ce": (lambda a: L.weighted_cross_entropy(a, t(y), t(w), cw, -100, 0.2),
                lambda a: R.ref_cross_entropy(a, y, w, CLASS_WEIGHT, -100, 0.2)),
         "bce_balance": (lambda a: L.weighted_bce_with_logits(a, t(b), t(w), None, (0.6, 0.4)),
                         lambda a: R.ref_bce_with_logits(a, b, w, None, (0.6, 0.4))),
+        "bce_prob": (lambda a: L.weighted_binary_cross_entropy(a, t(prob_target(TINY, 105)), t(w), t(pw)),
+                     lambda a: R.ref_binary_cross_entropy(a, prob_target(TINY, 105), w, pw)),
         "focal_sigmoid": (lambda a: L.focal_loss(a, t(b), t(w), "sigmoid", 0.25, 1.5),
                           lambda a: R.ref_sigmoid_focal(a, b, w, 0.25, 1.5)),
         "focal_softmax": (lambda a: L.focal_loss(a, t(y), t(w), "softmax", 0.5, 2.0, cw),
@@ -963,7 +992,7 @@ def _tiny_case(name):
 
 @pytest.mark.parametrize(
     "name",
-    ["ce", "bce_balance", "focal_sigmoid", "focal_softmax", "dice", "tversky", "lovasz_softmax", "lovasz_hinge",
+    ["ce", "bce_balance", "bce_prob", "focal_sigmoid", "focal_softmax", "dice", "tversky", "lovasz_softmax", "lovasz_hinge",
      "huber"],
 )
 def test_gradient_matches_reference_finite_differences(name):
@@ -985,18 +1014,20 @@ def test_gradient_matches_reference_finite_differences(name):
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("form", BCE_FORMS)
 @pytest.mark.parametrize("dims", SHAPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("balance", [None, (1.0, 0.5)])
-def test_bce_pos_weight_last_dim_vector(dims, reduction, balance):
+def test_bce_pos_weight_last_dim_vector(form, dims, reduction, balance):
     """A 1-D pos_weight aligns with the last dim of the input, as in torch."""
+    loss, reference, make_input = BCE_FORMS[form]
     shape = SHAPES[dims]
-    x = logits(shape, 106)
+    x = make_input(logits(shape, 106))
     tg = binary_target(shape, 106)
     w = pixel_weight(shape, 106)
     pw = np.linspace(0.2, 3.0, shape[-1])
-    out = L.weighted_bce_with_logits(t(x), t(tg), t(w), t(pw), balance, reduction)
-    ref = R.ref_bce_with_logits(x, tg, w, pw, balance, reduction)
+    out = loss(t(x), t(tg), t(w), t(pw), balance, reduction)
+    ref = reference(x, tg, w, pw, balance, reduction)
     check(out, ref, none_shape(reduction, shape))
 
 

@@ -106,6 +106,67 @@ def test_bce_with_logits(shape, pos_weight_kind, reduction):
     )
 
 
+def _probabilities_and_target(shape, seed, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    p = torch.sigmoid(3.0 * torch.randn(shape, generator=g, dtype=dtype))
+    soft = torch.rand(shape, generator=g, dtype=dtype)
+    target = torch.where(soft < 0.3, torch.zeros_like(soft), torch.where(soft > 0.7, torch.ones_like(soft), soft))
+    return p, target
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_binary_cross_entropy(shape, reduction):
+    p, target = _probabilities_and_target(shape, 8)
+    _assert_same(
+        lambda a, t: L.weighted_binary_cross_entropy(a, t, None, None, None, reduction),
+        lambda a, t: F.binary_cross_entropy(a, t, reduction=reduction),
+        p,
+        target,
+    )
+    _assert_same(lambda a, t: L.WeightedBCELoss(reduction=reduction)(a, t), torch.nn.BCELoss(reduction=reduction), p, target)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_binary_cross_entropy_with_a_map_is_torchs_weighted_sum_over_the_map(reduction):
+    """torch's ``weight`` multiplies each element; "mean" here divides that sum by Σ w, not by the count."""
+    p, target = _probabilities_and_target((2, 3, 4, 5), 9)
+    w = torch.rand(2, 4, 5, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    w[0, 1] = 0.0
+    full = w.unsqueeze(1).expand_as(p)
+
+    def theirs(a, t):
+        if reduction == "none":
+            return F.binary_cross_entropy(a, t, weight=full, reduction="none")
+        total = F.binary_cross_entropy(a, t, weight=full, reduction="sum")
+        return total / full.sum() if reduction == "mean" else total
+
+    _assert_same(lambda a, t: L.weighted_binary_cross_entropy(a, t, w, reduction=reduction), theirs, p, target)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_binary_cross_entropy_at_0_and_1_clamps_as_torch(dtype, reduction):
+    """p = 0 and 1, a p whose log the clamp at -100 cuts (a float32 subnormal), and p just either side
+    of where torch's gradient floor p(1 - p) >= 1e-12 starts: finite values and gradients, torch's."""
+    tiny = 1e-44 if dtype == torch.float32 else 1e-50
+    points = torch.tensor([0.0, 1.0, tiny, 1e-30, 5e-13, 2e-12, 0.5, 1.0 - 2e-7], dtype=dtype)
+    labels = torch.tensor([0.0, 1.0, 0.3], dtype=dtype)
+    p, target = (g.reshape(-1) for g in torch.meshgrid(points, labels, indexing="ij"))
+    (ours, our_grad), (torchs, torch_grad) = _both(
+        lambda a, t: L.weighted_binary_cross_entropy(a, t, reduction=reduction),
+        lambda a, t: F.binary_cross_entropy(a, t, reduction=reduction),
+        p,
+        target,
+    )
+    assert torch.isfinite(ours).all() and torch.isfinite(our_grad).all()
+    if reduction == "none":
+        assert float(ours.max()) == 100.0  # the clamp: p = 0 with t = 1, p = 1 with t = 0
+    tolerance = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(ours, torchs, **tolerance)
+    torch.testing.assert_close(our_grad, torch_grad, **tolerance)
+
+
 REGRESSION = [
     ("mse", lambda a, t, r: L.weighted_mse_loss(a, t, None, r), lambda a, t, r: F.mse_loss(a, t, reduction=r)),
     ("l1", lambda a, t, r: L.weighted_l1_loss(a, t, None, r), lambda a, t, r: F.l1_loss(a, t, reduction=r)),

@@ -1,9 +1,11 @@
 """Bad input raises an error that names the argument, in eager mode and from a scripted module."""
 
 import warnings
+from typing import Optional
 
 import pytest
 import torch
+from torch import nn
 
 import unetweights.losses as L
 
@@ -123,9 +125,22 @@ def test_index_target_losses_reject(build, make, match, scripted):
         module(*make())
 
 
+class _OnSigmoid(nn.Module):
+    """A loss on probabilities, fed the sigmoid of the logits these cases build."""
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.loss(torch.sigmoid(input), target, weight)
+
+
 BINARY_LOSSES = [
     ("bce", lambda: L.WeightedBCEWithLogitsLoss()),
     ("bce_balance", lambda: L.WeightedBCEWithLogitsLoss(balance=(0.5, 0.5))),
+    ("bce_prob", lambda: _OnSigmoid(L.WeightedBCELoss())),
+    ("bce_prob_balance", lambda: _OnSigmoid(L.WeightedBCELoss(balance=(0.5, 0.5)))),
     ("focal_sigmoid", lambda: L.FocalLoss("sigmoid")),
 ]
 
@@ -212,6 +227,7 @@ FUNCTIONALS = [
     lambda r, x, t, w: L.cldice_loss(x, t, w, reduction=r),
     lambda r, x, t, w: L.skeleton_recall_loss(x, t, w, reduction=r),
     lambda r, x, t, w: L.weighted_bce_with_logits(x, (t.unsqueeze(1) == 1).float().expand_as(x), w, reduction=r),
+    lambda r, x, t, w: L.weighted_binary_cross_entropy(torch.sigmoid(x), (t.unsqueeze(1) == 1).float().expand_as(x), w, reduction=r),
     lambda r, x, t, w: L.weighted_mse_loss(x, x, w, reduction=r),
     lambda r, x, t, w: L.weighted_kl_div(x, x, w, reduction=r),
 ]
@@ -228,6 +244,7 @@ def test_unknown_reduction(fn):
     [
         lambda: L.WeightedCrossEntropyLoss(reduction="avg"),
         lambda: L.WeightedBCEWithLogitsLoss(reduction="avg"),
+        lambda: L.WeightedBCELoss(reduction="avg"),
         lambda: L.FocalLoss(reduction="avg"),
         lambda: L.SoftDiceLoss(reduction="avg"),
         lambda: L.TverskyLoss(reduction="avg"),
@@ -288,6 +305,10 @@ def test_option_ranges():
         L.weighted_bce_with_logits(x, b, w, balance=(-1.0, 1.0))
     with pytest.raises(ValueError, match="pos_weight: shape \\[4\\] does not broadcast"):
         L.weighted_bce_with_logits(x, b, w, pos_weight=torch.ones(4))
+    with pytest.raises(ValueError, match="balance: expected finite, non-negative"):
+        L.WeightedBCELoss(balance=(1.0, -1.0))
+    with pytest.raises(ValueError, match="pos_weight: shape \\[4\\] does not broadcast"):
+        L.weighted_binary_cross_entropy(torch.sigmoid(x), b, w, pos_weight=torch.ones(4))
     with pytest.raises(ValueError, match="delta: expected a finite value > 0"):
         L.WeightedHuberLoss(delta=0.0)
     with pytest.raises(ValueError, match="beta: expected a finite value >= 0"):
@@ -309,6 +330,10 @@ def test_input_rank_and_empty():
         L.weighted_mse_loss(torch.randn(0, 3), torch.randn(0, 3))
     with pytest.raises(ValueError, match="input: expected a floating-point tensor"):
         L.weighted_cross_entropy(torch.ones(2, 3, 4, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="input: expected a floating-point tensor"):
+        L.weighted_binary_cross_entropy(torch.ones(2, 3, dtype=torch.long), torch.ones(2, 3))
+    with pytest.raises(ValueError, match="input: expected a non-empty tensor"):
+        L.weighted_binary_cross_entropy(torch.ones(0, 3), torch.ones(0, 3))
 
 
 def test_composition_rejects():
@@ -340,6 +365,8 @@ def test_module_options_accept_sequences_and_are_checked():
         L.SoftDiceLoss(class_weight=[1.0, -1.0, 1.0])
     with pytest.raises(ValueError, match="pos_weight: expected finite values"):
         L.WeightedBCEWithLogitsLoss(pos_weight=[float("nan")])
+    with pytest.raises(ValueError, match="pos_weight: expected non-negative values"):
+        L.WeightedBCELoss(pos_weight=[-1.0])
     with pytest.raises(ValueError, match="alpha: expected a finite value >= 0 for the softmax form"):
         L.focal_loss(x, t, w, "softmax", alpha=-1.0)
 

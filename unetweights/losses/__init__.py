@@ -17,8 +17,8 @@ The reduction rule, the same for every loss
 - If Σ w = 0 (everything ignored, all weights zero) the loss is 0 with zero gradient, never NaN.
 
 With ``weight=None`` each loss equals its ``torch.nn.functional`` counterpart (cross_entropy,
-nll_loss, binary_cross_entropy_with_logits, mse_loss, l1_loss, smooth_l1_loss, huber_loss, kl_div)
-for every reduction, except that a mean over nothing is 0 where torch gives NaN.
+nll_loss, binary_cross_entropy_with_logits, binary_cross_entropy, mse_loss, l1_loss, smooth_l1_loss,
+huber_loss, kl_div) for every reduction, except that a mean over nothing is 0 where torch gives NaN.
 
 Execution modes
 ---------------
@@ -34,7 +34,8 @@ A NaN or infinite logit makes the value of its image NaN (every value of the ima
 losses; the regression losses carry an infinite input on as inf), in every mode: the empty-set
 rules apply only to what is truly empty. Checks that read values (NaN, infinite or negative
 weights, class indices outside [0, C) that are not ``ignore_index``, binary or probability
-targets outside [0, 1]) raise in eager mode and TorchScript; inside ``torch.compile`` and
+targets outside [0, 1], finite probabilities outside [0, 1] given to
+``weighted_binary_cross_entropy``) raise in eager mode and TorchScript; inside ``torch.compile`` and
 ``torch.export`` graphs, which cannot raise on a value, they make that image's values NaN.
 float16 and bfloat16 inputs are accumulated in float32, and the loss is float32.
 
@@ -46,11 +47,13 @@ from typing import List
 
 from .classification import (
     FocalLoss,
+    WeightedBCELoss,
     WeightedBCEWithLogitsLoss,
     WeightedCrossEntropyLoss,
     WeightedNLLLoss,
     focal_loss,
     weighted_bce_with_logits,
+    weighted_binary_cross_entropy,
     weighted_cross_entropy,
     weighted_nll_loss,
 )
@@ -108,6 +111,7 @@ __all__: List[str] = [
     "SoftDiceLoss",
     "SoftJaccardLoss",
     "TverskyLoss",
+    "WeightedBCELoss",
     "WeightedBCEWithLogitsLoss",
     "WeightedCrossEntropyLoss",
     "WeightedHuberLoss",
@@ -133,6 +137,7 @@ __all__: List[str] = [
     "soft_skeleton",
     "tversky_loss",
     "weighted_bce_with_logits",
+    "weighted_binary_cross_entropy",
     "weighted_cross_entropy",
     "weighted_huber_loss",
     "weighted_kl_div",

@@ -1,4 +1,4 @@
-"""Per-pixel weighted cross-entropy, NLL, BCE and focal losses (functional forms and Modules)."""
+"""Per-pixel weighted cross-entropy, NLL, BCE (of logits and of probabilities) and focal losses (functional forms and Modules)."""
 
 import math
 from typing import List, Optional, Tuple
@@ -18,10 +18,12 @@ from ._reduce import (
     check_reduction,
     check_same_shape,
     checked_input,
+    checking_values,
     elementwise_weight,
     index_target,
     input_poison,
     poison_rows,
+    poison_unless_all,
     probability_target,
     reduce_loss,
     safe_divide,
@@ -198,12 +200,12 @@ def weighted_cross_entropy(
     )
 
 
-def _binary_check(input: Tensor, target: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """Check a logit/target pair of the same shape.
+def _binary_check(input: Tensor, target: Tensor, probabilities: bool = False) -> Tuple[Tensor, Tensor, Tensor]:
+    """Check an input/target pair of the same shape: logits, or probabilities with ``probabilities``.
 
     Returns ``(input, target, poison)``: both in float32 (or float64), and the (N,) poison of the
-    images with a NaN or infinite logit or, while tracing, a target outside [0, 1] (eager and
-    TorchScript raise for it).
+    images with a NaN or infinite input or, while tracing, a target (or a probability input)
+    outside [0, 1] (eager and TorchScript raise for those).
     """
     if input.dim() < 1:
         raise ValueError(f"input: expected at least one dim, got shape {list(input.shape)}")
@@ -213,12 +215,119 @@ def _binary_check(input: Tensor, target: Tensor) -> Tuple[Tensor, Tensor, Tensor
     check_same_shape(target, "target", list(input.shape), "input.shape")
     input = as_float32(input)
     target, target_poison = probability_target(target, input.dtype)
+    if probabilities:
+        return input, target, _probability_poison(input) + target_poison
     return input, target, input_poison(input) + target_poison
+
+
+def _probability_poison(input: Tensor) -> Tensor:
+    """(N,) NaN for each image whose ``input`` holds a value outside [0, 1] (NaN and ±inf included), else 0.
+
+    A NaN or infinite probability is a NaN out in every mode, as a NaN logit is. A finite value
+    outside [0, 1] is refused where values can be read (eager, TorchScript): it is a logit passed
+    where a probability belongs, not a diverged network.
+    """
+    if checking_values():
+        # The finite values only (NaN and ±inf become 0.5): their extremes tell whether one is outside.
+        values = input.detach()
+        low, high = torch.aminmax(torch.where(values.abs() < math.inf, values, 0.5))
+        lowest, highest = float(low), float(high)
+        if lowest < 0.0 or highest > 1.0:
+            raise ValueError(
+                f"input: expected probabilities in [0, 1] (for logits use weighted_bce_with_logits), "
+                f"found values in [{lowest}, {highest}]"
+            )
+    return poison_unless_all((input >= 0) & (input <= 1), input.dtype)
 
 
 def _softplus_neg(input: Tensor) -> Tensor:
     """-log sigmoid(x) = log(1 + exp(-x)), stable for logits of any size."""
     return (-input).clamp_min(0) + torch.log1p(torch.exp(-input.abs()))
+
+
+def _clamped_neg_logs(p: Tensor) -> Tuple[Tensor, Tensor]:
+    """``(-log p, -log(1 - p))``, each at most 100, with torch's ``binary_cross_entropy`` gradient.
+
+    torch clamps both logs at -100, so that p = 0 and p = 1 give finite values, and divides its
+    gradient (p - t) by max(p(1 - p), eps) with eps = float32(1e-12), so that it stays finite
+    there too. Where p(1 - p) >= eps both terms are the plain logs (no clamp is reached; every
+    derivative is the true one). Elsewhere the value is the clamped log and the gradient is
+    torch's share of it: -(1 - p)/eps and p/eps, from a detached copy, with no second derivative.
+    """
+    eps = 9.999999960041972e-13  # float32(1e-12), as torch's backward compares it
+    q = p.detach()
+    inside = q * (1.0 - q) >= eps
+    # The plain logs see 0.5 where they are not taken: the zero gradient that where passes
+    # them, times 1/p at p = 0, would be NaN.
+    safe = torch.where(inside, p, 0.5)
+    step = p - q  # 0, carrying the gradient of p
+    neg_log_p = torch.where(inside, -torch.log(safe), step * ((q - 1.0) / eps) - torch.log(q).clamp_min(-100.0))
+    neg_log_1mp = torch.where(inside, -torch.log1p(-safe), step * (q / eps) - torch.log1p(-q).clamp_min(-100.0))
+    return neg_log_p, neg_log_1mp
+
+
+def _binary_cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor],
+    pos_weight: Optional[Tensor],
+    balance: Optional[Tuple[float, float]],
+    reduction: str,
+    probabilities: bool,
+) -> Tensor:
+    """Shared body of :func:`weighted_bce_with_logits` and :func:`weighted_binary_cross_entropy`.
+
+    ``probabilities`` says whether ``input`` holds probabilities (the clamped logs) or logits
+    (the stable log-sigmoid); everything else, pos_weight, balance and reduction, is one code.
+    """
+    check_reduction(reduction)
+    check_balance(balance)
+    input, target, poison = _binary_check(input, target, probabilities)
+    shape = list(input.shape)
+    if pos_weight is not None:
+        check_floating(pos_weight, "pos_weight")
+        if pos_weight.dim() > input.dim():
+            raise ValueError(f"pos_weight: expected at most {input.dim()} dims, got {list(pos_weight.shape)}")
+        offset = input.dim() - pos_weight.dim()
+        for d in range(pos_weight.dim()):
+            if pos_weight.shape[d] != 1 and pos_weight.shape[d] != shape[offset + d]:
+                raise ValueError(
+                    f"pos_weight: shape {list(pos_weight.shape)} does not broadcast against input {shape}"
+                )
+        pos_weight = check_finite_non_negative(pos_weight, "pos_weight")
+    w = elementwise_weight(weight, shape, input.dim() >= 4)
+    # ℓ⁺ = -pw·log p and ℓ⁻ = -log(1 - p).
+    if probabilities:
+        pos_loss, neg_loss = _clamped_neg_logs(input)
+    else:
+        pos_loss = _softplus_neg(input)
+        neg_loss = pos_loss + input
+    if pos_weight is not None:
+        pos_loss = pos_weight * pos_loss
+    if balance is None:
+        loss = target * pos_loss + (1.0 - target) * neg_loss
+        if w is not None:
+            loss = loss * w
+        return reduce_loss(loss, w, reduction, poison)
+    pos_share, neg_share = balance
+    pos_mass = target if w is None else target * w
+    neg_mass = 1.0 - target if w is None else (1.0 - target) * w
+    if reduction == "per_image":
+        # Each image's own positive and negative means, broadcast back over its elements.
+        image_view = [shape[0]] + [1] * (len(shape) - 1)
+        pos_total = pos_mass.reshape(shape[0], -1).sum(1).view(image_view)
+        neg_total = neg_mass.reshape(shape[0], -1).sum(1).view(image_view)
+    else:
+        pos_total = pos_mass.sum()
+        neg_total = neg_mass.sum()
+    pos_scale = pos_share * safe_divide(torch.ones_like(pos_total), pos_total)
+    neg_scale = neg_share * safe_divide(torch.ones_like(neg_total), neg_total)
+    loss = pos_scale * pos_mass * pos_loss + neg_scale * neg_mass * neg_loss
+    if reduction == "none":
+        return poison_rows(loss, poison)
+    if reduction == "per_image":
+        return loss.reshape(shape[0], -1).sum(1) + poison
+    return loss.sum() + poison.sum()
 
 
 def weighted_bce_with_logits(
@@ -261,54 +370,63 @@ def weighted_bce_with_logits(
     With ``weight=None`` and no ``balance`` this equals
     ``torch.nn.functional.binary_cross_entropy_with_logits`` (with ``pos_weight``) for every
     reduction. torch's own ``weight`` argument divides a weighted sum by the element count; here
-    "mean" divides by Σ w.
+    "mean" divides by Σ w. Prefer this form to :func:`weighted_binary_cross_entropy` on a
+    sigmoid's output: log σ(x) is computed in one stable step, so a saturated logit keeps its
+    gradient.
     """
-    check_reduction(reduction)
-    input, target, poison = _binary_check(input, target)
-    shape = list(input.shape)
-    if pos_weight is not None:
-        check_floating(pos_weight, "pos_weight")
-        if pos_weight.dim() > input.dim():
-            raise ValueError(f"pos_weight: expected at most {input.dim()} dims, got {list(pos_weight.shape)}")
-        offset = input.dim() - pos_weight.dim()
-        for d in range(pos_weight.dim()):
-            if pos_weight.shape[d] != 1 and pos_weight.shape[d] != shape[offset + d]:
-                raise ValueError(
-                    f"pos_weight: shape {list(pos_weight.shape)} does not broadcast against input {shape}"
-                )
-        pos_weight = check_finite_non_negative(pos_weight, "pos_weight")
-    w = elementwise_weight(weight, shape, input.dim() >= 4)
-    neg_log_p = _softplus_neg(input)
-    if balance is None:
-        if pos_weight is None:
-            loss = (1.0 - target) * input + neg_log_p
-        else:
-            loss = (1.0 - target) * input + (1.0 + (pos_weight - 1.0) * target) * neg_log_p
-        if w is not None:
-            loss = loss * w
-        return reduce_loss(loss, w, reduction, poison)
-    pos_share, neg_share = balance
-    check_balance(balance)
-    pos_loss = neg_log_p if pos_weight is None else pos_weight * neg_log_p
-    neg_loss = neg_log_p + input
-    pos_mass = target if w is None else target * w
-    neg_mass = 1.0 - target if w is None else (1.0 - target) * w
-    if reduction == "per_image":
-        # Each image's own positive and negative means, broadcast back over its elements.
-        image_view = [shape[0]] + [1] * (len(shape) - 1)
-        pos_total = pos_mass.reshape(shape[0], -1).sum(1).view(image_view)
-        neg_total = neg_mass.reshape(shape[0], -1).sum(1).view(image_view)
-    else:
-        pos_total = pos_mass.sum()
-        neg_total = neg_mass.sum()
-    pos_scale = pos_share * safe_divide(torch.ones_like(pos_total), pos_total)
-    neg_scale = neg_share * safe_divide(torch.ones_like(neg_total), neg_total)
-    loss = pos_scale * pos_mass * pos_loss + neg_scale * neg_mass * neg_loss
-    if reduction == "none":
-        return poison_rows(loss, poison)
-    if reduction == "per_image":
-        return loss.reshape(shape[0], -1).sum(1) + poison
-    return loss.sum() + poison.sum()
+    return _binary_cross_entropy(input, target, weight, pos_weight, balance, reduction, False)
+
+
+def weighted_binary_cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor] = None,
+    pos_weight: Optional[Tensor] = None,
+    balance: Optional[Tuple[float, float]] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Binary cross-entropy of probabilities (a sigmoid's output), weighted per pixel.
+
+    ℓ = -[pw·t·max(log p, -100) + (1 - t)·max(log(1 - p), -100)].
+
+    Parameters
+    ----------
+    input : Tensor
+        Probabilities p in [0, 1], any shape.
+    target : Tensor
+        Same shape as ``input``: binary labels or probabilities in [0, 1] (integer and bool
+        targets are converted).
+    weight, pos_weight, balance, reduction
+        As in :func:`weighted_bce_with_logits`, with ℓ⁺ = -pw·max(log p, -100) and
+        ℓ⁻ = -max(log(1 - p), -100).
+
+    Returns
+    -------
+    Tensor
+        "none": w·ℓ, the shape of ``input``. "mean": Σ w·ℓ / Σ w, 0 with zero gradient when
+        Σ w = 0. "sum": Σ w·ℓ. "per_image": shape (N,), the mean of each image alone.
+
+    Notes
+    -----
+    With ``weight=None`` and no ``balance`` this equals ``torch.nn.functional.binary_cross_entropy``
+    (``torch.nn.BCELoss``) for every reduction, values and gradients, at p = 0 and p = 1 too: the
+    logs are clamped at -100 as torch clamps them, so every value is finite (at most 100·pw per
+    element), and the gradient is torch's, (p - t)/max(p(1 - p), 1e-12), finite as well. With a
+    map, "mean" is ``binary_cross_entropy(input, target, weight=w, reduction="sum") / Σ w``.
+
+    Edge cases: a NaN or infinite probability makes its image's values NaN, in every mode. A
+    finite value outside [0, 1] (a logit passed by mistake) raises a ``ValueError`` naming
+    ``input`` in eager mode and TorchScript, and makes its image's values NaN inside
+    ``torch.compile`` and ``torch.export`` graphs, as a target outside [0, 1] does. float16 and
+    bfloat16 inputs are computed in float32 and give a float32 loss; but torch's gradient
+    reaches 1e12 at a saturated p with the wrong target, more than float16 holds, so a float16
+    input's gradient can be inf there (torch's autocast refuses this loss for that reason).
+
+    Prefer :func:`weighted_bce_with_logits` where the logits are at hand: the clamp makes a
+    saturated sigmoid (p rounded to 0 or 1) lose its gradient and cost a flat 100, where the
+    logits form, with log σ(x) fused, keeps both exact.
+    """
+    return _binary_cross_entropy(input, target, weight, pos_weight, balance, reduction, True)
 
 
 def check_balance(balance: Optional[Tuple[float, float]]) -> None:
@@ -437,8 +555,8 @@ class WeightedCrossEntropyLoss(WeightedNLLLoss):
         )
 
 
-class WeightedBCEWithLogitsLoss(nn.Module):
-    """Module form of :func:`weighted_bce_with_logits`; options are fixed at construction."""
+class WeightedBCELoss(nn.Module):
+    """Module form of :func:`weighted_binary_cross_entropy`; options are fixed at construction."""
 
     def __init__(
         self,
@@ -452,6 +570,13 @@ class WeightedBCEWithLogitsLoss(nn.Module):
         check_balance(self.balance)
         check_reduction(reduction)
         self.reduction = reduction
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return weighted_binary_cross_entropy(input, target, weight, self.pos_weight, self.balance, self.reduction)
+
+
+class WeightedBCEWithLogitsLoss(WeightedBCELoss):
+    """Module form of :func:`weighted_bce_with_logits`; options are fixed at construction."""
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return weighted_bce_with_logits(input, target, weight, self.pos_weight, self.balance, self.reduction)
@@ -495,11 +620,13 @@ class FocalLoss(nn.Module):
 
 __all__: List[str] = [
     "FocalLoss",
+    "WeightedBCELoss",
     "WeightedBCEWithLogitsLoss",
     "WeightedCrossEntropyLoss",
     "WeightedNLLLoss",
     "focal_loss",
     "weighted_bce_with_logits",
+    "weighted_binary_cross_entropy",
     "weighted_cross_entropy",
     "weighted_nll_loss",
 ]
