@@ -103,6 +103,10 @@ def test_construction_errors():
         EvaluationGraph(losses={"ce": L.weighted_cross_entropy})
     with pytest.raises(TypeError, match=r"losses\['deep'\]: DeepSupervisionLoss takes a list of outputs"):
         EvaluationGraph(losses={"deep": L.DeepSupervisionLoss(ce)})
+    # It fed the class target to the skeleton recall loss as the skeleton: plain soft recall.
+    for recall in (L.SkeletonRecallLoss(per_image=True), L.CombinedLoss([ce, L.SkeletonRecallLoss(per_image=True)])):
+        with pytest.raises(TypeError, match=r"losses\['recall'\]: SkeletonRecallLoss scores the tubed skeleton"):
+            EvaluationGraph(losses={"recall": recall})
     with pytest.raises(TypeError, match="losses: expected a mapping"):
         EvaluationGraph(losses=[ce])
     with pytest.raises(ValueError, match=r"loss: SoftDiceLoss pools the batch into one set \(per_image=False\)"):
@@ -113,3 +117,38 @@ def test_construction_errors():
         EvaluationGraph.default("none")
     with pytest.raises(ValueError, match="ignore_index: a sigmoid graph takes"):
         EvaluationGraph.default("sigmoid", ignore_index=255)
+
+
+def test_compiled_graph_matches_eager_on_unseen_shapes():
+    """torch.compile(fullgraph=True, dynamic=True), as users call it for varying sizes, gives the
+    eager outputs and gradients on a shape it never saw. Each loss's own graph is compiled with
+    dynamic=True in tests/losses/test_modes.py; here a graph of a per-pixel loss, two set losses
+    (one with a float option) and three metrics is traced whole with the "aot_eager" backend
+    (the full softmax graph would take half a minute)."""
+    graph = EvaluationGraph(
+        losses={
+            "ce": L.WeightedCrossEntropyLoss(ignore_index=IGNORE, label_smoothing=0.1),
+            "dice_loss": L.SoftDiceLoss(per_image=True, ignore_index=IGNORE),
+            "tversky": L.TverskyLoss(alpha=0.3, beta=0.7, per_image=True, ignore_index=IGNORE),
+        },
+        metrics={
+            "dice": M.DiceScore(ignore_index=IGNORE),
+            "iou": M.IoUScore(include_background=False, ignore_index=IGNORE),
+            "accuracy": M.PixelAccuracy(per_class=False, ignore_index=IGNORE),
+        },
+    )
+    torch._dynamo.reset()
+    compiled = torch.compile(graph, fullgraph=True, dynamic=True, backend="aot_eager")
+    for seed, shape in enumerate(((2, 3, 6, 8), (1, 3, 5, 7))):
+        inputs = softmax_inputs(shape, seed + 3)
+        results = []
+        for run in (graph, compiled):
+            logits = inputs[0].clone().requires_grad_(True)
+            out = run(logits, *inputs[1:])
+            sum(value.nan_to_num().sum() for value in out.values()).backward()
+            results.append((out, logits.grad))
+        (want, want_grad), (got, got_grad) = results
+        assert list(got) == list(want)
+        for name in want:
+            torch.testing.assert_close(got[name], want[name], rtol=2e-5, atol=2e-6, equal_nan=True)
+        torch.testing.assert_close(got_grad, want_grad, rtol=2e-5, atol=2e-6)

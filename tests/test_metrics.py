@@ -110,6 +110,8 @@ def random_case(metric, index):
     n = int(rng.integers(1, 4))
     c = int(rng.integers(1, 5))
     activation = pick(["softmax", "sigmoid", "none"])
+    if activation == "softmax":
+        c = max(c, 2)  # a softmax over one channel is refused (it is 1 everywhere)
     target_kind = pick(["onehot", "binary", "prob"] + (["index", "index"] if activation != "sigmoid" else []))
     opts = options(
         metric,
@@ -382,13 +384,15 @@ def test_single_pixel(metric, activation):
 @pytest.mark.parametrize("metric", ["dice", "iou", "accuracy"])
 def test_one_class(metric):
     rng = np.random.default_rng(2)
-    # softmax over one channel: argmax is always class 0, soft probability is always 1.
+    # softmax over one channel: argmax is always class 0 and the probability always 1, so every
+    # score would be 1 whatever the logits: refused, pointing to the sigmoid.
     x = f64(rng.normal(0.0, 1.0, (2, 1, 3, 3)))
     y = torch.zeros(2, 3, 3, dtype=torch.int64)
     for per_class in (True, False):
         for hard in (True, False):
             opts = options(metric, hard=hard, per_class=per_class)
-            assert_matches(compute(metric, x, y, **opts), np.ones(expected_shape(metric, 2, 1, per_class)))
+            with pytest.raises(ValueError, match="input: a softmax over C = 1 channel.*activation='sigmoid'"):
+                compute(metric, x, y, **opts)
     # sigmoid / none with one channel and a (N, 1, *) binary target.
     yb = f64((rng.random((2, 1, 3, 3)) < 0.5).astype(np.float64))
     w = f64(rng.uniform(0.0, 2.0, (2, 3, 3)))
@@ -754,8 +758,9 @@ ERROR_CASES = [
     ("weight_negative", "weight", lambda: (_x(), _y(), _with(_w(), (1, 1, 1), -0.5)), {}),
     ("weight_nan", "weight", lambda: (_x(), _y(), _with(_w(), (0, 2, 3), NAN)), {}),
     ("weight_inf", "weight", lambda: (_x(), _y(), _with(_w(), (0, 2, 3), math.inf)), {}),
-    ("no_background_one_class", "include_background", lambda: (_x(1), torch.zeros(2, 3, 4, dtype=torch.int64), None),
-     dict(include_background=False)),
+    ("no_background_one_class", "include_background", lambda: (_x(1), _yb(1), None),
+     dict(activation="none", include_background=False)),
+    ("softmax_one_channel", "input", lambda: (_x(1), torch.zeros(2, 3, 4, dtype=torch.int64), None), {}),
     ("no_background_one_class_sigmoid", "include_background", lambda: (_x(1), _yb(1), None),
      dict(activation="sigmoid", include_background=False)),
 ]

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from .losses.classification import WeightedBCEWithLogitsLoss, WeightedCrossEntropyLoss
 from .losses.compose import DeepSupervisionLoss, with_reduction
+from .losses.distance import SkeletonRecallLoss
 from .metrics import DiceScore, IoUScore, PixelAccuracy
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -37,6 +38,12 @@ def _check_parts(parts: Optional[Mapping[str, nn.Module]], argument: str) -> Dic
             raise TypeError(
                 f"{argument}['{name}']: DeepSupervisionLoss takes a list of outputs; an evaluation graph "
                 "scores one output, so pass its criterion instead"
+            )
+        if any(isinstance(part, SkeletonRecallLoss) for part in module.modules()):
+            raise TypeError(
+                f"{argument}['{name}']: SkeletonRecallLoss scores the tubed skeleton of the target, which "
+                "an evaluation graph has no input for (it would score the class target as the skeleton); "
+                "evaluate it beside the graph, or use ClDiceLoss, which skeletonises the target itself"
             )
         checked[name] = module
     return checked

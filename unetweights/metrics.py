@@ -21,6 +21,10 @@ the target equals ``ignore_index``)
 
     Dice = 2·tp / (Σp + Σt),    IoU = tp / (Σp + Σt - tp),    accuracy = tp / Σt.
 
+Every metric is a ratio of weighted counts with no smoothing term, so it is invariant to
+multiplying the weight map by a positive constant, per image and over a dataset; the counts
+themselves (:func:`segmentation_counts`, :class:`SegmentationCount`) are proportional to it.
+
 *Hard* metrics (the default) take p as the predicted label: one-hot of the argmax over channels
 ("softmax"), or ``sigmoid(x) > threshold`` per channel ("sigmoid"), or ``x > threshold`` for
 probabilities ("none"; this also takes hard predictions given as one-hot or binary (N, C, *)
@@ -52,7 +56,6 @@ denominator and carries a NaN count on.
 """
 
 import math
-import numbers
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
@@ -61,7 +64,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .losses._reduce import checked_input, input_poison, ratio_or
+from .losses._options import check_number, checked_flag, checked_index, checked_real
+from .losses._reduce import check_softmax_channels, checked_input, checking_values, input_poison, ratio_or
 from .losses.overlap import check_activation, check_sigmoid_target, overlap_counts
 
 COUNT_NAMES: Tuple[str, str, str, str] = ("tp", "sum_p", "sum_t", "mass")
@@ -69,11 +73,15 @@ COUNT_NAMES: Tuple[str, str, str, str] = ("tp", "sum_p", "sum_t", "mass")
 
 def _check_prediction_options(activation: str, threshold: float) -> None:
     check_activation(activation)
+    if not torch.jit.is_scripting() and checking_values():
+        check_number(threshold, "threshold", "a value in (0, 1)")
     if not (threshold > 0.0 and threshold < 1.0):
         raise ValueError(f"threshold: expected a value in (0, 1), got {threshold}")
 
 
 def _check_empty_score(empty_score: float) -> None:
+    if not torch.jit.is_scripting() and checking_values():
+        check_number(empty_score, "empty_score", "a finite number or NaN")
     if empty_score == math.inf or empty_score == -math.inf:
         raise ValueError(f"empty_score: expected a finite number or NaN, got {empty_score}")
 
@@ -110,11 +118,14 @@ def _counts(
     ignore_index: Optional[int],
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     _check_prediction_options(activation, threshold)
+    if activation == "softmax":
+        check_softmax_channels(input, "for one channel use activation='sigmoid' with a (N, 1, *) binary target")
     prediction = _prediction(input, target, activation, hard, threshold)
     # The poison of the logits themselves: the hard prediction no longer shows a NaN.
-    return overlap_counts(
+    tp, sum_p, sum_t, mass, _ = overlap_counts(
         prediction, target, weight, "none", ignore_index, True, include_background, False, input_poison(input)
     )
+    return tp, sum_p, sum_t, mass
 
 
 def _dice_fraction(tp: Tensor, sum_p: Tensor, sum_t: Tensor) -> Tuple[Tensor, Tensor]:
@@ -278,11 +289,11 @@ class _Metric(nn.Module):
     ) -> None:
         super().__init__()
         _check_prediction_options(activation, threshold)
-        _check_empty_score(float(empty_score))
+        _check_empty_score(empty_score)
         self.activation = activation
         self.threshold = float(threshold)
-        self.include_background = bool(include_background)
-        self.ignore_index = ignore_index
+        self.include_background = checked_flag(include_background, "include_background")
+        self.ignore_index = checked_index(ignore_index)
         self.empty_score = float(empty_score)
 
 
@@ -301,7 +312,7 @@ class _OverlapScore(_Metric):
         empty_score: float = math.nan,
     ) -> None:
         super().__init__(activation, threshold, include_background, ignore_index, empty_score)
-        self.hard = bool(hard)
+        self.hard = checked_flag(hard, "hard")
         self.iou = type(self)._iou
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
@@ -342,7 +353,7 @@ class PixelAccuracy(_Metric):
         empty_score: float = math.nan,
     ) -> None:
         super().__init__(activation, threshold, include_background, ignore_index, empty_score)
-        self.per_class = bool(per_class)
+        self.per_class = checked_flag(per_class, "per_class")
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return pixel_accuracy(
@@ -418,9 +429,9 @@ class SegmentationCount(nn.Module):
         _check_prediction_options(activation, threshold)
         self.count = count
         self.activation = activation
-        self.hard = bool(hard)
+        self.hard = checked_flag(hard, "hard")
         self.threshold = float(threshold)
-        self.ignore_index = ignore_index
+        self.ignore_index = checked_index(ignore_index)
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         tp, sum_p, sum_t, mass = segmentation_counts(
@@ -444,19 +455,6 @@ def _as_tensor(value: Any, name: str) -> Tensor:
 
 
 # -- SegmentationMetrics' checks (plain Python: the accumulator is never scripted) ------------------
-
-
-def _checked_flag(value: Any, name: str) -> bool:
-    # bool("False") is True: a string here would silently mean the opposite.
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name}: expected True or False, got {value!r}")
-    return bool(value)
-
-
-def _checked_real(value: Any, name: str, expected: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name}: expected {expected}, got {value!r}")
-    return float(value)
 
 
 # Accelerators whose availability torch.accelerator reports; other backends (xla, ...) are taken
@@ -640,9 +638,9 @@ class SegmentationMetrics:
             isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1
         ):
             raise ValueError(f"num_classes: expected a positive int or None, got {num_classes!r}")
-        threshold = _checked_real(threshold, "threshold", "a value in (0, 1)")
+        threshold = checked_real(threshold, "threshold", "a value in (0, 1)")
         _check_prediction_options(activation, threshold)
-        empty_score = _checked_real(empty_score, "empty_score", "a finite number or NaN")
+        empty_score = checked_real(empty_score, "empty_score", "a finite number or NaN")
         _check_empty_score(empty_score)
         if ignore_index is not None and (
             isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))
@@ -654,12 +652,12 @@ class SegmentationMetrics:
             )
         self.num_classes = None if num_classes is None else int(num_classes)
         self.activation = activation
-        self.hard = _checked_flag(hard, "hard")
+        self.hard = checked_flag(hard, "hard")
         self.threshold = threshold
-        self.include_background = _checked_flag(include_background, "include_background")
+        self.include_background = checked_flag(include_background, "include_background")
         self.ignore_index = None if ignore_index is None else int(ignore_index)
         self.empty_score = empty_score
-        self.sync_on_compute = _checked_flag(sync_on_compute, "sync_on_compute")
+        self.sync_on_compute = checked_flag(sync_on_compute, "sync_on_compute")
         self.process_group = process_group
         self.device = _checked_device(device)
         if self.num_classes is not None:

@@ -307,10 +307,12 @@ def _activated(input: np.ndarray, activation: str) -> np.ndarray:
 
 
 def _overlap_sets(input, target, weight, activation, ignore_index, per_image, include_background, squared):
-    """Per set and (kept) class: tp, sum_p, sum_t, plus each set's weight mass.
+    """Per set and (kept) class: tp, sum_p, sum_t, plus each set's weight mass and smoothing unit.
 
-    Returns (stats, mass, classes) where stats[s][k] = (tp, sum_p, sum_t) for set s and the k-th
-    kept class, mass[s] = sum of weights of non-ignored pixels, classes the kept class indices.
+    Returns (stats, mass, units, classes) where stats[s][k] = (tp, sum_p, sum_t) for set s and the
+    k-th kept class, mass[s] = sum of weights of non-ignored pixels, units[s] = mass[s] / the
+    number of those pixels whose weight is not 0 (the mean weight a smoothing term is counted in;
+    1 with weight=None), classes the kept class indices.
     """
     prob = _activated(input, activation)
     n_img, n_cls = input.shape[:2]
@@ -320,8 +322,10 @@ def _overlap_sets(input, target, weight, activation, ignore_index, per_image, in
     sets = [[n] for n in range(n_img)] if per_image else [list(range(n_img))]
     stats = []
     masses = []
+    units = []
     for images in sets:
         mass = 0.0
+        nonzero = 0
         row = []
         for c in classes:
             tp = sp = st = 0.0
@@ -349,9 +353,11 @@ def _overlap_sets(input, target, weight, activation, ignore_index, per_image, in
                 if index_target and int(target[(n,) + pos]) == ignore_index:
                     continue
                 mass += _pixel_weight(weight, n, pos)
+                nonzero += _pixel_weight(weight, n, pos) != 0
         stats.append(row)
         masses.append(mass)
-    return stats, masses, classes
+        units.append(mass / nonzero if nonzero else 0.0)
+    return stats, masses, units, classes
 
 
 def _reduce_set_losses(losses, masses, classes, class_weight, reduction):
@@ -374,23 +380,24 @@ def _reduce_set_losses(losses, masses, classes, class_weight, reduction):
 def _ref_class_losses(loss_of, input, target, weight, activation, ignore_index, per_image, include_background,
                       squared, class_weight, reduction):
     """The shared scaffold of the per-class set losses: ``loss_of(tp, sum_p, sum_t)`` per set and class."""
-    stats, masses, classes = _overlap_sets(
+    stats, masses, units, classes = _overlap_sets(
         input, target, weight, activation, ignore_index, per_image, include_background, squared
     )
-    losses = [[loss_of(tp, sp, st) for tp, sp, st in row] for row in stats]
+    losses = [[loss_of(tp, sp, st, unit) for tp, sp, st in row] for row, unit in zip(stats, units)]
     return _reduce_set_losses(losses, masses, classes, class_weight, reduction)
 
 
 def ref_soft_dice(input, target, weight=None, activation="softmax", smooth=1.0, per_image=False,
                   include_background=True, squared=False, class_weight=None, ignore_index=-100, reduction="mean"):
-    def loss_of(tp, sp, st):
+    def loss_of(tp, sp, st, unit):
+        s = smooth * unit
         if squared:
-            den = sp + st + smooth
+            den = sp + st + s
         else:
             fp = sp - tp
             fn = st - tp
-            den = 2.0 * tp + fp + fn + smooth
-        return 1.0 - (1.0 if den == 0 else (2.0 * tp + smooth) / den)
+            den = 2.0 * tp + fp + fn + s
+        return 1.0 - (1.0 if den == 0 else (2.0 * tp + s) / den)
 
     return _ref_class_losses(loss_of, input, target, weight, activation, ignore_index, per_image, include_background,
                              squared, class_weight, reduction)
@@ -399,9 +406,9 @@ def ref_soft_dice(input, target, weight=None, activation="softmax", smooth=1.0, 
 def ref_soft_jaccard(input, target, weight=None, activation="softmax", smooth=1.0, per_image=False,
                      include_background=True, class_weight=None, ignore_index=-100, reduction="mean"):
     """1 - (tp + s) / (tp + fp + fn + s) per set and class, in float64 loops."""
-    def loss_of(tp, sp, st):
-        den = tp + (sp - tp) + (st - tp) + smooth
-        return 1.0 - (1.0 if den == 0 else (tp + smooth) / den)
+    def loss_of(tp, sp, st, unit):
+        den = tp + (sp - tp) + (st - tp) + smooth * unit
+        return 1.0 - (1.0 if den == 0 else (tp + smooth * unit) / den)
 
     return _ref_class_losses(loss_of, input, target, weight, activation, ignore_index, per_image, include_background,
                              False, class_weight, reduction)
@@ -409,12 +416,16 @@ def ref_soft_jaccard(input, target, weight=None, activation="softmax", smooth=1.
 
 def ref_generalized_dice(input, target, weight=None, activation="softmax", smooth=1e-5, per_image=False,
                          include_background=True, ignore_index=-100, reduction="mean"):
-    """Sudre et al. 2017 per set, in float64 loops: v_k = 1/(Σ w·t_k)², absent classes at the set's max."""
-    stats, masses, classes = _overlap_sets(
+    """Sudre et al. 2017 per set, in float64 loops: v_k = 1/(Σ w·t_k / M)², absent classes at the set's max.
+
+    Every count is taken as a fraction of the set's weight mass M; 0 when M is 0.
+    """
+    stats, masses, _, classes = _overlap_sets(
         input, target, weight, activation, ignore_index, per_image, include_background, False
     )
     losses = []
-    for row in stats:
+    for row, mass in zip(stats, masses):
+        row = [(tp / mass, sp / mass, st / mass) if mass else (0.0, 0.0, 0.0) for tp, sp, st in row]
         inverse = [1.0 / (st * st) if st * st > 0 else math.inf for _, _, st in row]
         heaviest = max((v for v in inverse if math.isfinite(v)), default=0.0)
         volume_weights = [v if math.isfinite(v) else heaviest for v in inverse]
@@ -426,11 +437,11 @@ def ref_generalized_dice(input, target, weight=None, activation="softmax", smoot
 
 def ref_tversky(input, target, weight=None, activation="softmax", alpha=0.5, beta=0.5, gamma=1.0, smooth=1.0,
                 per_image=False, include_background=True, class_weight=None, ignore_index=-100, reduction="mean"):
-    def loss_of(tp, sp, st):
+    def loss_of(tp, sp, st, unit):
         fp = sp - tp
         fn = st - tp
-        den = tp + alpha * fp + beta * fn + smooth
-        ti = 1.0 if den == 0 else (tp + smooth) / den
+        den = tp + alpha * fp + beta * fn + smooth * unit
+        ti = 1.0 if den == 0 else (tp + smooth * unit) / den
         return max(1.0 - ti, 0.0) ** gamma
 
     return _ref_class_losses(loss_of, input, target, weight, activation, ignore_index, per_image, include_background,
@@ -618,11 +629,11 @@ def ref_kl_div(input, target, weight=None, reduction="mean", log_target=False):
 def ref_mcc(input, target, weight=None, activation="softmax", smooth=1e-5, per_image=False, include_background=True,
             class_weight=None, ignore_index=-100, reduction="mean"):
     """1 - MCC per set and class from the weighted soft confusion matrix, in float64 loops."""
-    stats, masses, classes = _overlap_sets(
+    stats, masses, units, classes = _overlap_sets(
         input, target, weight, activation, ignore_index, per_image, include_background, False
     )
     losses = []
-    for row, mass in zip(stats, masses):
+    for row, mass, unit in zip(stats, masses, units):
         out = []
         for tp, sp, st in row:
             fp, fn = sp - tp, st - tp
@@ -630,7 +641,7 @@ def ref_mcc(input, target, weight=None, activation="softmax", smooth=1e-5, per_i
             if fp == 0 and fn == 0:
                 out.append(0.0)
                 continue
-            den = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn) + smooth)
+            den = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn) + smooth * unit**4)
             out.append(1.0 - ((tp * tn - fp * fn) / den if den > 0 else 0.0))
         losses.append(out)
     return _reduce_set_losses(losses, masses, classes, class_weight, reduction)
@@ -713,13 +724,26 @@ def ref_boundary(input, target, weight=None, distance=None, activation="softmax"
 
 def ref_hausdorff_dt(input, target, weight=None, activation="softmax", alpha=2.0, include_background=True,
                      spacing=None, ignore_index=-100, reduction="mean"):
-    """(p - t)² (d_P^α + d_G^α) with d the unsigned distance to the boundary, from scipy."""
+    """(p - t)² (d_P^α + d_G^α) with d the unsigned distance to the boundary, from scipy.
+
+    Where one of prediction (p > 0.5) and target fills a channel and the other is empty, neither
+    has a boundary: both distances are then the image diagonal, between the centres of its
+    first and last pixels.
+    """
     prob = _activated(input, activation)
     truth, valid = _one_hot_truth(input, target, ignore_index)
     first = 0 if include_background else 1
     prob, truth = prob[:, first:], truth[:, first:]
-    scale = np.abs(scipy_signed_distance(prob > 0.5, spacing)) ** alpha
-    scale += np.abs(scipy_signed_distance(truth > 0.5, spacing)) ** alpha
+    predicted_field = np.abs(scipy_signed_distance(prob > 0.5, spacing))
+    target_field = np.abs(scipy_signed_distance(truth > 0.5, spacing))
+    steps = np.ones(prob.ndim - 2) if spacing is None else np.asarray(spacing, dtype=np.float64)
+    diagonal = math.sqrt(sum(((size - 1) * step) ** 2 for size, step in zip(prob.shape[2:], steps)))
+    for index in np.ndindex(*prob.shape[:2]):
+        p, t = prob[index] > 0.5, truth[index] > 0.5
+        if (p.all() and not t.any()) or (t.all() and not p.any()):
+            predicted_field[index] = diagonal
+            target_field[index] = diagonal
+    scale = predicted_field**alpha + target_field**alpha
     return _elementwise_distance_loss((prob - truth) ** 2 * scale, valid, weight, reduction)
 
 
@@ -759,6 +783,12 @@ def _per_set(loss_of, num_images, num_classes, w, per_image, reduction):
     return _reduce_set_losses(losses, masses, list(range(num_classes)), None, reduction)
 
 
+def _unit(w: np.ndarray) -> float:
+    """The mean weight of the pixels whose weight is not 0: the unit a set's smoothing is counted in."""
+    nonzero = np.count_nonzero(w)
+    return float(w.sum()) / nonzero if nonzero else 0.0
+
+
 def _ratio(num: float, den: float) -> float:
     return 1.0 if den == 0 else num / den
 
@@ -775,8 +805,9 @@ def ref_cldice(input, target, weight=None, activation="softmax", iterations=3, s
 
     def loss_of(images, k):
         ww, p, t, sp, st = w[images], prob[images, k], truth[images, k], skeleton_p[images, k], skeleton_t[images, k]
-        precision = _ratio((ww * sp * t).sum() + smooth, (ww * sp).sum() + smooth)
-        sensitivity = _ratio((ww * st * p).sum() + smooth, (ww * st).sum() + smooth)
+        s = smooth * _unit(ww)
+        precision = _ratio((ww * sp * t).sum() + s, (ww * sp).sum() + s)
+        sensitivity = _ratio((ww * st * p).sum() + s, (ww * st).sum() + s)
         return 1.0 - _ratio(2.0 * precision * sensitivity, precision + sensitivity)
 
     return _per_set(loss_of, len(input), prob.shape[1], w, per_image, reduction)
@@ -793,6 +824,7 @@ def ref_skeleton_recall(input, skeleton, weight=None, activation="softmax", smoo
 
     def loss_of(images, k):
         ww, p, t = w[images], prob[images, k], tube[images, k]
-        return 1.0 - _ratio((ww * p * t).sum() + smooth, (ww * t).sum() + smooth)
+        s = smooth * _unit(ww)
+        return 1.0 - _ratio((ww * p * t).sum() + s, (ww * t).sum() + s)
 
     return _per_set(loss_of, len(input), prob.shape[1], w, per_image, reduction)

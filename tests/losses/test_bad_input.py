@@ -38,6 +38,8 @@ class PerImage:
     kind: str
     # Losses whose value is NaN (not only non-finite) for a NaN or infinite logit.
     nan: bool = True
+    # The name of the second argument, which errors about it must use.
+    target_name: str = "target"
 
 
 def _cw():
@@ -62,7 +64,7 @@ PER_IMAGE = [
     PerImage("boundary", lambda: L.BoundaryLoss(ignore_index=IGNORE, reduction="per_image"), "index"),
     PerImage("hausdorff_dt", lambda: L.HausdorffDTLoss("sigmoid", reduction="per_image"), "binary"),
     PerImage("cldice", lambda: L.ClDiceLoss(per_image=True, ignore_index=IGNORE, reduction="none"), "index"),
-    PerImage("skeleton_recall", lambda: L.SkeletonRecallLoss(per_image=True, ignore_index=IGNORE, reduction="none"), "index"),
+    PerImage("skeleton_recall", lambda: L.SkeletonRecallLoss(per_image=True, ignore_index=IGNORE, reduction="none"), "index", target_name="skeleton"),
     PerImage("tversky", lambda: L.TverskyLoss(alpha=0.3, beta=0.7, gamma=0.75, per_image=True, ignore_index=IGNORE, reduction="none"), "index"),
     PerImage("lovasz_hinge", lambda: L.LovaszHingeLoss(per_image=True, ignore_index=IGNORE, reduction="none"), "binary1"),
     PerImage("lovasz_softmax", lambda: L.LovaszSoftmaxLoss(per_image=True, ignore_index=IGNORE, reduction="none"), "index"),
@@ -147,9 +149,9 @@ def test_invalid_values_poison_only_their_image(case, mode, tmp_path):
     # Weights and targets: an error naming the argument where values can be read, poison where not.
     bad_inputs = [(f"weight={v}", "weight", (x, target, _at(weight, v, channel=False))) for v in (math.nan, math.inf, -1.0)]
     for label, value in _target_corruptions(case, x.shape[1]):
-        bad_inputs.append((label, "target", (x, _at(target, value), weight)))
+        bad_inputs.append((label, case.target_name, (x, _at(target, value), weight)))
     for label, argument, inputs in bad_inputs:
-        float_target = argument == "target" and target.is_floating_point()
+        float_target = argument == case.target_name and target.is_floating_point()
         if mode == "compile":
             # An infinite probability or regression target is carried on as inf, as in eager mode.
             _expect_poisoned(case, run(*inputs), clean, not (float_target and "inf" in label))
@@ -160,7 +162,7 @@ def test_invalid_values_poison_only_their_image(case, mode, tmp_path):
             try:
                 out = run(*inputs)
             except RAISED as error:
-                assert "target:" in str(error)
+                assert f"{case.target_name}:" in str(error)
                 continue
             _expect_poisoned(case, out, clean, "nan" in label)
             continue
@@ -256,14 +258,95 @@ OPTIONS = [
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
 @pytest.mark.parametrize("name, build, call", OPTIONS, ids=[f"{o[0]}-{i}" for i, o in enumerate(OPTIONS)])
 def test_non_finite_options_are_refused_by_name(name, build, call, value):
-    with pytest.raises(ValueError, match=f"{name}"):
+    _assert_refused(build, call, value, f"{name}")
+
+
+def _assert_refused(build, call, value, match):
+    """Both the Module built with ``value`` and, if there is one, the functional call refuse it."""
+    with pytest.raises(ValueError, match=match):
         build(value)
     if call is None:
         return
     x, t, w = make_inputs("index_clean", SHAPE, seed=5)
     b = (torch.rand(x.shape) < 0.5).float()
-    with pytest.raises(ValueError, match=f"{name}"):
+    with pytest.raises(ValueError, match=match):
         call(x, t, b, w, value)
+
+
+def _wrong_types():
+    """The options of OPTIONS that are numbers (not tensors), each with a string, None and a bool;
+    not None for the focal loss's alpha, where it is the documented default."""
+    for i, (name, build, call) in enumerate(OPTIONS):
+        if name in ("class_weight", "pos_weight"):
+            continue
+        focal_alpha = name == "alpha" and isinstance(build(0.25), L.FocalLoss)
+        for label, value in (("str", "2"), ("none", None), ("bool", True)):
+            if not (focal_alpha and value is None):
+                yield pytest.param(name, build, call, value, id=f"{name}-{i}-{label}")
+
+
+@pytest.mark.parametrize("name, build, call, value", list(_wrong_types()))
+def test_options_of_the_wrong_type_are_refused_by_name(name, build, call, value):
+    """Issue 19: HausdorffDTLoss(alpha='2') was read as 2, SkeletonRecallLoss(smooth=None) raised
+    Python's own TypeError. A string, None or a bool where a number goes is refused by name."""
+    _assert_refused(build, call, value, f"{name}: expected")
+
+
+WRONG_TYPES = [
+    ("iterations", lambda: L.ClDiceLoss(iterations=2.5)),
+    ("iterations", lambda: L.cldice_loss(*make_inputs("index_clean", SHAPE)[:2], iterations=2.5)),
+    ("iterations", lambda: L.cldice_loss(*make_inputs("index_clean", SHAPE)[:2], iterations="3")),
+    ("spacing", lambda: L.BoundaryLoss(spacing="ab")),
+    ("spacing", lambda: L.boundary_loss(*make_inputs("index_clean", SHAPE)[:2], spacing="ab")),
+    ("spacing", lambda: L.HausdorffDTLoss(spacing=[1.0, "2"])),
+    ("per_image", lambda: L.SoftDiceLoss(per_image="False")),
+    ("include_background", lambda: L.MCCLoss(include_background="no")),
+    ("squared", lambda: L.SoftDiceLoss(squared=1)),
+    ("per_image", lambda: L.LovaszSoftmaxLoss(per_image=None)),
+    ("log_target", lambda: L.WeightedKLDivLoss(log_target="yes")),
+    ("ignore_index", lambda: L.WeightedCrossEntropyLoss(ignore_index=2.5)),
+    ("ignore_index", lambda: L.SoftDiceLoss(ignore_index="255")),
+    ("balance", lambda: L.WeightedBCEWithLogitsLoss(balance=(0.5, 0.25, 0.25))),
+    ("balance", lambda: L.WeightedBCEWithLogitsLoss(balance="ab")),
+    ("hard", lambda: M.DiceScore(hard="False")),
+    ("threshold", lambda: M.IoUScore("sigmoid", threshold="0.5")),
+    ("empty_score", lambda: M.PixelAccuracy(empty_score="nan")),
+    ("per_class", lambda: M.PixelAccuracy(per_class=0)),
+]
+
+
+@pytest.mark.parametrize("name, make", WRONG_TYPES, ids=[f"{w[0]}-{i}" for i, w in enumerate(WRONG_TYPES)])
+def test_flags_integers_and_sequences_of_the_wrong_type_are_refused_by_name(name, make):
+    with pytest.raises(ValueError, match=f"{name}: expected"):
+        make()
+
+
+SOFTMAX_ONE_CHANNEL = [
+    ("soft_dice", lambda x, t: L.soft_dice_loss(x, t), "activation='sigmoid'"),
+    ("soft_jaccard", lambda x, t: L.SoftJaccardLoss()(x, t), "activation='sigmoid'"),
+    ("generalized_dice", lambda x, t: L.generalized_dice_loss(x, t), "activation='sigmoid'"),
+    ("mcc", lambda x, t: L.MCCLoss()(x, t), "activation='sigmoid'"),
+    ("tversky", lambda x, t: L.tversky_loss(x, t), "activation='sigmoid'"),
+    ("cldice", lambda x, t: L.cldice_loss(x, t), "activation='sigmoid'"),
+    ("skeleton_recall", lambda x, t: L.skeleton_recall_loss(x, t), "activation='sigmoid'"),
+    ("boundary", lambda x, t: L.boundary_loss(x, t), "activation='sigmoid'"),
+    ("hausdorff_dt", lambda x, t: L.hausdorff_dt_loss(x, t), "activation='sigmoid'"),
+    ("cross_entropy", lambda x, t: L.weighted_cross_entropy(x, t), "weighted_bce_with_logits"),
+    ("focal_softmax", lambda x, t: L.FocalLoss("softmax")(x, t), "activation='sigmoid'"),
+    ("lovasz_softmax", lambda x, t: L.lovasz_softmax(x, t), "lovasz_hinge"),
+    ("dice_score", lambda x, t: M.dice_score(x, t), "activation='sigmoid'"),
+    ("scripted_dice", lambda x, t: torch.jit.script(L.SoftDiceLoss())(x, t), "activation='sigmoid'"),
+]
+
+
+@pytest.mark.parametrize("name, call, instead", SOFTMAX_ONE_CHANNEL, ids=[c[0] for c in SOFTMAX_ONE_CHANNEL])
+def test_a_softmax_over_one_channel_is_refused(name, call, instead):
+    """Issue 19: a softmax over one channel is 1 everywhere, so these were constant (a set loss 0,
+    a score 1) with no word; the error points to what a single channel needs."""
+    x = torch.randn(2, 1, 6, 7)
+    t = torch.zeros(2, 6, 7, dtype=torch.long)
+    with pytest.raises(RAISED, match=f"input: a softmax over C = 1 channel.*{instead}"):
+        call(x, t)
 
 
 def test_empty_score_refuses_infinity_but_takes_nan():

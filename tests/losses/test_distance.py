@@ -331,6 +331,45 @@ def test_bad_distance_and_iterations_are_refused_by_name():
         L.boundary_loss(x[:, :1], (y > 0).double().unsqueeze(1), None, None, "sigmoid", False)
 
 
+def test_hausdorff_dt_scores_a_prediction_opposite_to_a_boundaryless_target():
+    """Issue 19: a target that is one class everywhere has no boundary; the completely wrong
+    prediction has none either, and scored 0. Both distances are now the image diagonal."""
+    target = torch.zeros(2, 8, 10, dtype=torch.long)
+    target[1, :4] = 1  # image 1 has a boundary: unchanged by the rule
+    wrong = torch.zeros(2, 2, 8, 10, dtype=torch.float64)
+    wrong[:, 1] = 6.0  # class 1 everywhere in both images
+    spacing = [2.0, 0.5]
+    for prediction, alpha in ((wrong, 2.0), (-wrong, 1.5)):
+        got = L.hausdorff_dt_loss(prediction, target, spacing=spacing, alpha=alpha, reduction="per_image")
+        want = R.ref_hausdorff_dt(prediction.numpy(), target.numpy(), spacing=spacing, alpha=alpha, reduction="per_image")
+        # The torch transform's distances are float32 (documented), so 1e-6 and not 1e-10.
+        torch.testing.assert_close(got, torch.as_tensor(want), rtol=1e-6, atol=1e-10)
+    # Image 0 by hand: every pixel wrong in both channels, by (p - t)² = σ(6)² (softmax of 0 and 6).
+    diagonal = math.hypot(7 * 2.0, 9 * 0.5)
+    miss = torch.sigmoid(torch.tensor(6.0, dtype=torch.float64)) ** 2
+    got = L.hausdorff_dt_loss(wrong, target, spacing=spacing, reduction="per_image")
+    torch.testing.assert_close(got[0], miss * 2 * diagonal**2, rtol=1e-6, atol=0.0)
+    # The right prediction of the same target costs almost nothing, as before.
+    right = L.hausdorff_dt_loss(-wrong, target, spacing=spacing, reduction="per_image")
+    assert float(right[0]) < 1e-3 * float(got[0])
+
+
+def test_hausdorff_dt_names_alpha_where_the_distances_overflow():
+    """Issue 19: alpha=25 on a 40x40 image gave inf in float32."""
+    target = torch.zeros(1, 40, 40, dtype=torch.long)
+    target[0, 0, 0] = 1  # distances up to the diagonal, 55 px: 55^25 > float32's largest
+    x = torch.randn(1, 2, 40, 40, generator=torch.Generator().manual_seed(1))
+    for loss in (L.HausdorffDTLoss(alpha=25.0), torch.jit.script(L.HausdorffDTLoss(alpha=25.0))):
+        with pytest.raises((ValueError, torch.jit.Error), match="alpha: d\\^alpha overflows"):
+            loss(x, target)
+    # float64 holds it, and equals the reference.
+    got = L.hausdorff_dt_loss(x.double(), target, alpha=25.0)
+    want = R.ref_hausdorff_dt(x.double().numpy(), target.numpy(), alpha=25.0)
+    assert math.isfinite(float(got))
+    # float32 distances to the 25th power: 25 times their relative rounding.
+    torch.testing.assert_close(got, torch.as_tensor(want, dtype=torch.float64), rtol=1e-5, atol=0.0)
+
+
 def test_nan_distance_poisons_only_its_image():
     x, y, w = _inputs("2d", seed=16)
     distance = L.distance_transform(F.one_hot(y.clamp_min(0), 3).movedim(-1, 1).bool()).double()

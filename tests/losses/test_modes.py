@@ -8,6 +8,17 @@ checked there. In 3D it runs with the "aot_eager" backend, which traces the same
 fullgraph, AOT autograd, the dynamic shapes) but skips inductor's C++ build: on a cold cache that
 build is most of the suite's time (several seconds per graph, over a minute for clDice in 3D), and
 a third spatial dim changes what is traced, not how inductor compiles it.
+
+``torch.compile(dynamic=True)``, as users call it for varying patch sizes, is a mode of its own
+("compile_dynamic"): Dynamo then makes every float option (smooth, alpha, gamma, label smoothing)
+a symbolic float and every dim symbolic from the first call, which the default mode never does
+(it specialises floats, and only the recompile on the second shape makes dims dynamic). It runs in
+2D, one shape per call as the other modes do. Every loss is traced with the "aot_eager" backend,
+where Dynamo's and AOT autograd's handling of symbolic options lives; the losses in
+``INDUCTOR_DYNAMIC`` (a per-pixel loss, a set loss and a regression loss, with one to four float
+options each) also go through inductor, whose kernels then take the options as runtime scalars.
+Inductor's kernels for symbolic shapes are checked for every loss by the default mode's second
+call, which recompiles with dynamic dims.
 """
 
 import warnings
@@ -20,7 +31,8 @@ import unetweights.losses as L
 
 from .cases import CASES, SHAPES, loss_and_grad, make_inputs
 
-MODES = ("script", "compile", "export")
+MODES = ("script", "compile", "compile_dynamic", "export")
+INDUCTOR_DYNAMIC = {"ce", "tversky", "huber"}
 TOL = dict(rtol=2e-5, atol=2e-6)
 
 
@@ -34,7 +46,7 @@ def _spec(t, spatial_rank, batch, spatial):
     return spec
 
 
-def _build(mode, module, example, spatial_rank, tmp_path):
+def _build(mode, module, example, spatial_rank, tmp_path, backend=None):
     if mode == "script":
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
@@ -45,28 +57,47 @@ def _build(mode, module, example, spatial_rank, tmp_path):
     if mode == "compile":
         torch._dynamo.reset()
         return torch.compile(module, fullgraph=True, backend="inductor" if spatial_rank == 2 else "aot_eager")
+    if mode == "compile_dynamic":
+        torch._dynamo.reset()
+        return torch.compile(module, fullgraph=True, dynamic=True, backend=backend or "aot_eager")
     batch = Dim("batch")
     spatial = [Dim(f"s{i}") for i in range(spatial_rank)]
     shapes = tuple(_spec(t, spatial_rank, batch, spatial) for t in example)
     return export(module, example, dynamic_shapes=shapes).module()
 
 
-RUNS = [
-    pytest.param(case, mode, dims, id=f"{case.name}-{mode}-{dims}")
-    for case in CASES
-    for mode in MODES
-    for dims in sorted(SHAPES)
-    if mode != "compile" or case.compile
-]
+def _runs():
+    for case in CASES:
+        for mode in MODES:
+            if mode.startswith("compile") and not case.compile:
+                continue
+            for dims in sorted(SHAPES):
+                if mode == "compile_dynamic":
+                    if dims != "2d":
+                        continue
+                    for backend in ("aot_eager", "inductor") if case.name in INDUCTOR_DYNAMIC else ("aot_eager",):
+                        yield pytest.param(case, mode, dims, backend, id=f"{case.name}-{mode}-{backend}-{dims}")
+                else:
+                    yield pytest.param(case, mode, dims, None, id=f"{case.name}-{mode}-{dims}")
 
 
-@pytest.mark.parametrize("case,mode,dims", RUNS)
-def test_mode_matches_eager(case, mode, dims, tmp_path):
+RUNS = list(_runs())
+
+
+def test_dynamic_compile_covers_every_loss():
+    compiled = {case.name for case in CASES if case.compile}
+    assert INDUCTOR_DYNAMIC <= compiled
+    dynamic = {param.values[0].name for param in RUNS if param.values[1] == "compile_dynamic"}
+    assert dynamic == compiled
+
+
+@pytest.mark.parametrize("case,mode,dims,backend", RUNS)
+def test_mode_matches_eager(case, mode, dims, backend, tmp_path):
     first, second = SHAPES[dims]
     spatial_rank = len(first) - 2
     module = case.build(spatial_rank)
     example = make_inputs(case.kind, first, seed=1)
-    run = _build(mode, module, example, spatial_rank, tmp_path)
+    run = _build(mode, module, example, spatial_rank, tmp_path, backend)
     for seed, shape in enumerate((first, second)):
         x, target, weight = make_inputs(case.kind, shape, seed=seed + 10)
         want, want_grad = loss_and_grad(module, x, target, weight)

@@ -461,7 +461,12 @@ def test_generalized_dice_equals_monai(batch):
     x = torch.randn(3, 4, 9, 11, generator=g, dtype=torch.float64)
     y = torch.randint(0, 3, (3, 9, 11), generator=g)  # class 3 absent everywhere
     y[1] = 0  # and image 1 holds only class 0
-    theirs = monai_losses.GeneralizedDiceLoss(softmax=True, to_onehot_y=True, batch=batch)(x, y.unsqueeze(1))
+    # Our counts are fractions of each set's pixel count M, so our smooth s is MONAI's s / M.
+    pixels = y[0].numel() * (len(y) if batch else 1)
+    smooth = 1e-5 / pixels
+    theirs = monai_losses.GeneralizedDiceLoss(
+        softmax=True, to_onehot_y=True, batch=batch, smooth_nr=smooth, smooth_dr=smooth
+    )(x, y.unsqueeze(1))
     ours = L.generalized_dice_loss(x, y, per_image=not batch)
     # MONAI computes its class weights in float32 (ground_o.float()); ours follow the input's dtype.
     torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-9)
@@ -499,11 +504,13 @@ def test_soft_dice_empty_gt_and_zero_mass_image(dims, reduction, squared):
     ref = R.ref_soft_dice(x, y, w, reduction=reduction, **kw)
     check(out, ref, none_shape(reduction, (2, 3)))
     if reduction == "none":
-        # Empty gt: Dice = s / (sum w p + s) (the non-squared and squared forms agree when t = 0).
+        # Empty gt: Dice = s / (sum w p + s) (the non-squared and squared forms agree when t = 0),
+        # with s = 0.5 pixels of the image's mean weight over its counted, non-zero-weight pixels.
         p = R.softmax(x)
         valid = y[0] != -100
         sp = float(np.sum(w[0][valid] * (p[0, 2][valid] ** (2 if squared else 1))))
-        expected = CLASS_WEIGHT[2] * (1.0 - 0.5 / (sp + 0.5))
+        s = 0.5 * np.sum(w[0][valid]) / np.count_nonzero(w[0][valid])
+        expected = CLASS_WEIGHT[2] * (1.0 - s / (sp + s))
         assert math.isclose(float(out[0, 2]), expected, rel_tol=1e-10)
         assert np.all(out[1].numpy() == 0.0)
     if reduction == "mean":

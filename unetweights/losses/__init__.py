@@ -15,6 +15,9 @@ The reduction rule, the same for every loss
 - "per_image" returns shape (N,): entry n is "mean" applied to image n alone. Set losses need
   ``per_image=True`` for it. Evaluation graphs use it for their per-image losses.
 - If Σ w = 0 (everything ignored, all weights zero) the loss is 0 with zero gradient, never NaN.
+- Scale: multiplying ``weight`` by a positive constant leaves "mean" and "per_image" unchanged and
+  scales "none" and "sum" of the per-pixel losses; the set losses are unchanged for every
+  reduction, their ``smooth`` being counted in the map's own unit (each docstring says which).
 
 With ``weight=None`` each loss equals its ``torch.nn.functional`` counterpart (cross_entropy,
 nll_loss, binary_cross_entropy_with_logits, binary_cross_entropy, mse_loss, l1_loss, smooth_l1_loss,

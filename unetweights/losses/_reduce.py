@@ -31,6 +31,8 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ._options import check_number
+
 
 def checking_values() -> bool:
     """Whether data-dependent checks run: True in eager mode and TorchScript, False while tracing."""
@@ -60,9 +62,17 @@ def as_float32(x: Tensor) -> Tensor:
 
 
 def check_finite_option(value: float, name: str) -> None:
-    """Raise unless the option ``value`` is a finite number (NaN and infinities are refused)."""
-    # math.isfinite, not value == value: TorchScript evaluates NaN == NaN as True.
-    if not math.isfinite(value):
+    """Raise unless the option ``value`` is a finite number (NaN and infinities are refused).
+
+    In eager mode its type is checked too: a string, None or a bool is refused by name. (TorchScript
+    checks the annotated type itself, and under tracing the value is a number Dynamo made.)
+    """
+    if not torch.jit.is_scripting() and checking_values():
+        check_number(value, name)
+    # Two comparisons, which NaN fails, rather than math.isfinite: torch.compile(dynamic=True)
+    # makes a float option a symbolic float, which math.isfinite cannot take inside a full graph;
+    # and not value == value, which TorchScript evaluates as True for NaN.
+    if not (value > -math.inf and value < math.inf):
         raise ValueError(f"{name}: expected a finite number, got {value}")
 
 
@@ -123,7 +133,7 @@ def poison_rows(value: Tensor, poison: Optional[Tensor]) -> Tensor:
     return value + poison.reshape([-1] + [1] * (value.dim() - 1))
 
 
-def probability_target(target: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+def probability_target(target: Tensor, dtype: torch.dtype, name: str = "target") -> Tuple[Tensor, Tensor]:
     """A (N, C, *) binary or probability ``target`` in ``dtype`` (float32 for half), and its poison.
 
     Eager and TorchScript raise for a NaN or a value outside [0, 1]. While tracing, the (N,)
@@ -134,7 +144,7 @@ def probability_target(target: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Tens
     in_range = (truth >= 0) & (truth <= 1)
     if checking_values():
         if not bool(in_range.all()):
-            raise ValueError("target: expected binary targets or probabilities in [0, 1], found NaN or values outside")
+            raise ValueError(f"{name}: expected binary targets or probabilities in [0, 1], found NaN or values outside")
     return truth, poison_unless_all(in_range, truth.dtype)
 
 
@@ -171,6 +181,16 @@ def check_input_rank(input: Tensor, min_dim: int, layout: str) -> None:
         raise ValueError(f"input: expected a non-empty tensor, got shape {list(input.shape)}")
 
 
+def check_softmax_channels(input: Tensor, instead: str) -> None:
+    """Raise for a softmax over one channel: it is 1 everywhere whatever the logits, so a loss on it
+    is constant and its gradient 0. ``instead`` names what to use for a single channel."""
+    if input.dim() >= 2 and input.shape[1] == 1:
+        raise ValueError(
+            f"input: a softmax over C = 1 channel is 1 everywhere, whatever the logits, so this would "
+            f"be constant; {instead}, or give two channels (background and foreground)"
+        )
+
+
 def checked_input(input: Tensor, min_dim: int, layout: str) -> Tensor:
     """``input`` checked to be a floating tensor of at least ``min_dim`` non-empty dims
     (``layout`` names them in the error), in float32 when it is float16 or bfloat16."""
@@ -198,21 +218,22 @@ def check_class_weight(class_weight: Optional[Tensor], num_classes: int) -> Opti
     return check_finite_non_negative(class_weight, "class_weight")
 
 
-def _indices_layout(target: Tensor, input: Tensor) -> Tensor:
-    """Check that ``target`` holds integer class indices (N, *) for an (N, C, *) input; as int64."""
+def _indices_layout(target: Tensor, input: Tensor, name: str) -> Tensor:
+    """Check that ``target`` (the argument ``name``) holds integer class indices (N, *) for an
+    (N, C, *) input; as int64."""
     expected = [input.shape[0]] + list(input.shape[2:])
     if target.is_floating_point() or target.dtype == torch.bool or target.is_complex():
         raise ValueError(
-            f"target: expected integer class indices of shape (N, *) = {expected}, got a "
+            f"{name}: expected integer class indices of shape (N, *) = {expected}, got a "
             f"non-integer tensor of shape {list(target.shape)} (probabilities have shape "
             f"(N, C, *) = {list(input.shape)})"
         )
-    check_same_shape(target, "target", expected, "(N, *)")
+    check_same_shape(target, name, expected, "(N, *)")
     return target.long()
 
 
 def _checked_indices(
-    indices: Tensor, num_classes: int, ignore_index: Optional[int], dtype: torch.dtype
+    indices: Tensor, num_classes: int, ignore_index: Optional[int], dtype: torch.dtype, name: str
 ) -> Tuple[Tensor, Optional[Tensor]]:
     """Check that every index lies in [0, C) (ignored pixels already replaced by 0).
 
@@ -225,7 +246,7 @@ def _checked_indices(
         if int(low) < 0 or int(high) >= num_classes:
             allowed = "" if ignore_index is None else f" or equal ignore_index={ignore_index}"
             raise ValueError(
-                f"target: class indices must lie in [0, {num_classes}){allowed}, found values "
+                f"{name}: class indices must lie in [0, {num_classes}){allowed}, found values "
                 f"in [{int(low)}, {int(high)}]"
             )
         return indices, None
@@ -233,16 +254,18 @@ def _checked_indices(
     return torch.where(in_range, indices, torch.zeros_like(indices)), poison_unless_all(in_range, dtype)
 
 
-def class_indices(target: Tensor, input: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+def class_indices(target: Tensor, input: Tensor, name: str = "target") -> Tuple[Tensor, Optional[Tensor]]:
     """Check class indices (N, *), each in [0, C), against an (N, C, *) input.
 
     Returns ``(labels, poison)``: the int64 labels, safe to ``gather``, and the (N,) poison or None
     (see :func:`_checked_indices`).
     """
-    return _checked_indices(_indices_layout(target, input), input.shape[1], None, input.dtype)
+    return _checked_indices(_indices_layout(target, input, name), input.shape[1], None, input.dtype, name)
 
 
-def index_target(target: Tensor, input: Tensor, ignore_index: int) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+def index_target(
+    target: Tensor, input: Tensor, ignore_index: int, name: str = "target"
+) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """Check class indices (N, *) that may hold ``ignore_index``; return ``(valid, safe, poison)``.
 
     ``valid`` is False where the target equals ``ignore_index``; ``safe`` is the int64 target
@@ -250,10 +273,10 @@ def index_target(target: Tensor, input: Tensor, ignore_index: int) -> Tuple[Tens
     eager and TorchScript raise; while tracing, such a pixel also becomes class 0 and its image's
     entry of the (N,) ``poison`` is NaN (``poison`` is None when the values were checked).
     """
-    indices = _indices_layout(target, input)
+    indices = _indices_layout(target, input, name)
     valid = indices != ignore_index
     safe, poison = _checked_indices(
-        torch.where(valid, indices, torch.zeros_like(indices)), input.shape[1], ignore_index, input.dtype
+        torch.where(valid, indices, torch.zeros_like(indices)), input.shape[1], ignore_index, input.dtype, name
     )
     return valid, safe, poison
 

@@ -1,13 +1,16 @@
 """Per-pixel weighted cross-entropy, NLL, BCE (of logits and of probabilities) and focal losses (functional forms and Modules)."""
 
 import math
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._options import checked_int, checked_real, checked_reals
 from ._reduce import (
+    check_finite_option,
+    check_softmax_channels,
     as_float32,
     as_option_tensor,
     check_class_weight,
@@ -145,6 +148,9 @@ def weighted_nll_loss(
     reduction, except that a mean over nothing is 0 where torch returns NaN, and that a NaN or +inf
     log-probability anywhere in an image makes that image's values NaN (-inf, a probability of 0,
     is valid). float16 and bfloat16 inputs are computed in float32 and give a float32 loss.
+
+    Scale: "mean" and "per_image" are invariant to multiplying ``weight`` by a positive constant;
+    "none" and "sum" are proportional to it.
     """
     input = checked_input(input, 2, "(N, C, *)")
     return _log_prob_loss(
@@ -185,8 +191,12 @@ def weighted_cross_entropy(
     infinite logit anywhere in an image makes all of that image's values NaN. Label smoothing is
     written out here; the torch.export-based ONNX exporter drops torch's own. float16 and bfloat16
     inputs are computed in float32 and give a float32 loss.
+
+    Scale: "mean" and "per_image" are invariant to multiplying ``weight`` by a positive constant;
+    "none" and "sum" are proportional to it.
     """
     input = checked_input(input, 2, "(N, C, *)")
+    check_softmax_channels(input, "for one channel of logits use weighted_bce_with_logits")
     return _log_prob_loss(
         F.log_softmax(input, 1),
         target,
@@ -373,6 +383,10 @@ def weighted_bce_with_logits(
     "mean" divides by Σ w. Prefer this form to :func:`weighted_binary_cross_entropy` on a
     sigmoid's output: log σ(x) is computed in one stable step, so a saturated logit keeps its
     gradient.
+
+    Scale: "mean" and "per_image" are invariant to multiplying ``weight`` by a positive constant;
+    "none" and "sum" are proportional to it. With ``balance`` every reduction is invariant: each
+    side is divided by its own weight mass.
     """
     return _binary_cross_entropy(input, target, weight, pos_weight, balance, reduction, False)
 
@@ -413,6 +427,9 @@ def weighted_binary_cross_entropy(
     logs are clamped at -100 as torch clamps them, so every value is finite (at most 100·pw per
     element), and the gradient is torch's, (p - t)/max(p(1 - p), 1e-12), finite as well. With a
     map, "mean" is ``binary_cross_entropy(input, target, weight=w, reduction="sum") / Σ w``.
+    Scale: "mean" and "per_image" are invariant to multiplying ``weight`` by a positive constant;
+    "none" and "sum" are proportional to it; with ``balance`` every reduction is invariant, as for
+    :func:`weighted_bce_with_logits`.
 
     Edge cases: a NaN or infinite probability makes its image's values NaN, in every mode. A
     finite value outside [0, 1] (a logit passed by mistake) raises a ``ValueError`` naming
@@ -429,9 +446,19 @@ def weighted_binary_cross_entropy(
     return _binary_cross_entropy(input, target, weight, pos_weight, balance, reduction, True)
 
 
+def _checked_balance(balance: Any) -> Tuple[float, float]:
+    """``balance`` as two floats, refused by name unless it is a pair of numbers (plain Python)."""
+    shares = checked_reals(balance, "balance", "two numbers (pos_share, neg_share)")
+    if len(shares) != 2:
+        raise ValueError(f"balance: expected two numbers (pos_share, neg_share), got {balance!r}")
+    return shares[0], shares[1]
+
+
 def check_balance(balance: Optional[Tuple[float, float]]) -> None:
     """Raise unless ``balance`` is None or two finite, non-negative shares."""
     if balance is not None:
+        if not torch.jit.is_scripting() and checking_values():
+            _checked_balance(balance)
         pos_share, neg_share = balance
         if not (pos_share >= 0.0 and neg_share >= 0.0 and pos_share < math.inf and neg_share < math.inf):
             raise ValueError(f"balance: expected finite, non-negative (pos_share, neg_share), got {balance}")
@@ -474,12 +501,14 @@ def focal_loss(
         Softmax only, as in :func:`weighted_cross_entropy`.
     reduction : str
         "none", "mean", "sum" or "per_image" under the package's rule; the softmax form normalises like
-        :func:`weighted_cross_entropy`.
+        :func:`weighted_cross_entropy`. Scale: "mean" and "per_image" are invariant to multiplying ``weight`` by a positive constant;
+        "none" and "sum" are proportional to it.
     """
     check_reduction(reduction)
     check_focal_options(activation, alpha, gamma)
     if activation == "softmax":
         input = checked_input(input, 2, "(N, C, *)")
+        check_softmax_channels(input, "for one channel use activation='sigmoid'")
         loss = _log_prob_loss(
             F.log_softmax(input, 1),
             target,
@@ -515,6 +544,7 @@ def check_focal_options(activation: str, alpha: Optional[float], gamma: float) -
         raise ValueError(f"activation: expected 'sigmoid' or 'softmax', got '{activation}'")
     check_option_range(gamma, "gamma", 0.0, math.inf, False, True)
     if alpha is not None:
+        check_finite_option(alpha, "alpha")
         if activation == "sigmoid":
             if not (alpha >= 0.0 and alpha <= 1.0):
                 raise ValueError(f"alpha: expected a value in [0, 1] for the sigmoid form, got {alpha}")
@@ -534,8 +564,8 @@ class WeightedNLLLoss(nn.Module):
     ) -> None:
         super().__init__()
         self.register_buffer("class_weight", as_option_tensor(class_weight, "class_weight"))
-        self.ignore_index = ignore_index
-        self.label_smoothing = float(label_smoothing)
+        self.ignore_index = checked_int(ignore_index, "ignore_index")
+        self.label_smoothing = checked_real(label_smoothing, "label_smoothing")
         check_option_range(self.label_smoothing, "label_smoothing", 0.0, 1.0, False, False)
         check_reduction(reduction)
         self.reduction = reduction
@@ -566,7 +596,7 @@ class WeightedBCELoss(nn.Module):
     ) -> None:
         super().__init__()
         self.register_buffer("pos_weight", as_option_tensor(pos_weight, "pos_weight"))
-        self.balance = None if balance is None else (float(balance[0]), float(balance[1]))
+        self.balance = None if balance is None else _checked_balance(balance)
         check_balance(self.balance)
         check_reduction(reduction)
         self.reduction = reduction
@@ -596,11 +626,11 @@ class FocalLoss(nn.Module):
     ) -> None:
         super().__init__()
         self.activation = activation
-        self.alpha = None if alpha is None else float(alpha)
-        self.gamma = float(gamma)
+        self.alpha = None if alpha is None else checked_real(alpha, "alpha")
+        self.gamma = checked_real(gamma, "gamma")
         check_focal_options(activation, self.alpha, self.gamma)
         self.register_buffer("class_weight", as_option_tensor(class_weight, "class_weight"))
-        self.ignore_index = ignore_index
+        self.ignore_index = checked_int(ignore_index, "ignore_index")
         check_reduction(reduction)
         self.reduction = reduction
 

@@ -7,11 +7,12 @@ from typing import List, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from ._options import checked_real
 from ._reduce import check_reduction
 
 
 def _check_coefficients(values: Sequence[float], name: str, length: int) -> List[float]:
-    values = [float(v) for v in values]
+    values = [checked_real(v, name) for v in values]
     if len(values) != length:
         raise ValueError(f"{name}: expected {length} values, got {len(values)}")
     if any(not math.isfinite(v) or v < 0 for v in values):
@@ -31,6 +32,8 @@ class CombinedLoss(nn.Module):
     weights : sequence of float, optional
         The λ_i, finite and non-negative; 1 each by default.
 
+    Multiplying ``weight`` by a positive constant acts on each part as that part's docstring
+    says: the sum is invariant when every part is (set losses, "mean" and "per_image").
     The module scripts with ``torch.jit.script``, compiles and exports like its parts.
     """
 
@@ -121,7 +124,8 @@ class DeepSupervisionLoss(nn.Module):
     ``forward(inputs, target, weight=None)`` takes the outputs as a list, full resolution first
     by convention, each (N, C, *spatial_k). The target, class indices (N, *) or a (N, C, *) map,
     is resized to each spatial_k by nearest neighbour (exact for labels, so ``ignore_index``
-    survives); the weight map (N, *) by ``weight_mode``.
+    survives); the weight map (N, *) by ``weight_mode``. Both resizings are linear in the map,
+    so scaling ``weight`` acts on the sum as it acts on ``criterion``.
     """
 
     def __init__(

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._options import checked_flag, checked_index, checked_int, checked_real, checked_reals
 from ._reduce import (
     check_option_range,
     check_reduction,
@@ -32,13 +33,15 @@ from ._reduce import (
     ratio_or,
     reduce_loss,
 )
-from .overlap import _check_set_options, _reduce_sets, _SetOptions, check_activation, weighted_parts
+from .overlap import _check_set_options, _reduce_sets, _SetOptions, check_activation, set_mass, weighted_parts
 
 
 def _check_spacing(spacing: Optional[List[float]], ndim: int) -> List[float]:
     """``spacing`` checked to have one finite positive entry per spatial axis; ones if None."""
     if spacing is None:
         return [1.0] * ndim
+    if not torch.jit.is_scripting() and checking_values():
+        checked_reals(spacing, "spacing")
     if len(spacing) != ndim:
         raise ValueError(f"spacing: expected {ndim} entries, one per spatial axis, got {len(spacing)}")
     for step in spacing:
@@ -151,15 +154,18 @@ def _distance_inputs(
     activation: str,
     include_background: bool,
     ignore_index: Optional[int],
+    name: str = "target",
 ) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
     """The checked pieces of an element-wise loss on (N, C', *) probabilities.
 
     Returns ``(prob, truth, norm, poison)``: the activated input and the target's (N, C, *)
     truth (class 0 dropped without the background), the weight of each element in the mean
     ((N, 1, *) or None when every element weighs 1; 0 where ignored), and the (N,) poison of
-    invalid logits, weights and targets.
+    invalid logits, weights and targets. Errors about the target name it ``name``.
     """
-    prob, truth, norm, poison = weighted_parts(input, target, weight, activation, ignore_index, include_background)
+    prob, truth, norm, poison = weighted_parts(
+        input, target, weight, activation, ignore_index, include_background, None, name
+    )
     if not include_background:
         prob, truth = prob[:, 1:], truth[:, 1:]
     return prob, truth, norm, poison
@@ -231,6 +237,8 @@ def boundary_loss(
         to no class).
     reduction : str
         "none": w·ℓ, shape (N, C', *). "mean": Σ w·ℓ / Σ w over elements. "sum", "per_image".
+        "mean" and "per_image" are invariant to multiplying ``weight`` by a positive constant;
+        "none" and "sum" are proportional to it.
 
     Notes
     -----
@@ -279,26 +287,67 @@ def hausdorff_dt_loss(
         d_P (N, C', *) if the caller computed it (a faster transform, say); None computes it
         here with :func:`distance_transform`. It carries no gradient either way.
     reduction : str
-        As in :func:`boundary_loss`.
+        As in :func:`boundary_loss` (and so is the effect of scaling ``weight``).
 
     Notes
     -----
     With weight=None this equals MONAI's ``HausdorffDTLoss`` wherever both sides of every
-    boundary hold a pixel; MONAI's distance field of a channel that is all foreground is
-    scipy's transform of an image with no background, ours is 0 (no boundary). An element
-    with p = t adds nothing. A NaN or infinite logit or distance (and, compiled or exported,
-    an invalid weight or class index) makes its image's values NaN.
+    boundary hold a pixel. A channel with no boundary (all foreground or all background) has
+    d = 0, except where the target and the thresholded prediction are opposite there (one fills
+    the channel, the other is empty): every element is then wrong with no boundary to measure
+    from, and both distances are the image's diagonal (between the centres of its first and
+    last elements, in ``spacing`` units), so the worst prediction costs most instead of nothing.
+    (MONAI takes its transform over the channel axis too, and scores such a case by the
+    distance between channels.) An element with p = t adds nothing. A NaN or infinite logit or
+    distance (and, compiled or exported, an invalid weight or class index) makes its image's
+    values NaN.
+
+    d^α is taken in the input's floating type: where it overflows (α = 25 with distances of 40
+    pixels overflows float32), eager mode and TorchScript raise a ``ValueError`` naming
+    ``alpha``; a compiled or exported graph, which cannot raise, gives inf. float64 input holds
+    far larger values.
     """
     check_reduction(reduction)
     check_option_range(alpha, "alpha", 0.0, math.inf, True, True)
     prob, truth, norm, poison = _distance_inputs(input, target, weight, activation, include_background, ignore_index)
+    predicted = prob.detach() > 0.5
     target_field = _checked_distance(distance, truth, spacing).abs()
     if prediction_distance is None:
-        prediction_field = distance_transform(prob.detach() > 0.5, spacing, False)
+        prediction_field = distance_transform(predicted, spacing, False)
     else:
         prediction_field = _checked_distance(prediction_distance, truth, spacing, "prediction_distance").abs().detach()
-    scale = prediction_field.pow(alpha) + target_field.pow(alpha)
+    # Neither side has a boundary, and one fills the channel where the other is empty: every
+    # element is wrong and there is no boundary to measure from, so both distances are the
+    # largest the image holds, its diagonal (a field of 0 would make the worst prediction free).
+    opposite = _all_and_none(truth > 0.5, predicted) | _all_and_none(predicted, truth > 0.5)
+    diagonal = _diagonal(list(prob.shape[2:]), _check_spacing(spacing, prob.dim() - 2))
+    target_field = torch.where(opposite, torch.full_like(target_field, diagonal), target_field)
+    prediction_field = torch.where(opposite, torch.full_like(prediction_field, diagonal), prediction_field)
+    # In the input's type: float64 input holds d^alpha far beyond float32's range.
+    scale = prediction_field.to(prob.dtype).pow(alpha) + target_field.to(prob.dtype).pow(alpha)
+    if checking_values() and bool(torch.isinf(scale).any()):
+        largest = float(torch.maximum(target_field, prediction_field).nan_to_num(0.0).amax())
+        raise ValueError(
+            f"alpha: d^alpha overflows the input's floating type here (alpha={alpha}, distances up to "
+            f"{largest}); use a smaller alpha, or float64 input"
+        )
     return _element_reduce((prob - truth) ** 2 * scale, norm, reduction, poison)
+
+
+def _all_and_none(full: Tensor, empty: Tensor) -> Tensor:
+    """(N, C, 1, ...): True for each channel where ``full`` is True everywhere and ``empty`` nowhere."""
+    full_flat = full.reshape(full.shape[0], full.shape[1], -1)
+    empty_flat = empty.reshape(full_flat.shape)
+    both = full_flat.all(-1) & ~empty_flat.any(-1)
+    return both.view(list(full.shape[:2]) + [1] * (full.dim() - 2))
+
+
+def _diagonal(sizes: List[int], spacing: List[float]) -> float:
+    """The length of the image's diagonal, from the first element's centre to the last's, in spacing units."""
+    squared = 0.0
+    for size, step in zip(sizes, spacing):
+        squared += ((size - 1) * step) ** 2
+    return squared**0.5
 
 
 def _neighbours(x: Tensor, dim: int, fill: float) -> Tuple[Tensor, Tensor]:
@@ -350,6 +399,8 @@ def soft_skeleton(x: Tensor, iterations: int = 3) -> Tensor:
 
 
 def _check_iterations(iterations: int) -> None:
+    if not torch.jit.is_scripting() and checking_values():
+        checked_int(iterations, "iterations", "an integer >= 0")
     if iterations < 0:
         raise ValueError(f"iterations: expected an integer >= 0, got {iterations}")
 
@@ -363,30 +414,17 @@ def _set_sums(x: Tensor, norm: Optional[Tensor], per_image: bool) -> Tensor:
 
 
 def _reduce_set_scores(
-    score: Tensor,
-    norm: Optional[Tensor],
-    prob: Tensor,
-    poison: Tensor,
-    per_image: bool,
-    include_background: bool,
-    reduction: str,
+    score: Tensor, mass: Tensor, poison: Tensor, per_image: bool, include_background: bool, reduction: str
 ) -> Tensor:
     """1 - ``score`` per set and class (N, C') or (1, C'), reduced like the set losses.
 
-    A set's mass is its weight Σ w (its pixel count when every pixel weighs 1); a poisoned image
-    makes its set's loss and mass NaN.
+    ``mass`` is each set's weight Σ w (:func:`set_mass`); a poisoned image makes its set's loss
+    NaN.
     """
-    if norm is None:
-        # numel() as an int, not a float, so that a compiled graph does not specialise on the size.
-        mass = torch.full([prob.shape[0], 1], prob[0, 0].numel(), dtype=prob.dtype, device=prob.device)
-    else:
-        mass = norm.reshape(norm.shape[0], 1, -1).sum(-1)
-    mass = mass + poison.unsqueeze(1)
     loss = 1.0 - score
     if per_image:
         loss = poison_rows(loss, poison)
     else:
-        mass = mass.sum(0, keepdim=True)
         loss = loss + poison.sum()
     return _reduce_sets(loss, mass, None, include_background, reduction)
 
@@ -412,7 +450,9 @@ def cldice_loss(
 
     and the loss is 1 - 2·Tprec·Tsens / (Tprec + Tsens). Gradients flow through both p and
     S_P. Parameters as in :func:`soft_dice_loss`; ``iterations`` (≥ 0) thinning steps should
-    reach the half-width of the thickest structure; ``smooth`` s ≥ 0 (1 in the paper).
+    reach the half-width of the thickest structure; ``smooth`` s ≥ 0 (1 in the paper), counted in
+    pixels of the set's mean weight as for :func:`soft_dice_loss`, so that the loss is invariant
+    to multiplying ``weight`` by a positive constant, for every reduction.
 
     Notes
     -----
@@ -426,16 +466,14 @@ def cldice_loss(
     _check_set_options(input, smooth, None, reduction, per_image)
     _check_iterations(iterations)
     prob, truth, norm, poison = _distance_inputs(input, target, weight, activation, include_background, ignore_index)
+    mass, unit = set_mass(norm, weight is not None, list(prob.shape), poison, per_image)
+    s = smooth * unit
     skeleton_p = soft_skeleton(prob, iterations)
     skeleton_t = soft_skeleton(truth, iterations)
-    precision = ratio_or(
-        _set_sums(skeleton_p * truth, norm, per_image) + smooth, _set_sums(skeleton_p, norm, per_image) + smooth, 1.0
-    )
-    sensitivity = ratio_or(
-        _set_sums(skeleton_t * prob, norm, per_image) + smooth, _set_sums(skeleton_t, norm, per_image) + smooth, 1.0
-    )
+    precision = ratio_or(_set_sums(skeleton_p * truth, norm, per_image) + s, _set_sums(skeleton_p, norm, per_image) + s, 1.0)
+    sensitivity = ratio_or(_set_sums(skeleton_t * prob, norm, per_image) + s, _set_sums(skeleton_t, norm, per_image) + s, 1.0)
     score = ratio_or(2.0 * precision * sensitivity, precision + sensitivity, 1.0)
-    return _reduce_set_scores(score, norm, prob, poison, per_image, include_background, reduction)
+    return _reduce_set_scores(score, mass, poison, per_image, include_background, reduction)
 
 
 def skeleton_recall_loss(
@@ -463,7 +501,9 @@ def skeleton_recall_loss(
         class c (softmax or none; the background class 0 is not scored, as in the paper), or a
         binary (N, C, *) tube per channel (every channel scored; needed for "sigmoid").
     weight, activation, smooth, per_image, ignore_index, reduction
-        As in :func:`soft_dice_loss` (``smooth`` ≥ 0, 1 by default as in the paper).
+        As in :func:`soft_dice_loss` (``smooth`` ≥ 0, 1 by default as in the paper, counted in
+        pixels of the set's mean weight: the loss is invariant to multiplying ``weight`` by a
+        positive constant, for every reduction).
 
     Notes
     -----
@@ -473,16 +513,20 @@ def skeleton_recall_loss(
     """
     _check_set_options(input, smooth, None, reduction, per_image)
     include_background = skeleton.dim() == input.dim()
-    prob, tube, norm, poison = _distance_inputs(input, skeleton, weight, activation, include_background, ignore_index)
-    recall = ratio_or(_set_sums(prob * tube, norm, per_image) + smooth, _set_sums(tube, norm, per_image) + smooth, 1.0)
-    return _reduce_set_scores(recall, norm, prob, poison, per_image, include_background, reduction)
+    prob, tube, norm, poison = _distance_inputs(
+        input, skeleton, weight, activation, include_background, ignore_index, "skeleton"
+    )
+    mass, unit = set_mass(norm, weight is not None, list(prob.shape), poison, per_image)
+    s = smooth * unit
+    recall = ratio_or(_set_sums(prob * tube, norm, per_image) + s, _set_sums(tube, norm, per_image) + s, 1.0)
+    return _reduce_set_scores(recall, mass, poison, per_image, include_background, reduction)
 
 
 def _module_spacing(spacing: Optional[List[float]], name: str) -> Optional[List[float]]:
     """A Module's ``spacing`` option as a list of floats, each finite and > 0."""
     if spacing is None:
         return None
-    steps = [float(step) for step in spacing]
+    steps = checked_reals(spacing, name)
     for step in steps:
         check_option_range(step, name, 0.0, math.inf, True, True)
     return steps
@@ -509,9 +553,9 @@ class _DistanceLoss(nn.Module):
         check_activation(activation)
         check_reduction(reduction)
         self.activation = activation
-        self.include_background = bool(include_background)
+        self.include_background = checked_flag(include_background, "include_background")
         self.spacing = _module_spacing(spacing, "spacing")
-        self.ignore_index = ignore_index
+        self.ignore_index = checked_index(ignore_index)
         self.reduction = reduction
 
 
@@ -560,7 +604,7 @@ class HausdorffDTLoss(_DistanceLoss):
         reduction: str = "mean",
     ) -> None:
         super().__init__(activation, include_background, spacing, ignore_index, reduction)
-        self.alpha = float(alpha)
+        self.alpha = checked_real(alpha, "alpha")
         check_option_range(self.alpha, "alpha", 0.0, math.inf, True, True)
 
     def forward(
@@ -595,11 +639,9 @@ class ClDiceLoss(_SetOptions):
         reduction: str = "mean",
     ) -> None:
         super().__init__(activation, smooth, per_image, ignore_index, reduction)
-        if isinstance(iterations, bool) or not isinstance(iterations, int):
-            raise ValueError(f"iterations: expected an integer >= 0, got {iterations!r}")
-        _check_iterations(iterations)
-        self.iterations = iterations
-        self.include_background = bool(include_background)
+        self.iterations = checked_int(iterations, "iterations", "an integer >= 0")
+        _check_iterations(self.iterations)
+        self.include_background = checked_flag(include_background, "include_background")
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return cldice_loss(

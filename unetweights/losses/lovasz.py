@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._options import checked_flag, checked_index
 from ._reduce import (
+    check_softmax_channels,
     check_per_image_sets,
     check_reduction,
     check_same_shape,
@@ -112,6 +114,10 @@ def lovasz_hinge(
     A set whose pixels are all ignored (or all zero-weighted in "jaccard" mode) has loss 0 with
     zero gradient and is left out of the mean; if no set counts, the mean is 0. A set with no
     positive pixel penalises its largest error, as in the original.
+
+    Scale: in "jaccard" mode the loss is invariant to multiplying ``weight`` by a positive
+    constant, for every reduction (the index is a ratio of weighted counts). In "margin" mode it
+    is not: the weight is a margin in logit units, and a larger map asks for larger margins.
     """
     check_reduction(reduction)
     check_per_image_sets(reduction, per_image)
@@ -191,13 +197,16 @@ def lovasz_softmax(
     Notes
     -----
     A set with no counted pixel, or (with "present") no present class, has loss 0 with zero
-    gradient and is left out of the mean; if no set counts, the mean is 0.
+    gradient and is left out of the mean; if no set counts, the mean is 0. The loss is invariant
+    to multiplying ``weight`` by a positive constant, for every reduction (each class's index is
+    a ratio of weighted counts).
     """
     check_reduction(reduction)
     check_per_image_sets(reduction, per_image)
     if classes != "present" and classes != "all":
         raise ValueError(f"classes: expected 'present' or 'all', got '{classes}'")
     input = checked_input(input, 3, "(N, C, *)")
+    check_softmax_channels(input, "for one channel use lovasz_hinge")
     poison = input_poison(input)
     num_images = input.shape[0]
     num_classes = input.shape[1]
@@ -246,8 +255,8 @@ class LovaszHingeLoss(nn.Module):
         _check_margin_mode(weight_mode)
         check_reduction(reduction)
         check_per_image_sets(reduction, per_image)
-        self.per_image = bool(per_image)
-        self.ignore_index = ignore_index
+        self.per_image = checked_flag(per_image, "per_image")
+        self.ignore_index = checked_index(ignore_index)
         self.weight_mode = weight_mode
         self.reduction = reduction
 
@@ -267,8 +276,8 @@ class LovaszSoftmaxLoss(nn.Module):
         check_reduction(reduction)
         check_per_image_sets(reduction, per_image)
         self.classes = classes
-        self.per_image = bool(per_image)
-        self.ignore_index = ignore_index
+        self.per_image = checked_flag(per_image, "per_image")
+        self.ignore_index = checked_index(ignore_index)
         self.reduction = reduction
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:

@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._options import checked_flag, checked_index, checked_real
 from ._reduce import (
+    check_softmax_channels,
     as_option_tensor,
     check_class_weight,
     check_option_range,
@@ -32,6 +34,7 @@ from ._reduce import (
     probability_target,
     ratio_or,
     reduce_loss,
+    safe_divide,
 )
 
 
@@ -49,17 +52,17 @@ def _activate(input: Tensor, activation: str) -> Tensor:
     return input
 
 
-def check_sigmoid_target(input: Tensor, target: Tensor, activation: str) -> None:
-    """Raise unless a "sigmoid" ``input`` (N, C, *) has a per-channel target of its rank."""
+def check_sigmoid_target(input: Tensor, target: Tensor, activation: str, name: str = "target") -> None:
+    """Raise unless a "sigmoid" ``input`` (N, C, *) has a per-channel target (the argument ``name``) of its rank."""
     if activation == "sigmoid" and target.dim() != input.dim():
         raise ValueError(
-            f"target: activation='sigmoid' needs a (N, C, *) = {list(input.shape)} binary target, got "
-            f"{list(target.shape)}; for one channel pass target.unsqueeze(1)"
+            f"{name}: activation='sigmoid' needs a (N, C, *) = {list(input.shape)} binary target, got "
+            f"{list(target.shape)}; for one channel pass {name}.unsqueeze(1)"
         )
 
 
 def target_classes(
-    input: Tensor, target: Tensor, activation: str, ignore_index: Optional[int]
+    input: Tensor, target: Tensor, activation: str, ignore_index: Optional[int], name: str = "target"
 ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
     """The target of an (N, C, *) ``input`` as (N, C, *) truth in ``input``'s dtype.
 
@@ -68,18 +71,18 @@ def target_classes(
     needs a per-channel target). ``valid`` is None, or (N, 1, *) in ``input``'s dtype, 0 where
     the index target equals ``ignore_index`` (those pixels are all-zero in ``truth``). ``poison``
     is None or the (N,) NaN-or-0 vector of the images whose target holds an invalid value while
-    tracing (eager and TorchScript raise for those).
+    tracing (eager and TorchScript raise for those). Errors name the target ``name``.
     """
     if target.dim() == input.dim():
-        check_same_shape(target, "target", list(input.shape), "(N, C, *)")
-        truth, poison = probability_target(target, input.dtype)
+        check_same_shape(target, name, list(input.shape), "(N, C, *)")
+        truth, poison = probability_target(target, input.dtype, name)
         return truth, None, poison
-    check_sigmoid_target(input, target, activation)
+    check_sigmoid_target(input, target, activation, name)
     valid: Optional[Tensor] = None
     if ignore_index is None:
-        labels, bad_target = class_indices(target, input)
+        labels, bad_target = class_indices(target, input, name)
     else:
-        keep, labels, bad_target = index_target(target, input, ignore_index)
+        keep, labels, bad_target = index_target(target, input, ignore_index, name)
         valid = keep.to(input.dtype).unsqueeze(1)
         # -1 matches no class: an ignored pixel is 0 in every channel.
         labels = torch.where(keep, labels, torch.full_like(labels, -1))
@@ -96,6 +99,7 @@ def weighted_parts(
     ignore_index: Optional[int],
     include_background: bool,
     poison: Optional[Tensor] = None,
+    name: str = "target",
 ) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
     """The checked pieces every loss on (N, C, *) probabilities starts from.
 
@@ -104,16 +108,18 @@ def weighted_parts(
     broadcastable to it, with ignored pixels at 0 (None when every pixel weighs 1), and the (N,)
     poison of the input (``poison`` when given: the logits' poison for a thresholded input) plus
     that of an invalid target. Nothing is dropped for ``include_background=False``, which is only
-    checked to leave a class.
+    checked to leave a class. Errors about the target name it ``name``.
     """
     check_activation(activation)
     input = checked_input(input, 3, "(N, C, *)")
+    if activation == "softmax":
+        check_softmax_channels(input, "for one channel use activation='sigmoid' with a (N, 1, *) binary target")
     if poison is None:
         poison = input_poison(input)
     if not include_background and input.shape[1] < 2:
         raise ValueError(f"include_background: False leaves no class for an input with C = {input.shape[1]} channel")
     mask = elementwise_weight(weight, [input.shape[0], 1] + list(input.shape[2:]), True)
-    truth, valid, target_poison = target_classes(input, target, activation, ignore_index)
+    truth, valid, target_poison = target_classes(input, target, activation, ignore_index, name)
     if target_poison is not None:
         poison = poison + target_poison
     if valid is not None:
@@ -131,13 +137,13 @@ def overlap_counts(
     include_background: bool,
     squared: bool,
     poison: Optional[Tensor] = None,
-) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Weighted counts per set and class, each of shape (N, C') or (1, C').
 
-    Returns ``(tp, sum_p, sum_t, mass)``: Σ w·p·t, Σ w·p (Σ w·p² when ``squared``), Σ w·t
-    (Σ w·t² when ``squared``), and the weight mass Σ w of each set's counted pixels (0 for a
-    set whose pixels are all ignored or zero-weighted), shape (N, 1) or (1, 1). C' = C - 1 without
-    the background class.
+    Returns ``(tp, sum_p, sum_t, mass, unit)``: Σ w·p·t, Σ w·p (Σ w·p² when ``squared``),
+    Σ w·t (Σ w·t² when ``squared``), the weight mass Σ w of each set's counted pixels (0 for a
+    set whose pixels are all ignored or zero-weighted), shape (N, 1) or (1, 1), and each set's
+    smoothing unit of the same shape (:func:`set_mass`). C' = C - 1 without the background class.
 
     Every count of an image is NaN where its input holds a NaN or infinite value (``poison``, the
     (N,) NaN-or-0 vector of :func:`input_poison`, computed from ``input`` when None; a caller that
@@ -149,6 +155,7 @@ def overlap_counts(
     """
     prob, truth, mask, poison = weighted_parts(input, target, weight, activation, ignore_index, include_background, poison)
     num_images, num_classes = prob.shape[0], prob.shape[1]
+    mass, unit = set_mass(mask, weight is not None, list(prob.shape), poison, per_image)
     # mask: the weight of each pixel, (N, 1, P), or None when every pixel weighs 1.
     if mask is not None:
         mask = mask.expand([num_images, 1] + list(prob.shape[2:])).reshape(num_images, 1, -1)
@@ -160,21 +167,52 @@ def overlap_counts(
     sum_t = (weighted_truth * truth).sum(-1) if squared and not one_hot else weighted_truth.sum(-1)
     weighted_prob = prob if mask is None else prob * mask
     sum_p = (weighted_prob * prob).sum(-1) if squared else weighted_prob.sum(-1)
-    if mask is None:
-        # The size as an int, not a float, so that a compiled graph does not specialise on it.
-        mass = torch.full_like(tp[:, :1], prob.shape[2])
-    else:
-        mass = mask.sum(-1)
     if not include_background:
         tp, sum_p, sum_t = tp[:, 1:], sum_p[:, 1:], sum_t[:, 1:]
     image_poison = poison.unsqueeze(1)
-    tp, sum_p, sum_t, mass = tp + image_poison, sum_p + image_poison, sum_t + image_poison, mass + image_poison
+    tp, sum_p, sum_t = tp + image_poison, sum_p + image_poison, sum_t + image_poison
     if not per_image:
         tp = tp.sum(0, keepdim=True)
         sum_p = sum_p.sum(0, keepdim=True)
         sum_t = sum_t.sum(0, keepdim=True)
+    return tp, sum_p, sum_t, mass, unit
+
+
+def set_mass(
+    mask: Optional[Tensor], weighted: bool, shape: List[int], poison: Tensor, per_image: bool
+) -> Tuple[Tensor, Tensor]:
+    """Each set's weight mass and smoothing unit, both (N, 1) with ``per_image`` and (1, 1) otherwise.
+
+    ``mask`` is the weight of each pixel, (N, 1, *) or broadcastable to it, 0 where ignored (None
+    when every pixel weighs 1); ``shape`` is the (N, C, *) shape of the prediction; ``weighted``
+    says whether a weight map came in (a mask of the ignored pixels alone is not one). The mass
+    is Σ w over the set. The unit is the mean weight of the pixels that count,
+    w̄ = Σ w / #{w > 0}, or exactly 1 without a weight map: a set loss adds its ``smooth`` in
+    units of w̄, so that with a weight map s pixels are worth s pixels of mean weight, multiplying
+    the map by a constant leaves the loss unchanged, and without one ``smooth`` is used as given
+    (the peers' convention). A poisoned image makes its set's mass and unit NaN; a set with no
+    weight mass has unit 0.
+    """
+    num_images = shape[0]
+    image_poison = poison.unsqueeze(1)
+    if mask is None:
+        pixels = 1
+        for size in shape[2:]:
+            pixels *= size
+        # The size as an int, not a float, so that a compiled graph does not specialise on it.
+        mass = torch.full([num_images, 1], pixels, dtype=poison.dtype, device=poison.device)
+        counted = mass
+    else:
+        flat = mask.expand([num_images, 1] + shape[2:]).reshape(num_images, -1)
+        mass = flat.sum(-1, keepdim=True)
+        counted = (flat != 0).sum(-1, keepdim=True).to(mass.dtype)
+    mass = mass + image_poison
+    if not per_image:
         mass = mass.sum(0, keepdim=True)
-    return tp, sum_p, sum_t, mass
+        counted = counted.sum(0, keepdim=True)
+    if not weighted:
+        return mass, torch.ones_like(mass)
+    return mass, safe_divide(mass, counted)
 
 
 def _check_set_options(
@@ -228,7 +266,9 @@ def soft_dice_loss(
     activation : str
         "softmax" (over dim 1), "sigmoid" (per channel; needs a (N, C, *) target) or "none".
     smooth : float
-        s ≥ 0, added to both numerator and denominator.
+        s ≥ 0 pixels, added to both numerator and denominator. With a weight map it is counted in
+        pixels of the set's mean weight, s·w̄ with w̄ = Σ w / #{w > 0} over the counted pixels
+        (:func:`set_mass`); without one, s itself, as the peers (MONAI, smp) add it.
     per_image : bool
         True: one Dice per image and class. False: the batch is pooled into one set per class.
     include_background : bool
@@ -249,8 +289,11 @@ def soft_dice_loss(
 
     Notes
     -----
+    Scale: the loss is invariant to multiplying ``weight`` by a positive constant, for every
+    reduction: the counts and the smoothing term s·w̄ all scale with it.
+
     Empty ground truth: a class absent from a set's target (Σ w·t = 0) scores
-    Dice = s / (Σ w·p + s), so the loss penalises any predicted mass. With ``smooth=0`` and
+    Dice = s·w̄ / (Σ w·p + s·w̄), so the loss penalises any predicted mass. With ``smooth=0`` and
     nothing predicted either, 0/0 is defined as Dice = 1 (loss 0), never NaN. A set whose pixels
     are all ignored or zero-weighted has loss 0 with zero gradient and is left out of the mean.
     These rules apply to sets that are truly empty: a NaN or infinite logit, a NaN target or (in
@@ -258,11 +301,11 @@ def soft_dice_loss(
     its set's loss NaN. float16 and bfloat16 inputs are counted in float32 (the loss is float32).
     """
     class_weight = _check_set_options(input, smooth, class_weight, reduction, per_image)
-    tp, sum_p, sum_t, mass = overlap_counts(
+    tp, sum_p, sum_t, mass, unit = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, squared
     )
-    den = sum_p + sum_t + smooth
-    dice = ratio_or(2.0 * tp + smooth, den, 1.0)
+    s = smooth * unit
+    dice = ratio_or(2.0 * tp + s, sum_p + sum_t + s, 1.0)
     return _reduce_sets(1.0 - dice, mass, class_weight, include_background, reduction)
 
 
@@ -287,18 +330,19 @@ def soft_jaccard_loss(
 
     Notes
     -----
-    Empty sets follow :func:`soft_dice_loss`: a class absent from a set's target scores
-    s / (Σ w·p + s); with ``smooth=0`` and nothing predicted, 0/0 is J = 1 (loss 0), never NaN;
+    ``smooth`` is counted in pixels of the set's mean weight, and the loss is invariant to
+    multiplying ``weight`` by a positive constant, as for :func:`soft_dice_loss`. Empty sets
+    follow it too: a class absent from a set's target scores s·w̄ / (Σ w·p + s·w̄); with ``smooth=0`` and nothing predicted, 0/0 is J = 1 (loss 0), never NaN;
     a set whose pixels all weigh 0 or are ignored has loss 0 and is left out of the mean. A NaN or
     infinite logit, a NaN target, or (compiled or exported) an invalid weight or class index makes
     its set's loss NaN. float16 and bfloat16 inputs are counted in float32.
     """
     class_weight = _check_set_options(input, smooth, class_weight, reduction, per_image)
-    tp, sum_p, sum_t, mass = overlap_counts(
+    tp, sum_p, sum_t, mass, unit = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, False
     )
-    den = sum_p + sum_t - tp + smooth
-    jaccard = ratio_or(tp + smooth, den, 1.0)
+    s = smooth * unit
+    jaccard = ratio_or(tp + s, sum_p + sum_t - tp + s, 1.0)
     return _reduce_sets(1.0 - jaccard, mass, class_weight, include_background, reduction)
 
 
@@ -315,15 +359,24 @@ def generalized_dice_loss(
 ) -> Tensor:
     """Generalized Dice loss (Sudre et al. 2017) with a per-pixel weight map.
 
-    1 - (2 Σ_k v_k tp_k + s) / (Σ_k v_k (Σp_k + Σt_k) + s), one value per set, where the class
-    weights v_k = 1 / (Σ w·t_k)² come from each class's weighted target volume in the set, so that
-    small structures count as much as large ones. tp, Σp and Σt are the weighted counts of
-    :func:`soft_dice_loss`, whose ``activation``, ``per_image``, ``include_background`` and
-    ``ignore_index`` this takes; ``smooth`` s ≥ 0 defaults to MONAI's 1e-5.
+    1 - (2 Σ_k v_k tp_k + s) / (Σ_k v_k (Σp_k + Σt_k) + s), one value per set, with every count
+    taken as a fraction of the set's weight mass M = Σ w: tp_k = Σ w·p·t_k / M, Σp_k = Σ w·p_k / M,
+    Σt_k = Σ w·t_k / M, and class weights v_k = 1 / Σt_k², so that small structures count as much
+    as large ones. tp, Σp and Σt are the weighted counts of :func:`soft_dice_loss`, whose
+    ``activation``, ``per_image``, ``include_background`` and ``ignore_index`` this takes;
+    ``smooth`` s ≥ 0 defaults to 1e-5.
+
+    Scale: because the counts are fractions, the loss is invariant to multiplying ``weight`` by a
+    positive constant and does not depend on the image size, for every reduction, and s stays
+    negligible beside the denominator, which is at least the number of present classes (an inverted
+    prediction scores 1 - O(s), whatever the map's scale). In absolute counts, as MONAI's
+    ``GeneralizedDiceLoss`` takes them, this is the loss with smoothing s / M: with weight=None
+    this loss equals MONAI's with ``smooth_nr = smooth_dr = smooth / M`` (``batch=not
+    per_image``; M is the set's pixel count). MONAI's own default, 1e-5 in absolute units, grows
+    against v_k = 1/Σt² as the volume grows and pulls a wrong prediction's loss well below 1.
 
     A class absent from a set's target (v_k infinite) takes the largest weight of the set's
-    present classes, as MONAI's ``GeneralizedDiceLoss`` does; with weight=None this loss equals it
-    (``batch=not per_image``). A set with no target at all has every v_k = 0: the loss is
+    present classes, as MONAI's does. A set with no target at all has every v_k = 0: the loss is
     1 - s / s = 0 (and 0/0 with ``smooth=0`` is a score of 1), never NaN.
 
     Returns (``reduction``): "none" one value per set, shape (N, 1) with ``per_image`` and (1, 1)
@@ -332,14 +385,19 @@ def generalized_dice_loss(
     :func:`soft_dice_loss`). The class weights carry no gradient.
     """
     _check_set_options(input, smooth, None, reduction, per_image)
-    tp, sum_p, sum_t, mass = overlap_counts(
+    tp, sum_p, sum_t, mass, _ = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, False
     )
-    volume_weight = (1.0 / (sum_t * sum_t)).detach()
-    absent = torch.isinf(volume_weight)
-    volume_weight = torch.where(absent, torch.zeros_like(volume_weight), volume_weight)
+    # Counts as fractions of the set's weight mass: the class weights and the sums below are then
+    # free of the map's scale and of the set's size, and smooth is measured against them.
+    tp, sum_p, sum_t = safe_divide(tp, mass), safe_divide(sum_p, mass), safe_divide(sum_t, mass)
+    squared_volume = (sum_t * sum_t).detach()
+    present = squared_volume != 0
+    volume_weight = torch.where(
+        present, 1.0 / torch.where(present, squared_volume, torch.ones_like(sum_t)), torch.zeros_like(sum_t)
+    )
     heaviest = volume_weight.amax(1, keepdim=True).expand_as(volume_weight)
-    volume_weight = torch.where(absent, heaviest, volume_weight)
+    volume_weight = torch.where(present, volume_weight, heaviest)
     num = 2.0 * (volume_weight * tp).sum(1, keepdim=True) + smooth
     den = (volume_weight * (sum_p + sum_t)).sum(1, keepdim=True) + smooth
     score = ratio_or(num, den, 1.0)
@@ -367,7 +425,9 @@ def mcc_loss(
     scores 1 and a wrong prediction can score below 0 (loss up to 2). Parameters are those of
     :func:`soft_dice_loss` (but ``squared``); ``smooth`` s ≥ 0 enters the radicand only, as in
     MONAI's ``MCCLoss(smooth_nr=0, smooth_dr=s)``, which this loss equals with weight=None
-    (``batch=not per_image``).
+    (``batch=not per_image``). The radicand is a fourth power of the counts, so with a weight map
+    s is taken as s·w̄⁴ (w̄ the set's mean weight, see :func:`soft_dice_loss`): the loss is
+    invariant to multiplying ``weight`` by a positive constant, for every reduction.
 
     Notes
     -----
@@ -379,13 +439,14 @@ def mcc_loss(
     :func:`soft_dice_loss`).
     """
     class_weight = _check_set_options(input, smooth, class_weight, reduction, per_image)
-    tp, sum_p, sum_t, mass = overlap_counts(
+    tp, sum_p, sum_t, mass, unit = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, False
     )
     tp64, sum_p64, sum_t64 = tp.double(), sum_p.double(), sum_t.double()
     fp, fn = sum_p64 - tp64, sum_t64 - tp64
     tn = mass.double() - sum_p64 - fn
-    radicand = sum_p64 * sum_t64 * (tn + fp) * (tn + fn) + smooth
+    # The radicand is a fourth power of the counts: smooth scales with the fourth power of the unit.
+    radicand = sum_p64 * sum_t64 * (tn + fp) * (tn + fn) + smooth * unit.double() ** 4
     # sqrt at 0 has an infinite slope: keep it out of the graph where the ratio is not taken.
     den = torch.sqrt(torch.where(radicand == 0, torch.ones_like(radicand), radicand))
     den = torch.where(radicand == 0, torch.zeros_like(den), den)
@@ -427,16 +488,18 @@ def tversky_loss(
 
     Notes
     -----
-    The empty-ground-truth and everything-ignored policies are those of :func:`soft_dice_loss`:
+    ``smooth`` is counted in pixels of the set's mean weight and the loss is invariant to
+    multiplying ``weight`` by a positive constant, as for :func:`soft_dice_loss`. The
+    empty-ground-truth and everything-ignored policies are those of :func:`soft_dice_loss`:
     0/0 is TI = 1, and a set with no weight mass has loss 0 and is left out of the mean.
     """
     class_weight = _check_set_options(input, smooth, class_weight, reduction, per_image)
     _check_tversky_options(alpha, beta, gamma)
-    tp, sum_p, sum_t, mass = overlap_counts(
+    tp, sum_p, sum_t, mass, unit = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, False
     )
-    den = tp + alpha * (sum_p - tp) + beta * (sum_t - tp) + smooth
-    index = ratio_or(tp + smooth, den, 1.0)
+    s = smooth * unit
+    index = ratio_or(tp + s, tp + alpha * (sum_p - tp) + beta * (sum_t - tp) + s, 1.0)
     loss = 1.0 - index
     if gamma != 1.0:
         loss = loss.clamp_min(1e-30).pow(gamma)
@@ -457,11 +520,11 @@ class _SetOptions(nn.Module):
         check_activation(activation)
         check_reduction(reduction)
         check_per_image_sets(reduction, per_image)
-        check_option_range(float(smooth), "smooth", 0.0, math.inf, False, True)
+        self.smooth = checked_real(smooth, "smooth")
+        check_option_range(self.smooth, "smooth", 0.0, math.inf, False, True)
         self.activation = activation
-        self.smooth = float(smooth)
-        self.per_image = bool(per_image)
-        self.ignore_index = ignore_index
+        self.per_image = checked_flag(per_image, "per_image")
+        self.ignore_index = checked_index(ignore_index)
         self.reduction = reduction
 
 
@@ -479,7 +542,7 @@ class _SetLoss(_SetOptions):
         reduction: str = "mean",
     ) -> None:
         super().__init__(activation, smooth, per_image, ignore_index, reduction)
-        self.include_background = bool(include_background)
+        self.include_background = checked_flag(include_background, "include_background")
         self.register_buffer("class_weight", as_option_tensor(class_weight, "class_weight"))
 
 
@@ -498,7 +561,7 @@ class SoftDiceLoss(_SetLoss):
         reduction: str = "mean",
     ) -> None:
         super().__init__(activation, smooth, per_image, include_background, class_weight, ignore_index, reduction)
-        self.squared = bool(squared)
+        self.squared = checked_flag(squared, "squared")
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return soft_dice_loss(
@@ -610,9 +673,9 @@ class TverskyLoss(_SetLoss):
         reduction: str = "mean",
     ) -> None:
         super().__init__(activation, smooth, per_image, include_background, class_weight, ignore_index, reduction)
-        self.alpha = float(alpha)
-        self.beta = float(beta)
-        self.gamma = float(gamma)
+        self.alpha = checked_real(alpha, "alpha")
+        self.beta = checked_real(beta, "beta")
+        self.gamma = checked_real(gamma, "gamma")
         _check_tversky_options(self.alpha, self.beta, self.gamma)
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:

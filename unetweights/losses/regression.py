@@ -17,6 +17,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from ._options import checked_flag, checked_real
 from ._reduce import (
     as_float32,
     check_floating,
@@ -69,7 +70,9 @@ def weighted_mse_loss(
         for an (N, C, *spatial) input with two or three spatial dims.
     reduction : str
         "none" (w·ℓ, ``input``'s shape), "mean" (Σ w·ℓ / Σ w; 0 when Σ w = 0), "sum", or
-        "per_image" (the mean of each image alone, shape (N,)).
+        "per_image" (the mean of each image alone, shape (N,)). "mean" and "per_image" are
+        invariant to multiplying ``weight`` by a positive constant; "none" and "sum" are
+        proportional to it (here and in the other regression losses).
     """
     input, target, w = _pair(input, target, weight, reduction)
     return _weighted((input - target) ** 2, w, reduction)
@@ -146,6 +149,8 @@ def weighted_kl_div(
     Notes
     -----
     With ``weight=None`` this equals ``torch.nn.functional.kl_div`` for every reduction.
+    Scale: "mean" and "per_image" are invariant to multiplying ``weight`` by a positive constant;
+    "none", "sum" and "batchmean" are proportional to it.
     """
     batchmean = reduction == "batchmean"
     _check_kl_reduction(reduction)
@@ -187,7 +192,7 @@ class WeightedHuberLoss(_Regression):
 
     def __init__(self, delta: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
-        self.delta = float(delta)
+        self.delta = checked_real(delta, "delta")
         check_option_range(self.delta, "delta", 0.0, math.inf, True, True)
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
@@ -199,7 +204,7 @@ class WeightedSmoothL1Loss(_Regression):
 
     def __init__(self, beta: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
-        self.beta = float(beta)
+        self.beta = checked_real(beta, "beta")
         check_option_range(self.beta, "beta", 0.0, math.inf, False, True)
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
@@ -213,7 +218,7 @@ class WeightedKLDivLoss(nn.Module):
         super().__init__()
         _check_kl_reduction(reduction)
         self.reduction = reduction
-        self.log_target = bool(log_target)
+        self.log_target = checked_flag(log_target, "log_target")
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return weighted_kl_div(input, target, weight, self.reduction, self.log_target)
