@@ -1,0 +1,432 @@
+"""The dataset accumulator :class:`SegmentationMetrics`: weighted counts summed over batches and
+processes (plain Python and ``torch.distributed``; never scripted).
+"""
+
+import math
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from ..losses._options import checked_flag, checked_real
+from ..losses._reduce import ratio_or
+from ._accumulator_checks import as_tensor, check_count_relations, checked_device, ranks_holding
+from ._per_image import (
+    COUNT_NAMES,
+    SegmentationCount,
+    accuracy_fraction,
+    check_empty_score,
+    check_prediction_options,
+    dice_fraction,
+    iou_fraction,
+    segmentation_counts,
+)
+
+
+class SegmentationMetrics:
+    """Dataset-level Dice, IoU and pixel accuracy: weighted counts summed over batches and processes.
+
+    The interface follows torchmetrics (without needing it): :meth:`update` with each batch,
+    :meth:`compute` for the scores so far (summed over every process of a ``torch.distributed``
+    group), :meth:`reset` to start again. The options are those of :func:`dice_score`.
+
+    Parameters
+    ----------
+    num_classes : int, optional
+        C, the channels of the input. None (the default): taken from the first update. Give it
+        when a process of a distributed run may see no data, so that it still takes part in the
+        sync.
+    activation, hard, threshold, ignore_index
+        How the prediction and the counts are made, as for :func:`dice_score`. With
+        ``hard=False`` Dice and IoU are soft and the result holds no accuracy (defined on hard
+        labels only).
+    include_background : bool
+        False drops class 0 from the per-class results (the overall accuracy still counts it, as
+        :func:`pixel_accuracy` does).
+    empty_score : float
+        The value of a score whose denominator is 0. NaN (the default): such an entry is left
+        out of the macro mean (and a class absent from the whole dataset is NaN in the micro
+        score too); a finite value is averaged like any other, as :func:`dice_score` gives it.
+    sync_on_compute : bool
+        True (the default): :meth:`compute` sums the states over the default process group (or
+        ``process_group``) when ``torch.distributed`` is initialised with more than one process.
+        Every process must then call :meth:`compute`, with the same C, ``hard``, ``activation``
+        and ``empty_score``; where they differ, every process raises the same ValueError.
+    process_group : optional
+        The ``torch.distributed`` group to sync over; None is the default group.
+    device : torch.device or str, optional
+        Where the states live. None (the default): the device of the first update; later
+        updates are moved there (a process without updates syncs from the CPU, or from the
+        current CUDA device with NCCL). A NCCL group needs them on CUDA: pass ``device="cuda"``
+        when the updates are numpy counts from onnxruntime. An unknown or unavailable device is
+        refused with a ValueError naming ``device``.
+
+    Notes
+    -----
+    Each update adds, for every class c, the weighted counts of :func:`segmentation_counts`
+    (tp, Σp, Σt) and the counted mass, and for every score the sum of its per-image values and
+    how many images that sum holds, all in float64 (one flat buffer: a sync is one
+    ``all_reduce``). :meth:`compute` gives, per class,
+
+        micro Dice = 2·Σ_n tp / (Σ_n Σp + Σ_n Σt),   micro IoU = Σ_n tp / (Σ_n Σp + Σ_n Σt - Σ_n tp),
+        micro class accuracy = Σ_n tp / Σ_n Σt,      macro X = mean over images n of X_n,
+
+    and the overall pixel accuracy: the correct over the counted weight mass (pixels for
+    "softmax"; pixels and channels for "sigmoid" and "none"), micro and macro.
+
+    Absent classes and invalid input are kept apart with the counts themselves. An image whose
+    denominator is exactly 0 for a class (the class absent from it) is left out of that class's
+    macro mean when ``empty_score`` is NaN; ``<name>_images`` says how many images each entry
+    averages. An image with invalid input (a NaN or infinite logit, say: see
+    :mod:`unetweights.metrics`) has NaN counts, so every micro score and every macro mean it enters is NaN from
+    then on: a NaN in is a NaN out, never a silently skipped image. Eager updates raise for a bad
+    target or weight instead.
+
+    :meth:`update_counts` and :meth:`update_from_outputs` take the counts computed elsewhere,
+    for example by the :class:`SegmentationCount` modules of an exported graph run with
+    :class:`~unetweights.runtime.OnnxEvaluator` (build them with :meth:`count_modules`, so that
+    they share these options).
+
+    Examples
+    --------
+    >>> metrics = SegmentationMetrics(num_classes=3, ignore_index=255)
+    >>> for logits, target, weight in loader:  # doctest: +SKIP
+    ...     metrics.update(logits, target, weight)
+    >>> scores = metrics.compute()  # doctest: +SKIP
+    >>> scores["dice"], scores["dice_macro"], scores["accuracy"]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        num_classes: Optional[int] = None,
+        activation: str = "softmax",
+        hard: bool = True,
+        threshold: float = 0.5,
+        include_background: bool = True,
+        ignore_index: Optional[int] = None,
+        empty_score: float = math.nan,
+        sync_on_compute: bool = True,
+        process_group: Optional[Any] = None,
+        device: Optional[Any] = None,
+    ) -> None:
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1
+        ):
+            raise ValueError(f"num_classes: expected a positive int or None, got {num_classes!r}")
+        threshold = checked_real(threshold, "threshold", "a value in (0, 1)")
+        check_prediction_options(activation, threshold)
+        empty_score = checked_real(empty_score, "empty_score", "a finite number or NaN")
+        check_empty_score(empty_score)
+        if ignore_index is not None and (
+            isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))
+        ):
+            raise ValueError(f"ignore_index: expected an int or None, got {ignore_index!r}")
+        if process_group is not None and not (dist.is_available() and isinstance(process_group, dist.ProcessGroup)):
+            raise ValueError(
+                f"process_group: expected a torch.distributed ProcessGroup or None, got {type(process_group).__name__}"
+            )
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.activation = activation
+        self.hard = checked_flag(hard, "hard")
+        self.threshold = threshold
+        self.include_background = checked_flag(include_background, "include_background")
+        self.ignore_index = None if ignore_index is None else int(ignore_index)
+        self.empty_score = empty_score
+        self.sync_on_compute = checked_flag(sync_on_compute, "sync_on_compute")
+        self.process_group = process_group
+        self.device = checked_device(device)
+        if self.num_classes is not None:
+            self._check_classes(self.num_classes)
+        self.reset()
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def _scores(self) -> List[str]:
+        return ["dice", "iou", "class_accuracy", "accuracy"] if self.hard else ["dice", "iou"]
+
+    def _layout(self, classes: int) -> List[Tuple[str, int]]:
+        """Each state's name and length, in the order of the one flat float64 buffer."""
+        layout = [("tp", classes), ("sum_p", classes), ("sum_t", classes), ("mass", 1), ("images", 1)]
+        for name in self._scores():
+            size = 1 if name == "accuracy" else classes
+            layout += [(f"{name}_sum", size), (f"{name}_images", size)]
+        return layout
+
+    def _views(self, buffer: Tensor, classes: int) -> Dict[str, Tensor]:
+        views, start = {}, 0
+        for name, size in self._layout(classes):
+            views[name] = buffer[start : start + size]
+            start += size
+        return views
+
+    def reset(self) -> None:
+        """Forget every update; C is forgotten too unless ``num_classes`` was given."""
+        self._classes: Optional[int] = self.num_classes
+        # One flat buffer, so that a sync is a single all_reduce; the states are views into it.
+        self._buffer: Optional[Tensor] = None
+        self._state: Dict[str, Tensor] = {}
+
+    def _check_classes(self, classes: int) -> None:
+        if not self.include_background and classes < 2:
+            raise ValueError(f"include_background: False leaves no class for an input with C = {classes} channel")
+
+    def _allocate(self, classes: int, device: torch.device) -> None:
+        size = sum(length for _, length in self._layout(classes))
+        self._buffer = torch.zeros(size, dtype=torch.float64, device=device)
+        self._state = self._views(self._buffer, classes)
+
+    # -- updates ---------------------------------------------------------------------------------
+
+    def update(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> None:
+        """Add a batch: logits (N, C, *) (or what ``activation`` says), its target and weight map.
+
+        The layouts and checks are those of :func:`dice_score`; C must equal ``num_classes`` or
+        the first update's C (ValueError naming ``input`` otherwise). A batch that raises adds
+        nothing. An image with a NaN or infinite logit adds NaN counts (see the Notes).
+        """
+        if not isinstance(input, Tensor):
+            raise ValueError(f"input: expected a torch tensor (N, C, *), got {type(input).__name__}")
+        if input.dim() >= 2 and self._classes is not None and input.shape[1] != self._classes:
+            raise ValueError(
+                f"input: expected C = {self._classes} channels ({self._classes_source()}), "
+                f"got shape {list(input.shape)}"
+            )
+        with torch.no_grad():
+            tp, sum_p, sum_t, mass = segmentation_counts(
+                input, target, weight, self.activation, self.hard, self.threshold, self.ignore_index
+            )
+        self._add(tp, sum_p, sum_t, mass)
+
+    def update_counts(self, tp: Any, sum_p: Any, sum_t: Any, mass: Any) -> None:
+        """Add the counts of a batch computed elsewhere (torch tensors or numpy arrays).
+
+        Parameters
+        ----------
+        tp, sum_p, sum_t : Tensor or ndarray
+            (N, C) each, for every class (background included), as :func:`segmentation_counts`
+            returns them: non-negative, or NaN for an image with invalid input.
+        mass : Tensor or ndarray
+            (N,) (or (N, 1)): the counted weight mass of each image.
+
+        They must come from the same options as this accumulator's (:meth:`count_modules` builds
+        graph modules that do). ValueError naming the argument for a shape, a C, a dtype or a
+        value that cannot be such counts: an infinite or negative count, tp > sum_p, tp > sum_t,
+        sum_p + sum_t - tp > mass (negative true negatives) or, with "softmax", Σ_c sum_p ≠ mass
+        (each counted pixel predicts one class). The relations hold within a relative √ε of the
+        counts' dtype, for rounding. A batch that raises adds nothing.
+        """
+        counts = {name: as_tensor(value, name) for name, value in zip(COUNT_NAMES, (tp, sum_p, sum_t, mass))}
+        for name, value in counts.items():
+            if not value.is_floating_point():
+                raise ValueError(f"{name}: expected floating-point counts, got dtype {value.dtype}")
+        first = counts["tp"]
+        if first.dim() != 2 or first.shape[0] < 1:
+            raise ValueError(f"tp: expected shape (N, C) with N >= 1, got {list(first.shape)}")
+        if self._classes is not None and first.shape[1] != self._classes:
+            raise ValueError(
+                f"tp: expected shape (N, C) = [{first.shape[0]}, {self._classes}] ({self._classes_source()}; "
+                f"every class, background included), got {list(first.shape)}"
+            )
+        for name in ("sum_p", "sum_t"):
+            if list(counts[name].shape) != list(first.shape):
+                raise ValueError(
+                    f"{name}: expected the shape of tp, (N, C) = {list(first.shape)}, got {list(counts[name].shape)}"
+                )
+        mass_shape = list(counts["mass"].shape)
+        if mass_shape not in ([first.shape[0]], [first.shape[0], 1]):
+            raise ValueError(f"mass: expected shape (N,) = [{first.shape[0]}] (or (N, 1)), got {mass_shape}")
+        for name, value in counts.items():
+            if bool(torch.isinf(value).any()):
+                raise ValueError(
+                    f"{name}: expected finite counts (NaN for an image with invalid input), found "
+                    f"{float(value[torch.isinf(value)][0])}"
+                )
+            if bool((value < 0).any()):
+                raise ValueError(
+                    f"{name}: expected non-negative counts (NaN for an image with invalid input), "
+                    f"found {float(value[value < 0].min())}"
+                )
+        check_count_relations(counts, self.activation)
+        self._add(counts["tp"], counts["sum_p"], counts["sum_t"], counts["mass"].reshape(-1))
+
+    def update_from_outputs(self, outputs: Mapping[str, Any], prefix: str = "") -> None:
+        """Add the count outputs of a graph run: ``outputs[prefix + name]`` for tp, sum_p, sum_t and mass.
+
+        ``outputs`` is what :class:`~unetweights.runtime.OnnxEvaluator` returns for a graph that
+        holds :meth:`count_modules` (or an ``EvaluationResult.per_image``); other keys are
+        ignored.
+        """
+        missing = [prefix + name for name in COUNT_NAMES if prefix + name not in outputs]
+        if missing:
+            raise ValueError(
+                f"outputs: missing {missing}; put SegmentationMetrics.count_modules(prefix={prefix!r}) in the "
+                f"graph's metrics (the outputs hold {sorted(outputs)})"
+            )
+        self.update_counts(*(outputs[prefix + name] for name in COUNT_NAMES))
+
+    def count_modules(self, prefix: str = "") -> Dict[str, SegmentationCount]:
+        """Graph metric modules that output this accumulator's counts, named ``prefix`` + tp, sum_p, sum_t, mass.
+
+        Pass them as (part of) an :class:`~unetweights.evaluation.EvaluationGraph`'s ``metrics``.
+        """
+        return {
+            prefix + name: SegmentationCount(name, self.activation, self.hard, self.threshold, self.ignore_index)
+            for name in COUNT_NAMES
+        }
+
+    def _classes_source(self) -> str:
+        return f"num_classes={self.num_classes}" if self.num_classes is not None else "the first update's C"
+
+    def _fractions(self, tp: Tensor, sum_p: Tensor, sum_t: Tensor, mass: Tensor) -> Dict[str, Tuple[Tensor, Tensor]]:
+        """Numerator and denominator of each score, per set: (S, C), or (S,) for the overall accuracy."""
+        fractions = {"dice": dice_fraction(tp, sum_p, sum_t), "iou": iou_fraction(tp, sum_p, sum_t)}
+        if self.hard:
+            fractions["class_accuracy"] = (tp, sum_t)
+            fractions["accuracy"] = accuracy_fraction(tp, sum_p, sum_t, mass.unsqueeze(1), self.activation)
+        return fractions
+
+    def _add(self, tp: Tensor, sum_p: Tensor, sum_t: Tensor, mass: Tensor) -> None:
+        classes = tp.shape[1]
+        if self._buffer is None:
+            self._check_classes(classes)
+            self._allocate(classes, tp.device if self.device is None else self.device)
+            self._classes = classes
+        state = self._state
+        device = state["tp"].device
+        tp, sum_p, sum_t, mass = (x.to(device=device, dtype=torch.float64) for x in (tp, sum_p, sum_t, mass))
+        state["tp"] += tp.sum(0)
+        state["sum_p"] += sum_p.sum(0)
+        state["sum_t"] += sum_t.sum(0)
+        state["mass"] += mass.sum()
+        state["images"] += tp.shape[0]
+        skip_empty = math.isnan(self.empty_score)
+        for name, (num, den) in self._fractions(tp, sum_p, sum_t, mass).items():
+            # den == 0 is an absent class, skipped when empty_score is NaN; a NaN den (invalid
+            # input) is not 0, so it counts and its NaN reaches the sum.
+            counted = den != 0 if skip_empty else torch.ones_like(den, dtype=torch.bool)
+            score = ratio_or(num, den, self.empty_score)
+            state[f"{name}_sum"] += torch.where(counted, score, torch.zeros_like(score)).sum(0)
+            state[f"{name}_images"] += counted.sum(0)
+
+    # -- results ---------------------------------------------------------------------------------
+
+    def _synced(self) -> Dict[str, Tensor]:
+        """The states summed over the process group (or this process's own when not syncing)."""
+        syncing = (
+            self.sync_on_compute
+            and dist.is_available()
+            and dist.is_initialized()
+            and dist.get_world_size(self.process_group) > 1
+        )
+        if syncing:
+            self._check_ranks_agree()
+        if self._buffer is None:
+            if self._classes is None:
+                raise RuntimeError(
+                    "compute: no update yet, so C is unknown; call update() first (or pass num_classes, so "
+                    "that a process without data can take part in a distributed sync)"
+                )
+            self._allocate(self._classes, self._state_device(syncing))
+        if not syncing:
+            return self._state
+        # A copy: the local states stay this process's own, so updates can go on after compute().
+        buffer = self._buffer.clone()
+        dist.all_reduce(buffer, op=dist.ReduceOp.SUM, group=self.process_group)
+        return self._views(buffer, self._classes)
+
+    def _state_device(self, syncing: bool) -> torch.device:
+        if self._buffer is not None:
+            return self._buffer.device
+        if self.device is not None:
+            return self.device
+        # A process without data: where the group's collectives run (NCCL moves CUDA tensors only;
+        # gloo, and a "cpu:gloo,cuda:nccl" group, take CPU ones).
+        if syncing and dist.get_backend(self.process_group) == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+
+    def _check_ranks_agree(self) -> None:
+        """Raise the same error on every process of the group unless their states can be summed.
+
+        The all_reduce of buffers of different lengths aborts inside the backend (gloo: SIGABRT on
+        one process, a reset connection on the other) instead of raising, so C and the options
+        that give the buffer its layout and its states their meaning are gathered first.
+        """
+        activations = ("softmax", "sigmoid", "none")
+        mine = [
+            float(self._classes or 0), float(self.hard), float(activations.index(self.activation)), self.empty_score
+        ]
+        header = torch.tensor(mine, dtype=torch.float64, device=self._state_device(True))
+        gathered = [torch.empty_like(header) for _ in range(dist.get_world_size(self.process_group))]
+        dist.all_gather(gathered, header, group=self.process_group)
+        rows = torch.stack(gathered).cpu().tolist()
+        unknown = [rank for rank, row in enumerate(rows) if row[0] == 0]
+        if unknown:
+            raise RuntimeError(
+                f"compute: C is unknown on rank(s) {unknown}, which had no update; pass num_classes, so that a "
+                f"process without data can take part in a distributed sync"
+            )
+        shown = {
+            "num_classes": [int(row[0]) for row in rows],
+            "hard": [bool(row[1]) for row in rows],
+            "activation": [repr(activations[int(row[2])]) for row in rows],
+            # NaN != NaN, but two NaN empty scores agree.
+            "empty_score": ["nan" if math.isnan(row[3]) else row[3] for row in rows],
+        }
+        for name, values in shown.items():
+            if len(set(values)) > 1:
+                what = "C (num_classes or the first update's)" if name == "num_classes" else name
+                raise ValueError(
+                    f"{name} differs across ranks: {ranks_holding(values)}; every process must compute with "
+                    f"the same {what}"
+                )
+
+    def compute(self) -> Dict[str, Tensor]:
+        """The scores of everything added since the last :meth:`reset` (all processes' when syncing).
+
+        Returns
+        -------
+        dict of str to Tensor
+            float64 tensors on the states' device, with C' = C, or C - 1 without the background:
+
+            - "dice", "iou": micro Dice and IoU per class, (C',);
+            - "dice_macro", "iou_macro": the mean over images of the per-image Dice and IoU, (C',);
+            - "class_accuracy", "class_accuracy_macro": tp / Σt per class, micro and macro, (C',);
+            - "accuracy", "accuracy_macro": the overall pixel accuracy, micro and macro, ();
+            - "<score>_images" for each score above: the number of images its macro mean
+              averages, int64, (C',) or ();
+            - "images": the number of images added, int64, ().
+
+            The accuracy keys are left out with ``hard=False``.
+
+        Raises
+        ------
+        RuntimeError
+            When no image was added (on any process, when syncing), or when C is unknown
+            because this process (or, when syncing, any process) has had no update and no
+            ``num_classes``.
+        ValueError
+            When syncing, on every process, if the processes differ in C, ``hard``,
+            ``activation`` or ``empty_score``.
+        """
+        state = self._synced()
+        if float(state["images"]) == 0:
+            raise RuntimeError("compute: no image was added; call update() first")
+        first = 0 if self.include_background else 1
+        totals = [state[name].unsqueeze(0) for name in ("tp", "sum_p", "sum_t")]
+        result: Dict[str, Tensor] = {}
+        for name, (num, den) in self._fractions(*totals, state["mass"]).items():
+            micro = ratio_or(num, den, self.empty_score)[0]
+            macro = ratio_or(state[f"{name}_sum"], state[f"{name}_images"], self.empty_score)
+            images = state[f"{name}_images"].long()
+            if name == "accuracy":
+                macro, images = macro[0], images[0]
+            else:
+                micro, macro, images = micro[first:], macro[first:], images[first:]
+            result[name] = micro
+            result[f"{name}_macro"] = macro
+            result[f"{name}_images"] = images
+        result["images"] = state["images"][0].long()
+        return result
