@@ -33,7 +33,7 @@ from ._reduce import (
     ratio_or,
     reduce_loss,
 )
-from .overlap import _check_set_options, _reduce_sets, _SetOptions, check_activation, set_mass, weighted_parts
+from ._inputs import SetOptions, check_activation, check_set_options, reduce_sets, set_mass, weighted_parts
 
 
 def _check_spacing(spacing: Optional[List[float]], ndim: int) -> List[float]:
@@ -418,7 +418,7 @@ def _reduce_set_scores(
 ) -> Tensor:
     """1 - ``score`` per set and class (N, C') or (1, C'), reduced like the set losses.
 
-    ``mass`` is each set's weight Σ w (:func:`set_mass`); a poisoned image makes its set's loss
+    ``mass`` is each set's weight Σ w (:func:`._inputs.set_mass`); a poisoned image makes its set's loss
     NaN.
     """
     loss = 1.0 - score
@@ -426,7 +426,7 @@ def _reduce_set_scores(
         loss = poison_rows(loss, poison)
     else:
         loss = loss + poison.sum()
-    return _reduce_sets(loss, mass, None, include_background, reduction)
+    return reduce_sets(loss, mass, None, include_background, reduction)
 
 
 def cldice_loss(
@@ -463,7 +463,7 @@ def cldice_loss(
     with no weight mass has loss 0 and is left out of the mean. Invalid input makes its set's
     loss NaN.
     """
-    _check_set_options(input, smooth, None, reduction, per_image)
+    check_set_options(input, smooth, None, reduction, per_image)
     _check_iterations(iterations)
     prob, truth, norm, poison = _distance_inputs(input, target, weight, activation, include_background, ignore_index)
     mass, unit = set_mass(norm, weight is not None, list(prob.shape), poison, per_image)
@@ -511,7 +511,7 @@ def skeleton_recall_loss(
     ``smooth=0`` is 1 too, never NaN; it still counts in the mean. A set with no weight mass has
     loss 0 and is left out of the mean. Invalid input makes its set's loss NaN.
     """
-    _check_set_options(input, smooth, None, reduction, per_image)
+    check_set_options(input, smooth, None, reduction, per_image)
     include_background = skeleton.dim() == input.dim()
     prob, tube, norm, poison = _distance_inputs(
         input, skeleton, weight, activation, include_background, ignore_index, "skeleton"
@@ -625,7 +625,7 @@ class HausdorffDTLoss(_DistanceLoss):
         )
 
 
-class ClDiceLoss(_SetOptions):
+class ClDiceLoss(SetOptions):
     """Module form of :func:`cldice_loss`; options are fixed at construction."""
 
     def __init__(
@@ -658,7 +658,7 @@ class ClDiceLoss(_SetOptions):
         )
 
 
-class SkeletonRecallLoss(_SetOptions):
+class SkeletonRecallLoss(SetOptions):
     """Module form of :func:`skeleton_recall_loss`: ``forward(input, skeleton, weight=None)``."""
 
     def __init__(

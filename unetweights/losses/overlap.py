@@ -11,232 +11,14 @@ is never squared, and never applied to the logits before the activation.
 """
 
 import math
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from ._options import checked_flag, checked_index, checked_real
-from ._reduce import (
-    check_softmax_channels,
-    as_option_tensor,
-    check_class_weight,
-    check_option_range,
-    check_per_image_sets,
-    check_reduction,
-    check_same_shape,
-    checked_input,
-    class_indices,
-    elementwise_weight,
-    index_target,
-    input_poison,
-    probability_target,
-    ratio_or,
-    reduce_loss,
-    safe_divide,
-)
-
-
-def check_activation(activation: str) -> None:
-    """Raise unless ``activation`` is "softmax", "sigmoid" or "none"."""
-    if activation != "softmax" and activation != "sigmoid" and activation != "none":
-        raise ValueError(f"activation: expected 'softmax', 'sigmoid' or 'none', got '{activation}'")
-
-
-def _activate(input: Tensor, activation: str) -> Tensor:
-    if activation == "softmax":
-        return F.softmax(input, 1)
-    if activation == "sigmoid":
-        return torch.sigmoid(input)
-    return input
-
-
-def check_sigmoid_target(input: Tensor, target: Tensor, activation: str, name: str = "target") -> None:
-    """Raise unless a "sigmoid" ``input`` (N, C, *) has a per-channel target (the argument ``name``) of its rank."""
-    if activation == "sigmoid" and target.dim() != input.dim():
-        raise ValueError(
-            f"{name}: activation='sigmoid' needs a (N, C, *) = {list(input.shape)} binary target, got "
-            f"{list(target.shape)}; for one channel pass {name}.unsqueeze(1)"
-        )
-
-
-def target_classes(
-    input: Tensor, target: Tensor, activation: str, ignore_index: Optional[int], name: str = "target"
-) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
-    """The target of an (N, C, *) ``input`` as (N, C, *) truth in ``input``'s dtype.
-
-    Returns ``(truth, valid, poison)``. A (N, C, *) binary or probability target is checked and
-    taken as it is; class indices (N, *) become one-hot (not with ``activation="sigmoid"``, which
-    needs a per-channel target). ``valid`` is None, or (N, 1, *) in ``input``'s dtype, 0 where
-    the index target equals ``ignore_index`` (those pixels are all-zero in ``truth``). ``poison``
-    is None or the (N,) NaN-or-0 vector of the images whose target holds an invalid value while
-    tracing (eager and TorchScript raise for those). Errors name the target ``name``.
-    """
-    if target.dim() == input.dim():
-        check_same_shape(target, name, list(input.shape), "(N, C, *)")
-        truth, poison = probability_target(target, input.dtype, name)
-        return truth, None, poison
-    check_sigmoid_target(input, target, activation, name)
-    valid: Optional[Tensor] = None
-    if ignore_index is None:
-        labels, bad_target = class_indices(target, input, name)
-    else:
-        keep, labels, bad_target = index_target(target, input, ignore_index, name)
-        valid = keep.to(input.dtype).unsqueeze(1)
-        # -1 matches no class: an ignored pixel is 0 in every channel.
-        labels = torch.where(keep, labels, torch.full_like(labels, -1))
-    classes = torch.arange(input.shape[1], device=input.device).view([1, -1] + [1] * (input.dim() - 2))
-    truth = (labels.unsqueeze(1) == classes).to(input.dtype)
-    return truth, valid, bad_target
-
-
-def weighted_parts(
-    input: Tensor,
-    target: Tensor,
-    weight: Optional[Tensor],
-    activation: str,
-    ignore_index: Optional[int],
-    include_background: bool,
-    poison: Optional[Tensor] = None,
-    name: str = "target",
-) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
-    """The checked pieces every loss on (N, C, *) probabilities starts from.
-
-    Returns ``(prob, truth, mask, poison)``: the activated input (float32 for half inputs), the
-    target as (N, C, *) truth (:func:`target_classes`), the weight of each pixel, (N, 1, *) or
-    broadcastable to it, with ignored pixels at 0 (None when every pixel weighs 1), and the (N,)
-    poison of the input (``poison`` when given: the logits' poison for a thresholded input) plus
-    that of an invalid target. Nothing is dropped for ``include_background=False``, which is only
-    checked to leave a class. Errors about the target name it ``name``.
-    """
-    check_activation(activation)
-    input = checked_input(input, 3, "(N, C, *)")
-    if activation == "softmax":
-        check_softmax_channels(input, "for one channel use activation='sigmoid' with a (N, 1, *) binary target")
-    if poison is None:
-        poison = input_poison(input)
-    if not include_background and input.shape[1] < 2:
-        raise ValueError(f"include_background: False leaves no class for an input with C = {input.shape[1]} channel")
-    mask = elementwise_weight(weight, [input.shape[0], 1] + list(input.shape[2:]), True)
-    truth, valid, target_poison = target_classes(input, target, activation, ignore_index, name)
-    if target_poison is not None:
-        poison = poison + target_poison
-    if valid is not None:
-        mask = valid if mask is None else mask * valid
-    return _activate(input, activation), truth, mask, poison
-
-
-def overlap_counts(
-    input: Tensor,
-    target: Tensor,
-    weight: Optional[Tensor],
-    activation: str,
-    ignore_index: Optional[int],
-    per_image: bool,
-    include_background: bool,
-    squared: bool,
-    poison: Optional[Tensor] = None,
-) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Weighted counts per set and class, each of shape (N, C') or (1, C').
-
-    Returns ``(tp, sum_p, sum_t, mass, unit)``: Σ w·p·t, Σ w·p (Σ w·p² when ``squared``),
-    Σ w·t (Σ w·t² when ``squared``), the weight mass Σ w of each set's counted pixels (0 for a
-    set whose pixels are all ignored or zero-weighted), shape (N, 1) or (1, 1), and each set's
-    smoothing unit of the same shape (:func:`set_mass`). C' = C - 1 without the background class.
-
-    Every count of an image is NaN where its input holds a NaN or infinite value (``poison``, the
-    (N,) NaN-or-0 vector of :func:`input_poison`, computed from ``input`` when None; a caller that
-    passes thresholded predictions passes the poison of the logits they came from), and, while
-    tracing, where its weight or target holds an invalid value: a class index outside [0, C) that
-    is not ``ignore_index``, or a (N, C, *) target value that is NaN or outside [0, 1] (eager and
-    TorchScript raise for those). float16 and bfloat16 inputs are
-    counted in float32.
-    """
-    prob, truth, mask, poison = weighted_parts(input, target, weight, activation, ignore_index, include_background, poison)
-    num_images, num_classes = prob.shape[0], prob.shape[1]
-    mass, unit = set_mass(mask, weight is not None, list(prob.shape), poison, per_image)
-    # mask: the weight of each pixel, (N, 1, P), or None when every pixel weighs 1.
-    if mask is not None:
-        mask = mask.expand([num_images, 1] + list(prob.shape[2:])).reshape(num_images, 1, -1)
-    prob = prob.reshape(num_images, num_classes, -1)
-    truth = truth.reshape(prob.shape)
-    one_hot = target.dim() != input.dim()
-    weighted_truth = truth if mask is None else truth * mask
-    tp = (weighted_truth * prob).sum(-1)
-    sum_t = (weighted_truth * truth).sum(-1) if squared and not one_hot else weighted_truth.sum(-1)
-    weighted_prob = prob if mask is None else prob * mask
-    sum_p = (weighted_prob * prob).sum(-1) if squared else weighted_prob.sum(-1)
-    if not include_background:
-        tp, sum_p, sum_t = tp[:, 1:], sum_p[:, 1:], sum_t[:, 1:]
-    image_poison = poison.unsqueeze(1)
-    tp, sum_p, sum_t = tp + image_poison, sum_p + image_poison, sum_t + image_poison
-    if not per_image:
-        tp = tp.sum(0, keepdim=True)
-        sum_p = sum_p.sum(0, keepdim=True)
-        sum_t = sum_t.sum(0, keepdim=True)
-    return tp, sum_p, sum_t, mass, unit
-
-
-def set_mass(
-    mask: Optional[Tensor], weighted: bool, shape: List[int], poison: Tensor, per_image: bool
-) -> Tuple[Tensor, Tensor]:
-    """Each set's weight mass and smoothing unit, both (N, 1) with ``per_image`` and (1, 1) otherwise.
-
-    ``mask`` is the weight of each pixel, (N, 1, *) or broadcastable to it, 0 where ignored (None
-    when every pixel weighs 1); ``shape`` is the (N, C, *) shape of the prediction; ``weighted``
-    says whether a weight map came in (a mask of the ignored pixels alone is not one). The mass
-    is Σ w over the set. The unit is the mean weight of the pixels that count,
-    w̄ = Σ w / #{w > 0}, or exactly 1 without a weight map: a set loss adds its ``smooth`` in
-    units of w̄, so that with a weight map s pixels are worth s pixels of mean weight, multiplying
-    the map by a constant leaves the loss unchanged, and without one ``smooth`` is used as given
-    (the peers' convention). A poisoned image makes its set's mass and unit NaN; a set with no
-    weight mass has unit 0.
-    """
-    num_images = shape[0]
-    image_poison = poison.unsqueeze(1)
-    if mask is None:
-        pixels = 1
-        for size in shape[2:]:
-            pixels *= size
-        # The size as an int, not a float, so that a compiled graph does not specialise on it.
-        mass = torch.full([num_images, 1], pixels, dtype=poison.dtype, device=poison.device)
-        counted = mass
-    else:
-        flat = mask.expand([num_images, 1] + shape[2:]).reshape(num_images, -1)
-        mass = flat.sum(-1, keepdim=True)
-        counted = (flat != 0).sum(-1, keepdim=True).to(mass.dtype)
-    mass = mass + image_poison
-    if not per_image:
-        mass = mass.sum(0, keepdim=True)
-        counted = counted.sum(0, keepdim=True)
-    if not weighted:
-        return mass, torch.ones_like(mass)
-    return mass, safe_divide(mass, counted)
-
-
-def _check_set_options(
-    input: Tensor, smooth: float, class_weight: Optional[Tensor], reduction: str, per_image: bool
-) -> Optional[Tensor]:
-    """The option checks that Dice and Tversky share; returns the checked class weight."""
-    check_reduction(reduction)
-    check_per_image_sets(reduction, per_image)
-    check_option_range(smooth, "smooth", 0.0, math.inf, False, True)
-    return check_class_weight(class_weight, input.shape[1] if input.dim() >= 2 else 0)
-
-
-def _reduce_sets(
-    loss: Tensor, mass: Tensor, class_weight: Optional[Tensor], include_background: bool, reduction: str
-) -> Tensor:
-    """Reduce (sets, classes) losses: sets with no weight mass and the class weights set the mean.
-
-    A NaN mass (a poisoned set) is not zero, so the set counts and its NaN reaches the mean.
-    """
-    norm = (mass != 0).to(loss.dtype)
-    if class_weight is not None:
-        cw = class_weight if include_background else class_weight[1:]
-        norm = norm * cw.unsqueeze(0)
-    return reduce_loss(loss * norm, norm, reduction)
+from ._inputs import SetOptions, check_set_options, overlap_counts, reduce_sets
+from ._options import checked_flag, checked_real
+from ._reduce import as_option_tensor, check_option_range, ratio_or, safe_divide
 
 
 def soft_dice_loss(
@@ -268,7 +50,7 @@ def soft_dice_loss(
     smooth : float
         s ≥ 0 pixels, added to both numerator and denominator. With a weight map it is counted in
         pixels of the set's mean weight, s·w̄ with w̄ = Σ w / #{w > 0} over the counted pixels
-        (:func:`set_mass`); without one, s itself, as the peers (MONAI, smp) add it.
+        (:func:`._inputs.set_mass`); without one, s itself, as the peers (MONAI, smp) add it.
     per_image : bool
         True: one Dice per image and class. False: the batch is pooled into one set per class.
     include_background : bool
@@ -300,13 +82,13 @@ def soft_dice_loss(
     a compiled or exported graph, where nothing can raise) an invalid weight or class index makes
     its set's loss NaN. float16 and bfloat16 inputs are counted in float32 (the loss is float32).
     """
-    class_weight = _check_set_options(input, smooth, class_weight, reduction, per_image)
+    class_weight = check_set_options(input, smooth, class_weight, reduction, per_image)
     tp, sum_p, sum_t, mass, unit = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, squared
     )
     s = smooth * unit
     dice = ratio_or(2.0 * tp + s, sum_p + sum_t + s, 1.0)
-    return _reduce_sets(1.0 - dice, mass, class_weight, include_background, reduction)
+    return reduce_sets(1.0 - dice, mass, class_weight, include_background, reduction)
 
 
 def soft_jaccard_loss(
@@ -337,13 +119,13 @@ def soft_jaccard_loss(
     infinite logit, a NaN target, or (compiled or exported) an invalid weight or class index makes
     its set's loss NaN. float16 and bfloat16 inputs are counted in float32.
     """
-    class_weight = _check_set_options(input, smooth, class_weight, reduction, per_image)
+    class_weight = check_set_options(input, smooth, class_weight, reduction, per_image)
     tp, sum_p, sum_t, mass, unit = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, False
     )
     s = smooth * unit
     jaccard = ratio_or(tp + s, sum_p + sum_t - tp + s, 1.0)
-    return _reduce_sets(1.0 - jaccard, mass, class_weight, include_background, reduction)
+    return reduce_sets(1.0 - jaccard, mass, class_weight, include_background, reduction)
 
 
 def generalized_dice_loss(
@@ -384,7 +166,7 @@ def generalized_dice_loss(
     ``per_image=True``) shape (N,). Invalid input makes its set's value NaN (see
     :func:`soft_dice_loss`). The class weights carry no gradient.
     """
-    _check_set_options(input, smooth, None, reduction, per_image)
+    check_set_options(input, smooth, None, reduction, per_image)
     tp, sum_p, sum_t, mass, _ = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, False
     )
@@ -401,7 +183,7 @@ def generalized_dice_loss(
     num = 2.0 * (volume_weight * tp).sum(1, keepdim=True) + smooth
     den = (volume_weight * (sum_p + sum_t)).sum(1, keepdim=True) + smooth
     score = ratio_or(num, den, 1.0)
-    return _reduce_sets(1.0 - score, mass, None, include_background, reduction)
+    return reduce_sets(1.0 - score, mass, None, include_background, reduction)
 
 
 def mcc_loss(
@@ -438,7 +220,7 @@ def mcc_loss(
     fourth power of the counts. Invalid input makes its set's loss NaN (see
     :func:`soft_dice_loss`).
     """
-    class_weight = _check_set_options(input, smooth, class_weight, reduction, per_image)
+    class_weight = check_set_options(input, smooth, class_weight, reduction, per_image)
     tp, sum_p, sum_t, mass, unit = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, False
     )
@@ -453,7 +235,7 @@ def mcc_loss(
     mcc = ratio_or(tp64 * tn - fp * fn, den, 0.0)
     perfect = (fp == 0) & (fn == 0)
     loss = torch.where(perfect, torch.zeros_like(mcc), 1.0 - mcc).to(tp.dtype)
-    return _reduce_sets(loss, mass, class_weight, include_background, reduction)
+    return reduce_sets(loss, mass, class_weight, include_background, reduction)
 
 
 def tversky_loss(
@@ -493,7 +275,7 @@ def tversky_loss(
     empty-ground-truth and everything-ignored policies are those of :func:`soft_dice_loss`:
     0/0 is TI = 1, and a set with no weight mass has loss 0 and is left out of the mean.
     """
-    class_weight = _check_set_options(input, smooth, class_weight, reduction, per_image)
+    class_weight = check_set_options(input, smooth, class_weight, reduction, per_image)
     _check_tversky_options(alpha, beta, gamma)
     tp, sum_p, sum_t, mass, unit = overlap_counts(
         input, target, weight, activation, ignore_index, per_image, include_background, False
@@ -503,7 +285,7 @@ def tversky_loss(
     loss = 1.0 - index
     if gamma != 1.0:
         loss = loss.clamp_min(1e-30).pow(gamma)
-    return _reduce_sets(loss, mass, class_weight, include_background, reduction)
+    return reduce_sets(loss, mass, class_weight, include_background, reduction)
 
 
 def _check_tversky_options(alpha: float, beta: float, gamma: float) -> None:
@@ -512,23 +294,7 @@ def _check_tversky_options(alpha: float, beta: float, gamma: float) -> None:
     check_option_range(gamma, "gamma", 0.0, math.inf, True, True)
 
 
-class _SetOptions(nn.Module):
-    """The options every set loss has, checked and stored once."""
-
-    def __init__(self, activation: str, smooth: float, per_image: bool, ignore_index: Optional[int], reduction: str):
-        super().__init__()
-        check_activation(activation)
-        check_reduction(reduction)
-        check_per_image_sets(reduction, per_image)
-        self.smooth = checked_real(smooth, "smooth")
-        check_option_range(self.smooth, "smooth", 0.0, math.inf, False, True)
-        self.activation = activation
-        self.per_image = checked_flag(per_image, "per_image")
-        self.ignore_index = checked_index(ignore_index)
-        self.reduction = reduction
-
-
-class _SetLoss(_SetOptions):
+class _SetLoss(SetOptions):
     """The options of the per-class set losses, with soft Dice's defaults."""
 
     def __init__(

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..losses._inputs import check_activation, check_sigmoid_target, overlap_counts
 from ..losses._options import check_number, checked_flag, checked_index
 from ..losses._reduce import check_softmax_channels, checked_input, checking_values, input_poison, ratio_or
-from ..losses.overlap import check_activation, check_sigmoid_target, overlap_counts
 
 COUNT_NAMES: Tuple[str, str, str, str] = ("tp", "sum_p", "sum_t", "mass")
 
