@@ -48,6 +48,7 @@ Importing this package does not touch TorchScript, so it emits no deprecation wa
 
 from typing import List
 
+from ._morphology import distance_transform, soft_skeleton
 from .classification import (
     FocalLoss,
     WeightedBCELoss,
@@ -68,10 +69,8 @@ from .distance import (
     SkeletonRecallLoss,
     boundary_loss,
     cldice_loss,
-    distance_transform,
     hausdorff_dt_loss,
     skeleton_recall_loss,
-    soft_skeleton,
 )
 from .lovasz import LovaszHingeLoss, LovaszSoftmaxLoss, lovasz_hinge, lovasz_softmax
 from .overlap import (
