@@ -572,7 +572,13 @@ class WeightedNLLLoss(nn.Module):
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return weighted_nll_loss(
-            input, target, weight, self.class_weight, self.ignore_index, self.label_smoothing, self.reduction
+            input=input,
+            target=target,
+            weight=weight,
+            class_weight=self.class_weight,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+            reduction=self.reduction,
         )
 
 
@@ -581,7 +587,13 @@ class WeightedCrossEntropyLoss(WeightedNLLLoss):
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return weighted_cross_entropy(
-            input, target, weight, self.class_weight, self.ignore_index, self.label_smoothing, self.reduction
+            input=input,
+            target=target,
+            weight=weight,
+            class_weight=self.class_weight,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+            reduction=self.reduction,
         )
 
 
@@ -602,14 +614,28 @@ class WeightedBCELoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-        return weighted_binary_cross_entropy(input, target, weight, self.pos_weight, self.balance, self.reduction)
+        return weighted_binary_cross_entropy(
+            input=input,
+            target=target,
+            weight=weight,
+            pos_weight=self.pos_weight,
+            balance=self.balance,
+            reduction=self.reduction,
+        )
 
 
 class WeightedBCEWithLogitsLoss(WeightedBCELoss):
     """Module form of :func:`weighted_bce_with_logits`; options are fixed at construction."""
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-        return weighted_bce_with_logits(input, target, weight, self.pos_weight, self.balance, self.reduction)
+        return weighted_bce_with_logits(
+            input=input,
+            target=target,
+            weight=weight,
+            pos_weight=self.pos_weight,
+            balance=self.balance,
+            reduction=self.reduction,
+        )
 
 
 class FocalLoss(nn.Module):
@@ -636,15 +662,15 @@ class FocalLoss(nn.Module):
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return focal_loss(
-            input,
-            target,
-            weight,
-            self.activation,
-            self.alpha,
-            self.gamma,
-            self.class_weight,
-            self.ignore_index,
-            self.reduction,
+            input=input,
+            target=target,
+            weight=weight,
+            activation=self.activation,
+            alpha=self.alpha,
+            gamma=self.gamma,
+            class_weight=self.class_weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
         )
 
 

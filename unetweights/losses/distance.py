@@ -417,15 +417,15 @@ class BoundaryLoss(_DistanceLoss):
         self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None, distance: Optional[Tensor] = None
     ) -> Tensor:
         return boundary_loss(
-            input,
-            target,
-            weight,
-            distance,
-            self.activation,
-            self.include_background,
-            self.spacing,
-            self.ignore_index,
-            self.reduction,
+            input=input,
+            target=target,
+            weight=weight,
+            distance=distance,
+            activation=self.activation,
+            include_background=self.include_background,
+            spacing=self.spacing,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
         )
 
 
@@ -452,17 +452,16 @@ class HausdorffDTLoss(_DistanceLoss):
         self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None, distance: Optional[Tensor] = None
     ) -> Tensor:
         return hausdorff_dt_loss(
-            input,
-            target,
-            weight,
-            distance,
-            self.activation,
-            self.alpha,
-            self.include_background,
-            self.spacing,
-            self.ignore_index,
-            None,
-            self.reduction,
+            input=input,
+            target=target,
+            weight=weight,
+            distance=distance,
+            activation=self.activation,
+            alpha=self.alpha,
+            include_background=self.include_background,
+            spacing=self.spacing,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
         )
 
 
@@ -486,16 +485,16 @@ class ClDiceLoss(SetOptions):
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return cldice_loss(
-            input,
-            target,
-            weight,
-            self.activation,
-            self.iterations,
-            self.smooth,
-            self.per_image,
-            self.include_background,
-            self.ignore_index,
-            self.reduction,
+            input=input,
+            target=target,
+            weight=weight,
+            activation=self.activation,
+            iterations=self.iterations,
+            smooth=self.smooth,
+            per_image=self.per_image,
+            include_background=self.include_background,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
         )
 
 
@@ -514,7 +513,14 @@ class SkeletonRecallLoss(SetOptions):
 
     def forward(self, input: Tensor, skeleton: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return skeleton_recall_loss(
-            input, skeleton, weight, self.activation, self.smooth, self.per_image, self.ignore_index, self.reduction
+            input=input,
+            skeleton=skeleton,
+            weight=weight,
+            activation=self.activation,
+            smooth=self.smooth,
+            per_image=self.per_image,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
         )
 
 

@@ -261,7 +261,15 @@ class LovaszHingeLoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-        return lovasz_hinge(input, target, weight, self.per_image, self.ignore_index, self.weight_mode, self.reduction)
+        return lovasz_hinge(
+            input=input,
+            target=target,
+            weight=weight,
+            per_image=self.per_image,
+            ignore_index=self.ignore_index,
+            weight_mode=self.weight_mode,
+            reduction=self.reduction,
+        )
 
 
 class LovaszSoftmaxLoss(nn.Module):
@@ -281,7 +289,15 @@ class LovaszSoftmaxLoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-        return lovasz_softmax(input, target, weight, self.classes, self.per_image, self.ignore_index, self.reduction)
+        return lovasz_softmax(
+            input=input,
+            target=target,
+            weight=weight,
+            classes=self.classes,
+            per_image=self.per_image,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+        )
 
 
 __all__: List[str] = ["LovaszHingeLoss", "LovaszSoftmaxLoss", "lovasz_hinge", "lovasz_softmax"]

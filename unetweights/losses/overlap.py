@@ -331,17 +331,17 @@ class SoftDiceLoss(_SetLoss):
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return soft_dice_loss(
-            input,
-            target,
-            weight,
-            self.activation,
-            self.smooth,
-            self.per_image,
-            self.include_background,
-            self.squared,
-            self.class_weight,
-            self.ignore_index,
-            self.reduction,
+            input=input,
+            target=target,
+            weight=weight,
+            activation=self.activation,
+            smooth=self.smooth,
+            per_image=self.per_image,
+            include_background=self.include_background,
+            squared=self.squared,
+            class_weight=self.class_weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
         )
 
 
@@ -351,16 +351,16 @@ class SoftJaccardLoss(_SetLoss):
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return soft_jaccard_loss(
-            input,
-            target,
-            weight,
-            self.activation,
-            self.smooth,
-            self.per_image,
-            self.include_background,
-            self.class_weight,
-            self.ignore_index,
-            self.reduction,
+            input=input,
+            target=target,
+            weight=weight,
+            activation=self.activation,
+            smooth=self.smooth,
+            per_image=self.per_image,
+            include_background=self.include_background,
+            class_weight=self.class_weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
         )
 
 
@@ -380,15 +380,15 @@ class GeneralizedDiceLoss(_SetLoss):
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return generalized_dice_loss(
-            input,
-            target,
-            weight,
-            self.activation,
-            self.smooth,
-            self.per_image,
-            self.include_background,
-            self.ignore_index,
-            self.reduction,
+            input=input,
+            target=target,
+            weight=weight,
+            activation=self.activation,
+            smooth=self.smooth,
+            per_image=self.per_image,
+            include_background=self.include_background,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
         )
 
 
@@ -409,16 +409,16 @@ class MCCLoss(_SetLoss):
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return mcc_loss(
-            input,
-            target,
-            weight,
-            self.activation,
-            self.smooth,
-            self.per_image,
-            self.include_background,
-            self.class_weight,
-            self.ignore_index,
-            self.reduction,
+            input=input,
+            target=target,
+            weight=weight,
+            activation=self.activation,
+            smooth=self.smooth,
+            per_image=self.per_image,
+            include_background=self.include_background,
+            class_weight=self.class_weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
         )
 
 
@@ -446,19 +446,19 @@ class TverskyLoss(_SetLoss):
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         return tversky_loss(
-            input,
-            target,
-            weight,
-            self.activation,
-            self.alpha,
-            self.beta,
-            self.gamma,
-            self.smooth,
-            self.per_image,
-            self.include_background,
-            self.class_weight,
-            self.ignore_index,
-            self.reduction,
+            input=input,
+            target=target,
+            weight=weight,
+            activation=self.activation,
+            alpha=self.alpha,
+            beta=self.beta,
+            gamma=self.gamma,
+            smooth=self.smooth,
+            per_image=self.per_image,
+            include_background=self.include_background,
+            class_weight=self.class_weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
         )
 
 

@@ -177,14 +177,14 @@ class WeightedMSELoss(_Regression):
     """Module form of :func:`weighted_mse_loss`."""
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-        return weighted_mse_loss(input, target, weight, self.reduction)
+        return weighted_mse_loss(input=input, target=target, weight=weight, reduction=self.reduction)
 
 
 class WeightedL1Loss(_Regression):
     """Module form of :func:`weighted_l1_loss`."""
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-        return weighted_l1_loss(input, target, weight, self.reduction)
+        return weighted_l1_loss(input=input, target=target, weight=weight, reduction=self.reduction)
 
 
 class WeightedHuberLoss(_Regression):
@@ -196,7 +196,13 @@ class WeightedHuberLoss(_Regression):
         check_option_range(self.delta, "delta", 0.0, math.inf, True, True)
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-        return weighted_huber_loss(input, target, weight, self.delta, self.reduction)
+        return weighted_huber_loss(
+            input=input,
+            target=target,
+            weight=weight,
+            delta=self.delta,
+            reduction=self.reduction,
+        )
 
 
 class WeightedSmoothL1Loss(_Regression):
@@ -208,7 +214,13 @@ class WeightedSmoothL1Loss(_Regression):
         check_option_range(self.beta, "beta", 0.0, math.inf, False, True)
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-        return weighted_smooth_l1_loss(input, target, weight, self.beta, self.reduction)
+        return weighted_smooth_l1_loss(
+            input=input,
+            target=target,
+            weight=weight,
+            beta=self.beta,
+            reduction=self.reduction,
+        )
 
 
 class WeightedKLDivLoss(nn.Module):
@@ -221,7 +233,13 @@ class WeightedKLDivLoss(nn.Module):
         self.log_target = checked_flag(log_target, "log_target")
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-        return weighted_kl_div(input, target, weight, self.reduction, self.log_target)
+        return weighted_kl_div(
+            input=input,
+            target=target,
+            weight=weight,
+            reduction=self.reduction,
+            log_target=self.log_target,
+        )
 
 
 __all__: List[str] = [
