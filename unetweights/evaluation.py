@@ -13,14 +13,13 @@ from typing import Dict, List, Mapping, Optional
 
 from torch import Tensor, nn
 
+from ._graph import INPUT_NAMES
 from .losses.classification import WeightedBCEWithLogitsLoss, WeightedCrossEntropyLoss
 from .losses.compose import DeepSupervisionLoss, with_reduction
 from .losses.distance import SkeletonRecallLoss
 from .metrics import DiceScore, IoUScore, PixelAccuracy
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-INPUT_NAMES: List[str] = ["logits", "target", "weight", "distance"]
 
 
 def _check_parts(parts: Optional[Mapping[str, nn.Module]], argument: str) -> Dict[str, nn.Module]:

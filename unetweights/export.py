@@ -22,17 +22,13 @@ import torch
 from torch import Tensor, nn
 
 from ._files import same_file, written_in_place
-from .evaluation import INPUT_NAMES, EvaluationGraph
+from ._graph import IGNORE_INDEX_METADATA, INPUT_NAMES, LOGITS
+from .evaluation import EvaluationGraph
 
 DEFAULT_OPSET = 20
 MIN_OPSET = 18
 
 _SPATIAL_NAMES = {1: ["length"], 2: ["height", "width"], 3: ["depth", "height", "width"]}
-
-#: The ONNX metadata_props key under which :func:`to_onnx` records the one target value, other
-#: than a class index, that every part of an exported EvaluationGraph ignores (as a decimal int).
-#: :class:`unetweights.runtime.OnnxEvaluator` reads it to check targets; absent: none is ignored.
-IGNORE_INDEX_METADATA = "unetweights.ignore_index"
 
 
 @dataclass(frozen=True)
@@ -528,8 +524,8 @@ def append_to_model(
     elif model_output not in outputs:
         raise ValueError(f"model_output: expected one of the model's outputs {outputs}, got '{model_output}'")
     eval_inputs = [i.name for i in second.graph.input]
-    if "logits" not in eval_inputs:
-        raise ValueError(f"evaluation: expected an input named 'logits', got inputs {eval_inputs}")
+    if LOGITS not in eval_inputs:
+        raise ValueError(f"evaluation: expected an input named '{LOGITS}', got inputs {eval_inputs}")
     opsets = [_default_opset(first), _default_opset(second)]
     if opsets[0] != opsets[1]:
         raise ValueError(f"model, evaluation: expected the same opset, got {opsets[0]} and {opsets[1]}; export both with one opset")
@@ -542,7 +538,7 @@ def append_to_model(
     merged_outputs = [o.name for o in second.graph.output]
     if keep_model_outputs:
         merged_outputs = outputs + merged_outputs
-    merged = compose.merge_models(first, second, io_map=[(model_output, "logits")], outputs=merged_outputs)
+    merged = compose.merge_models(first, second, io_map=[(model_output, LOGITS)], outputs=merged_outputs)
     onnx.checker.check_model(merged, full_check=True)
     if path is not None:
         with written_in_place(path, argument="path") as tmp:

@@ -14,15 +14,15 @@ Python caller gets an error that names the input and the image instead of a row 
 import contextlib
 import io
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
-from .evaluation import INPUT_NAMES
-from .export import IGNORE_INDEX_METADATA
+from ._graph import DISTANCE, IGNORE_INDEX_METADATA, LOGITS, TARGET, WEIGHT
 
 # onnxruntime's element types as they appear in NodeArg.type, and the numpy dtype of each.
 _ELEMENT_TYPES = {
@@ -180,6 +180,48 @@ def _is_floating(array: Any) -> bool:
 
 def _is_bool(array: Any) -> bool:
     return array.dtype == (torch.bool if isinstance(array, torch.Tensor) else np.bool_)
+
+
+def _floating(array: Any, logits: Any) -> bool:
+    return _is_floating(array)
+
+
+def _class_index_layout(array: Any, logits: Any) -> bool:
+    """A target of class indices: integer, with one dim fewer than the logits."""
+    return (
+        logits is not None
+        and len(array.shape) == len(logits.shape) - 1
+        and not _is_floating(array)
+        and not _is_bool(array)
+    )
+
+
+def _logits_layout(array: Any, logits: Any) -> bool:
+    """A binary or probability target: as many dims as the logits (a bool one holds only 0 and 1)."""
+    return logits is not None and len(array.shape) == len(logits.shape) and not _is_bool(array)
+
+
+class _ValueCheck(NamedTuple):
+    """What one graph input must hold: each image's minimum and maximum lie in [lowest, highest]."""
+
+    name: str
+    applies: Callable[[Any, Any], bool]  # (the input, the logits or None): whether to check it
+    what: str  # for the message
+    lowest: float
+    highest: Optional[float]  # None: C - 1, the last class index (C from the logits)
+
+
+_LARGEST = sys.float_info.max  # finite values lie in [-_LARGEST, _LARGEST]; a NaN lies in no range
+
+# OnnxEvaluator's value checks, in the order they run (the first bad value found is the one
+# raised). The target checks need the logits, which say C and the target's layout.
+_VALUE_CHECKS = (
+    _ValueCheck(LOGITS, _floating, "finite values", -_LARGEST, _LARGEST),
+    _ValueCheck(WEIGHT, _floating, "finite non-negative values", 0.0, _LARGEST),
+    _ValueCheck(DISTANCE, _floating, "finite values", -_LARGEST, _LARGEST),
+    _ValueCheck(TARGET, _class_index_layout, "class indices in [0, {classes})", 0.0, None),
+    _ValueCheck(TARGET, _logits_layout, "finite values in [0, 1]", 0.0, 1.0),
+)
 
 
 def _summarise(per_image: Mapping[str, np.ndarray]) -> Dict[str, Dict[str, np.ndarray]]:
@@ -450,55 +492,44 @@ class OnnxEvaluator:
         Each checked input costs one min/max pass per image, in torch on the inputs' device; the
         (inputs, N, 2) ranges then come to the host in one transfer, and the host decides.
         """
-        named = {spec.name: array for spec, array in zip(self.inputs, arrays) if spec.name in INPUT_NAMES}
-        logits = named.get("logits")
-        checks = []  # (name, what the input must hold, test of one image's (min, max))
+        named = {spec.name: array for spec, array in zip(self.inputs, arrays)}
+        logits = named.get(LOGITS)
+        classes = logits.shape[1] if logits is not None and len(logits.shape) >= 2 else 0
+        checks = []  # (name, what the input must hold, lowest, highest) of each input checked
         ranges = []
-        if logits is not None and _is_floating(logits):
-            checks.append(("logits", "finite values", lambda low, high: np.isfinite(low) and np.isfinite(high)))
-            ranges.append(_per_image_range(_as_torch(logits)))
-        weight = named.get("weight")
-        if weight is not None and _is_floating(weight):
-            checks.append(
-                ("weight", "finite non-negative values", lambda low, high: low >= 0 and np.isfinite(high))
-            )
-            ranges.append(_per_image_range(_as_torch(weight)))
-        distance = named.get("distance")
-        if distance is not None and _is_floating(distance):
-            checks.append(("distance", "finite values", lambda low, high: np.isfinite(low) and np.isfinite(high)))
-            ranges.append(_per_image_range(_as_torch(distance)))
-        target = named.get("target")
-        if logits is not None and target is not None:
-            num_classes = logits.shape[1] if len(logits.shape) >= 2 else 0
-            index_target = len(target.shape) == len(logits.shape) - 1 and not _is_floating(target) and not _is_bool(target)
-            if index_target:
-                tensor = _as_torch(target)
-                ignore = self.ignore_index
-                if ignore is not None and not 0 <= ignore < num_classes:
-                    # Ignored pixels become class 0, so that min and max see only class indices.
-                    tensor = tensor.masked_fill(tensor == ignore, 0)
-                if ignore is None:
-                    what = f"class indices in [0, {num_classes}) (the graph records no ignore index)"
-                else:
-                    what = f"class indices in [0, {num_classes}) or the ignore index {ignore}"
-                checks.append(("target", what, lambda low, high: low >= 0 and high < num_classes))
-                ranges.append(_per_image_range(tensor))
-            elif len(target.shape) == len(logits.shape) and not _is_bool(target):
-                checks.append(("target", "finite values in [0, 1]", lambda low, high: low >= 0 and high <= 1))
-                ranges.append(_per_image_range(_as_torch(target)))
+        for check in _VALUE_CHECKS:
+            array = named.get(check.name)
+            if array is None or not check.applies(array, logits):
+                continue
+            what, highest, tensor = check.what, check.highest, _as_torch(array)
+            if highest is None:
+                what, tensor = self._class_indices(what.format(classes=classes), tensor, classes)
+                highest = classes - 1
+            checks.append((check.name, what, check.lowest, highest))
+            ranges.append(_per_image_range(tensor))
         if not checks:
             return
         # One transfer: for CUDA inputs this is the only point where the host waits for the device.
         values = torch.cat(ranges).cpu().tolist()
         start = 0
-        for (name, what, ok), per_input in zip(checks, ranges):
+        for (name, what, lowest, highest), per_input in zip(checks, ranges):
             per_image = values[start : start + per_input.shape[0]]
             start += per_input.shape[0]
             for image, (low, high) in enumerate(per_image):
-                if not ok(low, high):
-                    found = low if (np.isnan(low) or not ok(low, low)) else high
+                if not (lowest <= low and high <= highest):
+                    found = high if lowest <= low <= highest else low
                     place = f"image {image}" + (f" of {where}" if where else "")
                     raise ValueError(f"{name}: expected {what}, found {_format_value(found)} at {place}")
+
+    def _class_indices(self, what: str, target: torch.Tensor, classes: int) -> Tuple[str, torch.Tensor]:
+        """What a class-index target must hold, with its ignore index, and the target to range."""
+        ignore = self.ignore_index
+        if ignore is None:
+            return f"{what} (the graph records no ignore index)", target
+        if not 0 <= ignore < classes:
+            # Ignored pixels become class 0, so that min and max see only class indices.
+            target = target.masked_fill(target == ignore, 0)
+        return f"{what} or the ignore index {ignore}", target
 
     def run(self, *inputs: Any, **named_inputs: Any) -> Dict[str, Any]:
         """Run the graph once; inputs by position (graph order) or by name.
