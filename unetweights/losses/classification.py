@@ -25,7 +25,6 @@ from ._reduce import (
     elementwise_weight,
     index_target,
     input_poison,
-    poison_rows,
     poison_unless_all,
     probability_target,
     reduce_loss,
@@ -319,25 +318,21 @@ def _binary_cross_entropy(
         if w is not None:
             loss = loss * w
         return reduce_loss(loss, w, reduction, poison)
+    # Each side is a mean under the shared rule, Σ w·t·ℓ⁺ / Σ w·t and Σ w·(1 - t)·ℓ⁻ / Σ w·(1 - t)
+    # (0 with zero gradient for a side with no weight), and the loss mixes the two.
     pos_share, neg_share = balance
     pos_mass = target if w is None else target * w
     neg_mass = 1.0 - target if w is None else (1.0 - target) * w
-    if reduction == "per_image":
-        # Each image's own positive and negative means, broadcast back over its elements.
-        image_view = [shape[0]] + [1] * (len(shape) - 1)
-        pos_total = pos_mass.reshape(shape[0], -1).sum(1).view(image_view)
-        neg_total = neg_mass.reshape(shape[0], -1).sum(1).view(image_view)
-    else:
-        pos_total = pos_mass.sum()
-        neg_total = neg_mass.sum()
-    pos_scale = pos_share * safe_divide(torch.ones_like(pos_total), pos_total)
-    neg_scale = neg_share * safe_divide(torch.ones_like(neg_total), neg_total)
-    loss = pos_scale * pos_mass * pos_loss + neg_scale * neg_mass * neg_loss
+    pos_part, neg_part = pos_mass * pos_loss, neg_mass * neg_loss
     if reduction == "none":
-        return poison_rows(loss, poison)
-    if reduction == "per_image":
-        return loss.reshape(shape[0], -1).sum(1) + poison
-    return loss.sum() + poison.sum()
+        # Each element's share of the batch's value: its side's share, over that side's weight mass.
+        loss = pos_share * safe_divide(pos_part, pos_mass.sum()) + neg_share * safe_divide(neg_part, neg_mass.sum())
+        return reduce_loss(loss, None, "none", poison)
+    # "mean" and "sum" both give the mix of the batch's two means; "per_image" mixes each image's own.
+    side = "per_image" if reduction == "per_image" else "mean"
+    # Both sides carry the poison, so that a side with a share of 0 cannot hide it.
+    pos_mean = reduce_loss(pos_part, pos_mass, side, poison)
+    return pos_share * pos_mean + neg_share * reduce_loss(neg_part, neg_mass, side, poison)
 
 
 def weighted_bce_with_logits(
