@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ._files import same_file, written_in_place
+from ._files import check_output_file, check_writable_folder, same_file, write_text_in_place
 
 
 class UsageError(Exception):
@@ -84,33 +84,6 @@ def _check_counts(args: argparse.Namespace) -> None:
         value = getattr(args, option.lstrip("-").replace("-", "_"))
         if value is not None and value < minimum:
             raise UsageError(f"{option}: expected at least {minimum}, got {value}")
-
-
-def _check_output_file(path: str, option: str, inputs: Dict[str, Optional[str]], create_folder: bool = False) -> None:
-    """Refuse, before any work, an output file that is an input, a folder, or in a folder that cannot be written.
-
-    ``inputs`` maps each input's option name to its path (None when not given). Without
-    ``create_folder`` the output's folder must exist; with it, it is created here.
-    """
-    from .data._storage import _writable_folder
-
-    target = Path(path)
-    for name, given in inputs.items():
-        if given is not None and same_file(target, Path(given)):
-            raise UsageError(f"{option}: {path} is the {name} input {given}; it would be overwritten, choose another file")
-    if target.is_dir():
-        raise UsageError(f"{option}: {path} is a folder; expected a file name")
-    folder = target.parent
-    if not create_folder and not folder.is_dir():
-        raise UsageError(f"{option}: cannot write {path}: the folder {folder} does not exist")
-    _writable_folder(folder, f"{option}: cannot write {path}: folder")
-
-
-def _write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file beside it: never a half-written file."""
-    with written_in_place(path) as tmp:
-        with open(tmp, "w", newline="") as handle:
-            handle.write(text)
 
 
 def _load_array(path: str, what: str, integers: bool = False) -> np.ndarray:
@@ -247,7 +220,6 @@ def _precompute_zarr(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import torch
 
-    from .data._storage import _writable_folder
     from .evaluation import EvaluationGraph
     from .export import to_onnx, to_torchscript
 
@@ -262,7 +234,7 @@ def _export(args: argparse.Namespace) -> int:
         target = (torch.rand(2, args.classes, *spatial) > 0.5).float()
     example = (logits, target) if args.no_weight else (logits, target, torch.rand(2, *spatial))
     out = Path(args.out)
-    _writable_folder(out, "--out")
+    check_writable_folder(out, "--out")
     report = to_onnx(graph, out / "eval.onnx", example, opset=args.opset)
     to_torchscript(graph, out / "eval.pt", example)
     print(report)
@@ -295,7 +267,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"--json: {args.json} is also the --csv file; give two different files")
     for option, path in (("--csv", args.csv), ("--json", args.json)):
         if path is not None:
-            _check_output_file(path, option, inputs)
+            check_output_file(path, option, "evaluate", inputs.items())
     evaluator = OnnxEvaluator(args.graph, providers=args.providers)
     arrays = {"logits": _load_array(args.logits, "--logits"), "target": _load_array(args.target, "--target")}
     if args.weight:
@@ -335,7 +307,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         writer = csv.DictWriter(text, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-        _write_text_atomic(args.csv, text.getvalue())
+        write_text_in_place(args.csv, text.getvalue())
         print(f"wrote      {args.csv} ({len(rows)} images)")
     if args.json:
         summary = {
@@ -344,7 +316,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         }
         per_image = [{key: _null_for_nan(value) for key, value in row.items()} for row in rows]
         document = {"graph": args.graph, "provider": evaluator.provider, "summary": summary, "per_image": per_image}
-        _write_text_atomic(args.json, json.dumps(document, indent=1))
+        write_text_in_place(args.json, json.dumps(document, indent=1))
         print(f"wrote      {args.json}")
     return 0
 
@@ -381,7 +353,7 @@ def _show(args: argparse.Namespace) -> int:
     from .data._options import _make_weight, _weight_map_options
 
     inputs = {"labels": args.labels, "--image": args.image, "--weight": args.weight}
-    _check_output_file(args.out, "--out", inputs, create_folder=True)
+    check_output_file(args.out, "--out", "show", inputs.items(), create_folder=True)
     # An ignore label is a value of the labels as the file holds them, as precompute reads them.
     labels = _load_array(args.labels, "labels", integers=args.ignore_label is not None)
     if labels.ndim != 2:

@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import math
 import os
-import posixpath
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import PurePath, PurePosixPath
+from pathlib import PurePath
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
-from urllib.parse import urlsplit
 
 import numpy as np
 
+from ._files import location, refuse_overlap
 from .weightmaps import border_cutoff, separate_touching
 from .weightmaps import unet_weight_map as _unet_weight_map
 from .weightmaps._validation import as_spacing
@@ -224,40 +223,6 @@ class ZarrReport:
         )
 
 
-def _location(address) -> Tuple[str, PurePath]:
-    """(where, path) of a store address, for comparing two of them: a local path resolved (symlinks
-    followed), a ``file://`` URL as that path, any other URL as its scheme and host with its path."""
-    text = os.fspath(address)
-    parts = urlsplit(text)
-    if "://" not in text or parts.scheme == "file":
-        local = parts.path if parts.scheme == "file" else text
-        return "", PurePath(os.path.realpath(local))
-    return f"{parts.scheme}://{parts.netloc}", PurePosixPath(posixpath.normpath("/" + parts.path))
-
-
-def _refuse_overlap(source, destination) -> None:
-    """ValueError when the destination is the source, lies inside it or contains it.
-
-    Writing with ``mode="w"`` first clears the destination: any of the three would delete the
-    labels before they are read.
-    """
-    (src_where, src), (dst_where, dst) = _location(source), _location(destination)
-    if src_where != dst_where:
-        return
-    if dst == src:
-        relation = "is"
-    elif src in dst.parents:
-        relation = "lies inside"
-    elif dst in src.parents:
-        relation = "contains"
-    else:
-        return
-    raise ValueError(
-        f"destination: {destination} {relation} the source {source}; writing it would destroy the labels, "
-        "so choose a destination outside the source"
-    )
-
-
 def _check_local_destination(destination: str, path: PurePath, overwrite: bool) -> None:
     """Refuse a local destination that exists (without ``overwrite``) or is not a zarr array.
 
@@ -310,12 +275,14 @@ def precompute_zarr(
     import zarr
 
     source, destination = os.fspath(source), os.fspath(destination)
-    _refuse_overlap(source, destination)
+    # Writing with mode="w" first clears the destination: one that is the source, lies inside it
+    # or contains it would delete the labels before they are read.
+    refuse_overlap([("source", source)], [destination], "destination", "precompute_zarr", "destroy")
     try:
         labels = da.from_zarr(source)
     except Exception as error:  # zarr raises several types for a missing or malformed store
         raise ValueError(f"source: cannot open {source} as a zarr array: {error}") from error
-    where, path = _location(destination)
+    where, path = location(destination)
     if where == "":
         _check_local_destination(destination, path, overwrite)
     elif not overwrite:

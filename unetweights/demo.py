@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ._files import check_writable_folder
+
 TORCHSCRIPT_DEPRECATION = r"`torch\.jit\.\w+` is deprecated"
 
 
@@ -200,7 +202,6 @@ def run_demo(
     from torch.utils.data import DataLoader
 
     from .data import WeightMapDataset
-    from .data._storage import _writable_folder
     from .evaluation import EvaluationGraph
     from .export import to_onnx
     from .losses import WeightedCrossEntropyLoss
@@ -216,7 +217,7 @@ def run_demo(
     if size % 4:
         raise ValueError(f"size: expected a multiple of 4 (the U-Net pools twice), got {size}")
     out = Path(out)
-    _writable_folder(out, "out")
+    check_writable_folder(out, "out")
     result = DemoResult()
     try:  # known before the training: the figures are drawn only at the end
         _pyplot()

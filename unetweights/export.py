@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from ._files import same_file, written_in_place
+from ._files import check_output_file, written_in_place
 from ._graph import IGNORE_INDEX_METADATA, INPUT_NAMES, LOGITS
 from .evaluation import EvaluationGraph
 
@@ -138,23 +138,6 @@ def _graph_ignore_index(graph: EvaluationGraph) -> Optional[int]:
     if not values or any(value is None for value in values) or len(set(values)) != 1:
         return None
     return values[0]
-
-
-def _output_file(path: Any, argument: str = "path") -> str:
-    """Check that ``path`` names a file that can be written, before any work; return it as a str."""
-    if isinstance(path, (bytes, bytearray)) or not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{argument}: expected a str or os.PathLike, got {type(path).__name__}")
-    path = os.fsdecode(os.fspath(path))
-    if not path:
-        raise ValueError(f"{argument}: expected a file path, got an empty string")
-    if os.path.isdir(path):
-        raise ValueError(f"{argument}: {path} is a folder; expected the path of the file to write")
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise ValueError(f"{argument}: the folder of {path} is a file ({folder})")
-    if not os.path.isdir(folder):
-        raise ValueError(f"{argument}: the folder of {path} does not exist ({folder})")
-    return path
 
 
 def _check_example_sizes(example_inputs: Sequence[Tensor], dims: Sequence[Dict[int, str]]) -> None:
@@ -315,7 +298,7 @@ def to_onnx(
             output_names = module.output_names
     dims = dynamic_dims(inputs) if dynamic else [{} for _ in inputs]
     _check_example_sizes(inputs, dims)
-    path = _output_file(path)
+    path = check_output_file(path, "path", "to_onnx")
     metadata: Dict[str, str] = {}
     if isinstance(module, EvaluationGraph) and len(inputs) >= 2:
         logits, target = inputs[0], inputs[1]
@@ -423,7 +406,7 @@ def to_torchscript(
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module: expected an nn.Module, got {type(module).__name__}")
-    path = _output_file(path)
+    path = check_output_file(path, "path", "to_torchscript")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
         scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
@@ -507,13 +490,9 @@ def append_to_model(
     from onnx import compose
 
     if path is not None:
-        path = _output_file(path)
-        for argument, value in (("model", model), ("evaluation", evaluation)):
-            if isinstance(value, (str, os.PathLike)) and same_file(path, value):
-                raise ValueError(
-                    f"path: {path} is the {argument} input {os.fspath(value)}; writing the joined graph there "
-                    "would replace it, so choose another path"
-                )
+        given = (("model", model), ("evaluation", evaluation))
+        inputs = [(argument, value) for argument, value in given if isinstance(value, (str, os.PathLike))]
+        path = check_output_file(path, "path", "append_to_model", inputs)
     first = _load_model(onnx, model, "model")
     second = _load_model(onnx, evaluation, "evaluation")
     outputs = [o.name for o in first.graph.output]

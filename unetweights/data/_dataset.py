@@ -11,6 +11,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from .._files import check_writable_folder
 from ..weightmaps._validation import as_label_array
 from ..weightmaps.unet import _check_ignore_label, _prepared
 from ._masks import _as_label_input
@@ -21,7 +22,6 @@ from ._storage import (
     PathLike,
     _remove_temp_files,
     _STALE_TMP_SECONDS,
-    _writable_folder,
     _write_npy_atomic,
 )
 
@@ -160,7 +160,7 @@ class WeightMapDataset:
         self.cache_dir: Optional[Path] = None
         if cache_dir is not None:
             self.cache_dir = _as_path(cache_dir, "cache_dir")
-            _writable_folder(self.cache_dir, "cache_dir")
+            check_writable_folder(self.cache_dir, "cache_dir")
             _remove_temp_files(self.cache_dir, older_than=_STALE_TMP_SECONDS)
         key_header = {
             "cache_version": _CACHE_VERSION,

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from .._files import written_in_place
+from .._files import check_writable_folder, refuse_file_as_folder, refuse_overlap, write_text_in_place
 from ._masks import _read_mask, _UnreadableMask
 from ._options import (
     _canonical_options,
@@ -31,7 +31,6 @@ from ._storage import (
     PathLike,
     _remove_temp_files,
     _TMP_PREFIX,
-    _writable_folder,
     _write_npy_atomic,
 )
 from ._targets import _foreground_maps, _TARGET_DEFAULTS, _target_options
@@ -196,38 +195,6 @@ def _check_workers(workers) -> int:
     return int(workers)
 
 
-def _refuse_inputs(paths: list[Path], targets: Iterable[tuple[Path, str]], out_dir: Path) -> None:
-    """ValueError when a file this call would write or delete is one of its inputs.
-
-    ``targets`` are (path, "write" or "delete"). Paths are compared resolved (symlinks followed)
-    and, for files that exist, by device and inode (hard links). Called before any work: a mask
-    written over by its own map, or deleted by ``overwrite``, is lost, and the run would only then
-    report it unreadable.
-    """
-    by_path: dict[str, int] = {}
-    by_inode: dict[tuple[int, int], int] = {}
-    for i, path in enumerate(paths):
-        by_path.setdefault(os.path.realpath(path), i)
-        try:
-            stat = os.stat(path)
-        except OSError:
-            continue
-        by_inode.setdefault((stat.st_dev, stat.st_ino), i)
-    for target, verb in targets:
-        i = by_path.get(os.path.realpath(target))
-        if i is None and by_inode:
-            try:
-                stat = os.stat(target)
-            except OSError:
-                continue
-            i = by_inode.get((stat.st_dev, stat.st_ino))
-        if i is not None:
-            raise ValueError(
-                f"out_dir {str(out_dir)!r}: precompute would {verb} {str(target)!r}, which is the input "
-                f"mask_paths[{i}] {str(paths[i])!r}; it never writes over or deletes an input, so choose another out_dir"
-            )
-
-
 def _is_output_name(name) -> bool:
     """Whether a manifest entry can name an output: a visible ``.npy`` file directly in ``out_dir``."""
     return (
@@ -355,8 +322,7 @@ def _apply_out_dir_plan(out_dir: Path, plan: _OutDirPlan, wanted: dict) -> None:
         return
     payload = dict(wanted, library=_library_version(), outputs=plan.owned)
     text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
-    with written_in_place(out_dir / _MANIFEST_NAME, f"{_TMP_PREFIX}{secrets.token_hex(8)}.json") as tmp:
-        Path(tmp).write_text(text)
+    write_text_in_place(out_dir / _MANIFEST_NAME, text, f"{_TMP_PREFIX}{secrets.token_hex(8)}.json")
 
 
 def precompute(
@@ -490,20 +456,21 @@ def precompute(
         kinds.append("skeleton")
     outputs = _output_paths(paths, out_dir, kinds)
     every_output = [path for mask_outputs in outputs for path in mask_outputs.values()]
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"out_dir {str(out_dir)!r} is a file, not a folder")
+    refuse_file_as_folder(out_dir, "out_dir")
     # Every file this call can write or delete, checked against the inputs before any of them is
     # looked at further: the manifest check below would otherwise suggest overwrite=True to a user
-    # whose masks are the outputs.
+    # whose masks are the outputs. A mask written over by its own map, or deleted by ``overwrite``,
+    # is lost, and the run would only then report it unreadable.
+    inputs = [(f"mask_paths[{i}]", path) for i, path in enumerate(paths)]
     leftovers = list(out_dir.glob(f"{_TMP_PREFIX}*")) if out_dir.is_dir() else []
-    writes = [*every_output, out_dir / _MANIFEST_NAME]
-    _refuse_inputs(paths, [(o, "write") for o in writes] + [(t, "delete") for t in leftovers], out_dir)
+    refuse_overlap(inputs, [*every_output, out_dir / _MANIFEST_NAME], "out_dir", "precompute")
+    refuse_overlap(inputs, leftovers, "out_dir", "precompute", "delete")
     recorded = {**_canonical_options(options), **targets}
     wanted = {"format": "unetweights.precompute", "version": _MANIFEST_VERSION, "options": recorded}
     wanted = json.loads(json.dumps(wanted))
     plan = _plan_out_dir(out_dir, every_output, _given_names(paths), wanted, bool(overwrite))
-    _refuse_inputs(paths, [(o, "delete") for o in plan.remove], out_dir)
-    _writable_folder(out_dir, "out_dir")
+    refuse_overlap(inputs, plan.remove, "out_dir", "precompute", "delete")
+    check_writable_folder(out_dir, "out_dir")
     _remove_temp_files(out_dir)
     _apply_out_dir_plan(out_dir, plan, wanted)
 

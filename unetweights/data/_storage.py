@@ -1,5 +1,6 @@
-"""Files of the data pipeline: atomic .npy writes, complete-file checks, writable folders, leftovers
-of killed runs.
+"""Files of the data pipeline: atomic .npy writes, complete-file checks, leftovers of killed runs.
+
+Folder checks and atomic writes themselves live in :mod:`unetweights._files`.
 """
 
 from __future__ import annotations
@@ -12,14 +13,10 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .._files import written_in_place
+from .._files import TMP_PREFIX as _TMP_PREFIX, written_in_place
 
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-# Temporary files start with a dot and this prefix, so they never look like an entry or an output,
-# and a later run can recognise the leftovers of a killed one.
-_TMP_PREFIX = ".unetweights-tmp-"
 
 # A cache temp file this old cannot belong to a live writer (a write takes milliseconds).
 _STALE_TMP_SECONDS = 3600.0
@@ -60,27 +57,6 @@ def _is_complete_npy(path: Path, dtype, ranks: tuple) -> bool:
             return found == dtype and len(shape) in ranks and os.fstat(f.fileno()).st_size == expected
     except (OSError, ValueError, EOFError):
         return False
-
-
-def _writable_folder(folder: Path, name: str) -> None:
-    """Create ``folder`` if it is missing, and make sure files can be created in it.
-
-    Raises ValueError naming the argument ``name`` and the path, instead of the FileExistsError or
-    PermissionError that the first write deep inside would give. Writability is tried, not asked:
-    ``os.access`` says yes to root whatever the mode bits, and knows nothing of some read-only mounts.
-    """
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{name} {str(folder)!r} is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"{name} {str(folder)!r} cannot be created: {exc.strerror or exc}") from None
-    probe = folder / f"{_TMP_PREFIX}probe-{secrets.token_hex(8)}"
-    try:
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except OSError as exc:
-        raise ValueError(f"{name} {str(folder)!r} is not writable: {exc.strerror or exc}") from None
-    os.unlink(probe)
 
 
 def _remove_temp_files(folder: Path, older_than: Optional[float] = None) -> None:
