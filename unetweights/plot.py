@@ -11,6 +11,8 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from ._files import written_in_place
+
 PathLike = Union[str, Path]
 
 
@@ -42,10 +44,17 @@ def _as_2d(array: np.ndarray, name: str) -> np.ndarray:
 
 
 def _save(fig, path: PathLike) -> Path:
+    """Save ``fig`` to ``path`` through a temporary file beside it (never half a figure), and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
+    plt = _pyplot()
+    try:
+        # The format is the one ``path`` names (the default one without a suffix), not the
+        # temporary file's.
+        with written_in_place(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix[1:] or plt.rcParams["savefig.format"])
+    finally:
+        plt.close(fig)
     return path
 
 
