@@ -330,9 +330,9 @@ def _binary_cross_entropy(
         return reduce_loss(loss, None, "none", poison)
     # "mean" and "sum" both give the mix of the batch's two means; "per_image" mixes each image's own.
     side = "per_image" if reduction == "per_image" else "mean"
-    # Both sides carry the poison, so that a side with a share of 0 cannot hide it.
+    # The poison rides on one side: NaN times a share of 0 is still NaN.
     pos_mean = reduce_loss(pos_part, pos_mass, side, poison)
-    return pos_share * pos_mean + neg_share * reduce_loss(neg_part, neg_mass, side, poison)
+    return pos_share * pos_mean + neg_share * reduce_loss(neg_part, neg_mass, side)
 
 
 def weighted_bce_with_logits(
