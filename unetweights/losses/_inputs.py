@@ -12,6 +12,15 @@ from the elementary checks of :mod:`._reduce`:
   weight mass and smoothing unit;
 - :func:`check_set_options`, :func:`reduce_sets` and :class:`SetOptions`: the options every set
   loss shares, checked in the functional form and at construction, and their reduction.
+
+One name for the per-pixel weight, in every loss: ``weight`` is the map as the caller passes it;
+``pixel_weight`` is what multiplies each pixel's term, that map checked and made broadcastable
+(:func:`._reduce.elementwise_weight`: finite, non-negative, float32 for half types), or None
+without one. From :func:`weighted_parts` on it is also 0 where the target is ``ignore_index``,
+and None only when every pixel weighs 1 (no map, nothing ignored). ``norm`` is kept for the
+argument of :func:`._reduce.reduce_loss`: the weight of each element of a loss in its mean, the
+pixel weight times the class weight and the ignore mask where a loss has them, or one per set in
+the set losses (:func:`reduce_sets`).
 """
 
 import math
@@ -105,7 +114,7 @@ def weighted_parts(
 ) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
     """The checked pieces every loss on (N, C, *) probabilities starts from.
 
-    Returns ``(prob, truth, mask, poison)``: the activated input (float32 for half inputs), the
+    Returns ``(prob, truth, pixel_weight, poison)``: the activated input (float32 for half inputs), the
     target as (N, C, *) truth (:func:`target_classes`), the weight of each pixel, (N, 1, *) or
     broadcastable to it, with ignored pixels at 0 (None when every pixel weighs 1), and the (N,)
     poison of the input (``poison`` when given: the logits' poison for a thresholded input) plus
@@ -120,13 +129,13 @@ def weighted_parts(
         poison = input_poison(input)
     if not include_background and input.shape[1] < 2:
         raise ValueError(f"include_background: False leaves no class for an input with C = {input.shape[1]} channel")
-    mask = elementwise_weight(weight, [input.shape[0], 1] + list(input.shape[2:]), True)
+    pixel_weight = elementwise_weight(weight, [input.shape[0], 1] + list(input.shape[2:]), True)
     truth, valid, target_poison = target_classes(input, target, activation, ignore_index, name)
     if target_poison is not None:
         poison = poison + target_poison
     if valid is not None:
-        mask = valid if mask is None else mask * valid
-    return _activate(input, activation), truth, mask, poison
+        pixel_weight = valid if pixel_weight is None else pixel_weight * valid
+    return _activate(input, activation), truth, pixel_weight, poison
 
 
 def overlap_counts(
@@ -155,19 +164,21 @@ def overlap_counts(
     TorchScript raise for those). float16 and bfloat16 inputs are
     counted in float32.
     """
-    prob, truth, mask, poison = weighted_parts(input, target, weight, activation, ignore_index, include_background, poison)
+    prob, truth, pixel_weight, poison = weighted_parts(
+        input, target, weight, activation, ignore_index, include_background, poison
+    )
     num_images, num_classes = prob.shape[0], prob.shape[1]
-    mass, unit = set_mass(mask, weight is not None, list(prob.shape), poison, per_image)
-    # mask: the weight of each pixel, (N, 1, P), or None when every pixel weighs 1.
-    if mask is not None:
-        mask = mask.expand([num_images, 1] + list(prob.shape[2:])).reshape(num_images, 1, -1)
+    mass, unit = set_mass(pixel_weight, weight is not None, list(prob.shape), poison, per_image)
+    # From here on each pixel's weight lies on one flat spatial axis, (N, 1, P).
+    if pixel_weight is not None:
+        pixel_weight = pixel_weight.expand([num_images, 1] + list(prob.shape[2:])).reshape(num_images, 1, -1)
     prob = prob.reshape(num_images, num_classes, -1)
     truth = truth.reshape(prob.shape)
     one_hot = target.dim() != input.dim()
-    weighted_truth = truth if mask is None else truth * mask
+    weighted_truth = truth if pixel_weight is None else truth * pixel_weight
     tp = (weighted_truth * prob).sum(-1)
     sum_t = (weighted_truth * truth).sum(-1) if squared and not one_hot else weighted_truth.sum(-1)
-    weighted_prob = prob if mask is None else prob * mask
+    weighted_prob = prob if pixel_weight is None else prob * pixel_weight
     sum_p = (weighted_prob * prob).sum(-1) if squared else weighted_prob.sum(-1)
     if not include_background:
         tp, sum_p, sum_t = tp[:, 1:], sum_p[:, 1:], sum_t[:, 1:]
@@ -181,13 +192,13 @@ def overlap_counts(
 
 
 def set_mass(
-    mask: Optional[Tensor], weighted: bool, shape: List[int], poison: Tensor, per_image: bool
+    pixel_weight: Optional[Tensor], weighted: bool, shape: List[int], poison: Tensor, per_image: bool
 ) -> Tuple[Tensor, Tensor]:
     """Each set's weight mass and smoothing unit, both (N, 1) with ``per_image`` and (1, 1) otherwise.
 
-    ``mask`` is the weight of each pixel, (N, 1, *) or broadcastable to it, 0 where ignored (None
+    ``pixel_weight`` is the weight of each pixel, (N, 1, *) or broadcastable to it, 0 where ignored (None
     when every pixel weighs 1); ``shape`` is the (N, C, *) shape of the prediction; ``weighted``
-    says whether a weight map came in (a mask of the ignored pixels alone is not one). The mass
+    says whether a weight map came in (zeros at the ignored pixels alone are not one). The mass
     is Σ w over the set. The unit is the mean weight of the pixels that count,
     w̄ = Σ w / #{w > 0}, or exactly 1 without a weight map: a set loss adds its ``smooth`` in
     units of w̄, so that with a weight map s pixels are worth s pixels of mean weight, multiplying
@@ -197,7 +208,7 @@ def set_mass(
     """
     num_images = shape[0]
     image_poison = poison.unsqueeze(1)
-    if mask is None:
+    if pixel_weight is None:
         pixels = 1
         for size in shape[2:]:
             pixels *= size
@@ -205,7 +216,7 @@ def set_mass(
         mass = torch.full([num_images, 1], pixels, dtype=poison.dtype, device=poison.device)
         counted = mass
     else:
-        flat = mask.expand([num_images, 1] + shape[2:]).reshape(num_images, -1)
+        flat = pixel_weight.expand([num_images, 1] + shape[2:]).reshape(num_images, -1)
         mass = flat.sum(-1, keepdim=True)
         counted = (flat != 0).sum(-1, keepdim=True).to(mass.dtype)
     mass = mass + image_poison

@@ -294,13 +294,13 @@ def elementwise_weight(weight: Optional[Tensor], shape: List[int], channel_dim: 
     if weight is None:
         return None
     check_floating(weight, "weight")
-    w = as_float32(weight)
-    if channel_dim and w.dim() == len(shape) - 1:
-        w = w.unsqueeze(1)
-    matches = w.dim() == len(shape)
+    pixel_weight = as_float32(weight)
+    if channel_dim and pixel_weight.dim() == len(shape) - 1:
+        pixel_weight = pixel_weight.unsqueeze(1)
+    matches = pixel_weight.dim() == len(shape)
     if matches:
         for d in range(len(shape)):
-            if w.shape[d] != 1 and w.shape[d] != shape[d]:
+            if pixel_weight.shape[d] != 1 and pixel_weight.shape[d] != shape[d]:
                 matches = False
     if not matches:
         # Built only here: torch.compile cannot trace string concatenation.
@@ -308,7 +308,7 @@ def elementwise_weight(weight: Optional[Tensor], shape: List[int], channel_dim: 
         raise ValueError(
             f"weight: expected shape {shape} (size-1 dims broadcast){per_pixel}, got {list(weight.shape)}"
         )
-    return check_finite_non_negative(w, "weight")
+    return check_finite_non_negative(pixel_weight, "weight")
 
 
 def as_option_tensor(value: object, name: str) -> Optional[Tensor]:

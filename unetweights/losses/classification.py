@@ -89,10 +89,10 @@ def _log_prob_loss(
             # normalised by the target classes' weights in the mean.
             loss = (1.0 - label_smoothing) * loss + (label_smoothing / num_classes) * terms.sum(1)
         loss = torch.where(valid, loss, torch.zeros_like(loss))
-    w = elementwise_weight(weight, list(loss.shape), False)
-    if w is not None:
-        loss = loss * w
-        norm = w if norm is None else norm * w
+    pixel_weight = elementwise_weight(weight, list(loss.shape), False)
+    if pixel_weight is not None:
+        loss = loss * pixel_weight
+        norm = pixel_weight if norm is None else norm * pixel_weight
     return reduce_loss(loss, norm, reduction, poison)
 
 
@@ -304,7 +304,7 @@ def _binary_cross_entropy(
                     f"pos_weight: shape {list(pos_weight.shape)} does not broadcast against input {shape}"
                 )
         pos_weight = check_finite_non_negative(pos_weight, "pos_weight")
-    w = elementwise_weight(weight, shape, input.dim() >= 4)
+    pixel_weight = elementwise_weight(weight, shape, input.dim() >= 4)
     # ℓ⁺ = -pw·log p and ℓ⁻ = -log(1 - p).
     if probabilities:
         pos_loss, neg_loss = _clamped_neg_logs(input)
@@ -315,14 +315,14 @@ def _binary_cross_entropy(
         pos_loss = pos_weight * pos_loss
     if balance is None:
         loss = target * pos_loss + (1.0 - target) * neg_loss
-        if w is not None:
-            loss = loss * w
-        return reduce_loss(loss, w, reduction, poison)
+        if pixel_weight is not None:
+            loss = loss * pixel_weight
+        return reduce_loss(loss, pixel_weight, reduction, poison)
     # Each side is a mean under the shared rule, Σ w·t·ℓ⁺ / Σ w·t and Σ w·(1 - t)·ℓ⁻ / Σ w·(1 - t)
     # (0 with zero gradient for a side with no weight), and the loss mixes the two.
     pos_share, neg_share = balance
-    pos_mass = target if w is None else target * w
-    neg_mass = 1.0 - target if w is None else (1.0 - target) * w
+    pos_mass = target if pixel_weight is None else target * pixel_weight
+    neg_mass = 1.0 - target if pixel_weight is None else (1.0 - target) * pixel_weight
     pos_part, neg_part = pos_mass * pos_loss, neg_mass * neg_loss
     if reduction == "none":
         # Each element's share of the batch's value: its side's share, over that side's weight mass.
@@ -521,16 +521,16 @@ def focal_loss(
     if class_weight is not None:
         raise ValueError("class_weight: only the softmax focal loss takes class weights; use alpha for sigmoid")
     input, target, poison = _binary_check(input, target)
-    w = elementwise_weight(weight, list(input.shape), input.dim() >= 4)
+    pixel_weight = elementwise_weight(weight, list(input.shape), input.dim() >= 4)
     loss = (1.0 - target) * input + _softplus_neg(input)
     if gamma > 0.0:
         p = torch.sigmoid(input)
         loss = loss * _focal_factor(p + target * (1.0 - 2.0 * p), gamma)
     if alpha is not None:
         loss = loss * (alpha * target + (1.0 - alpha) * (1.0 - target))
-    if w is not None:
-        loss = loss * w
-    return reduce_loss(loss, w, reduction, poison)
+    if pixel_weight is not None:
+        loss = loss * pixel_weight
+    return reduce_loss(loss, pixel_weight, reduction, poison)
 
 
 def check_focal_options(activation: str, alpha: Optional[float], gamma: float) -> None:

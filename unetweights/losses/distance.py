@@ -47,17 +47,17 @@ def _distance_inputs(
 ) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
     """The checked pieces of an element-wise loss on (N, C', *) probabilities.
 
-    Returns ``(prob, truth, norm, poison)``: the activated input and the target's (N, C, *)
-    truth (class 0 dropped without the background), the weight of each element in the mean
-    ((N, 1, *) or None when every element weighs 1; 0 where ignored), and the (N,) poison of
-    invalid logits, weights and targets. Errors about the target name it ``name``.
+    Returns ``(prob, truth, pixel_weight, poison)``: the activated input and the target's (N, C, *)
+    truth (class 0 dropped without the background), the weight of each pixel ((N, 1, *) or None
+    when every pixel weighs 1; 0 where ignored), and the (N,) poison of invalid logits, weights
+    and targets. Errors about the target name it ``name``.
     """
-    prob, truth, norm, poison = weighted_parts(
+    prob, truth, pixel_weight, poison = weighted_parts(
         input, target, weight, activation, ignore_index, include_background, None, name
     )
     if not include_background:
         prob, truth = prob[:, 1:], truth[:, 1:]
-    return prob, truth, norm, poison
+    return prob, truth, pixel_weight, poison
 
 
 def _checked_distance(
@@ -73,12 +73,12 @@ def _checked_distance(
     return poison_rows(distance.to(truth.dtype), input_poison(distance))
 
 
-def _element_reduce(loss: Tensor, norm: Optional[Tensor], reduction: str, poison: Tensor) -> Tensor:
-    """The reduction rule for (N, C', *) element losses weighted by an (N, 1, *) ``norm``."""
-    if norm is not None:
-        loss = loss * norm
-        norm = norm.expand(loss.shape)
-    return reduce_loss(loss, norm, reduction, poison)
+def _element_reduce(loss: Tensor, pixel_weight: Optional[Tensor], reduction: str, poison: Tensor) -> Tensor:
+    """The reduction rule for (N, C', *) element losses weighted by an (N, 1, *) ``pixel_weight``."""
+    if pixel_weight is not None:
+        loss = loss * pixel_weight
+        pixel_weight = pixel_weight.expand(loss.shape)
+    return reduce_loss(loss, pixel_weight, reduction, poison)
 
 
 def boundary_loss(
@@ -139,9 +139,11 @@ def boundary_loss(
     compiled or exported, an invalid weight or class index) makes its image's values NaN.
     """
     check_reduction(reduction)
-    prob, truth, norm, poison = _distance_inputs(input, target, weight, activation, include_background, ignore_index)
+    prob, truth, pixel_weight, poison = _distance_inputs(
+        input, target, weight, activation, include_background, ignore_index
+    )
     phi = _checked_distance(distance, truth, spacing)
-    return _element_reduce(phi * prob, norm, reduction, poison)
+    return _element_reduce(phi * prob, pixel_weight, reduction, poison)
 
 
 def hausdorff_dt_loss(
@@ -198,7 +200,9 @@ def hausdorff_dt_loss(
     """
     check_reduction(reduction)
     check_option_range(alpha, "alpha", 0.0, math.inf, True, True)
-    prob, truth, norm, poison = _distance_inputs(input, target, weight, activation, include_background, ignore_index)
+    prob, truth, pixel_weight, poison = _distance_inputs(
+        input, target, weight, activation, include_background, ignore_index
+    )
     predicted = prob.detach() > 0.5
     target_field = _checked_distance(distance, truth, spacing).abs()
     if prediction_distance is None:
@@ -220,7 +224,7 @@ def hausdorff_dt_loss(
             f"alpha: d^alpha overflows the input's floating type here (alpha={alpha}, distances up to "
             f"{largest}); use a smaller alpha, or float64 input"
         )
-    return _element_reduce((prob - truth) ** 2 * scale, norm, reduction, poison)
+    return _element_reduce((prob - truth) ** 2 * scale, pixel_weight, reduction, poison)
 
 
 def _all_and_none(full: Tensor, empty: Tensor) -> Tensor:
@@ -246,10 +250,10 @@ def _check_iterations(iterations: int) -> None:
         raise ValueError(f"iterations: expected an integer >= 0, got {iterations}")
 
 
-def _set_sums(x: Tensor, norm: Optional[Tensor], per_image: bool) -> Tensor:
-    """Σ over the spatial dims of x (N, C, *) weighted by ``norm``; pooled over the batch unless ``per_image``."""
-    if norm is not None:
-        x = x * norm
+def _set_sums(x: Tensor, pixel_weight: Optional[Tensor], per_image: bool) -> Tensor:
+    """Σ of x (N, C, *) over the spatial dims, weighted by ``pixel_weight``; over the batch too unless ``per_image``."""
+    if pixel_weight is not None:
+        x = x * pixel_weight
     sums = x.reshape(x.shape[0], x.shape[1], -1).sum(-1)
     return sums if per_image else sums.sum(0, keepdim=True)
 
@@ -306,13 +310,23 @@ def cldice_loss(
     """
     check_set_options(input, smooth, None, reduction, per_image)
     _check_iterations(iterations)
-    prob, truth, norm, poison = _distance_inputs(input, target, weight, activation, include_background, ignore_index)
-    mass, unit = set_mass(norm, weight is not None, list(prob.shape), poison, per_image)
+    prob, truth, pixel_weight, poison = _distance_inputs(
+        input, target, weight, activation, include_background, ignore_index
+    )
+    mass, unit = set_mass(pixel_weight, weight is not None, list(prob.shape), poison, per_image)
     s = smooth * unit
     skeleton_p = soft_skeleton(prob, iterations)
     skeleton_t = soft_skeleton(truth, iterations)
-    precision = ratio_or(_set_sums(skeleton_p * truth, norm, per_image) + s, _set_sums(skeleton_p, norm, per_image) + s, 1.0)
-    sensitivity = ratio_or(_set_sums(skeleton_t * prob, norm, per_image) + s, _set_sums(skeleton_t, norm, per_image) + s, 1.0)
+    precision = ratio_or(
+        _set_sums(skeleton_p * truth, pixel_weight, per_image) + s,
+        _set_sums(skeleton_p, pixel_weight, per_image) + s,
+        1.0,
+    )
+    sensitivity = ratio_or(
+        _set_sums(skeleton_t * prob, pixel_weight, per_image) + s,
+        _set_sums(skeleton_t, pixel_weight, per_image) + s,
+        1.0,
+    )
     score = ratio_or(2.0 * precision * sensitivity, precision + sensitivity, 1.0)
     return _reduce_set_scores(score, mass, poison, per_image, include_background, reduction)
 
@@ -354,12 +368,14 @@ def skeleton_recall_loss(
     """
     check_set_options(input, smooth, None, reduction, per_image)
     include_background = skeleton.dim() == input.dim()
-    prob, tube, norm, poison = _distance_inputs(
+    prob, tube, pixel_weight, poison = _distance_inputs(
         input, skeleton, weight, activation, include_background, ignore_index, "skeleton"
     )
-    mass, unit = set_mass(norm, weight is not None, list(prob.shape), poison, per_image)
+    mass, unit = set_mass(pixel_weight, weight is not None, list(prob.shape), poison, per_image)
     s = smooth * unit
-    recall = ratio_or(_set_sums(prob * tube, norm, per_image) + s, _set_sums(tube, norm, per_image) + s, 1.0)
+    recall = ratio_or(
+        _set_sums(prob * tube, pixel_weight, per_image) + s, _set_sums(tube, pixel_weight, per_image) + s, 1.0
+    )
     return _reduce_set_scores(recall, mass, poison, per_image, include_background, reduction)
 
 

@@ -141,12 +141,12 @@ def lovasz_hinge(
         poison = poison + poison_unless_all(binary, input.dtype)
     signs = 2.0 * truth - 1.0
     errors = 1.0 - input * signs
-    w = elementwise_weight(weight, list(input.shape), input.dim() >= 4 and input.shape[1] == 1)
-    if w is not None:
+    pixel_weight = elementwise_weight(weight, list(input.shape), input.dim() >= 4 and input.shape[1] == 1)
+    if pixel_weight is not None:
         if weight_mode == "jaccard":
-            count = count * w
+            count = count * pixel_weight
         else:
-            errors = errors + (w - 1.0)
+            errors = errors + (pixel_weight - 1.0)
     rows = input.shape[0] if per_image else 1
     count = count.expand(input.shape).reshape(rows, -1)
     # One gather carries both the weight and the label: w·(2t - 1) (a zero weight needs no label).
@@ -218,9 +218,9 @@ def lovasz_softmax(
         count = valid.to(input.dtype)
     if bad_target is not None:
         poison = poison + bad_target
-    w = elementwise_weight(weight, [num_images, 1] + list(input.shape[2:]), True)
-    if w is not None:
-        count = count * w.squeeze(1)
+    pixel_weight = elementwise_weight(weight, [num_images, 1] + list(input.shape[2:]), True)
+    if pixel_weight is not None:
+        count = count * pixel_weight.squeeze(1)
     prob = F.softmax(input, 1).reshape(num_images, num_classes, -1)
     classes_view = torch.arange(num_classes, device=input.device).view(1, -1, 1)
     is_class = safe.reshape(num_images, 1, -1) == classes_view

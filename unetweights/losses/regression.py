@@ -42,10 +42,10 @@ def _pair(
     return as_float32(input), as_float32(target), elementwise_weight(weight, list(input.shape), input.dim() >= 4)
 
 
-def _weighted(loss: Tensor, w: Optional[Tensor], reduction: str) -> Tensor:
-    if w is not None:
-        loss = loss * w
-    return reduce_loss(loss, w, reduction)
+def _weighted(loss: Tensor, pixel_weight: Optional[Tensor], reduction: str) -> Tensor:
+    if pixel_weight is not None:
+        loss = loss * pixel_weight
+    return reduce_loss(loss, pixel_weight, reduction)
 
 
 def _check_kl_reduction(reduction: str) -> None:
@@ -74,8 +74,8 @@ def weighted_mse_loss(
         invariant to multiplying ``weight`` by a positive constant; "none" and "sum" are
         proportional to it (here and in the other regression losses).
     """
-    input, target, w = _pair(input, target, weight, reduction)
-    return _weighted((input - target) ** 2, w, reduction)
+    input, target, pixel_weight = _pair(input, target, weight, reduction)
+    return _weighted((input - target) ** 2, pixel_weight, reduction)
 
 
 def weighted_l1_loss(
@@ -85,8 +85,8 @@ def weighted_l1_loss(
 
     Parameters are those of :func:`weighted_mse_loss`.
     """
-    input, target, w = _pair(input, target, weight, reduction)
-    return _weighted((input - target).abs(), w, reduction)
+    input, target, pixel_weight = _pair(input, target, weight, reduction)
+    return _weighted((input - target).abs(), pixel_weight, reduction)
 
 
 def weighted_huber_loss(
@@ -98,11 +98,11 @@ def weighted_huber_loss(
     other parameters are those of :func:`weighted_mse_loss`.
     """
     check_option_range(delta, "delta", 0.0, math.inf, True, True)
-    input, target, w = _pair(input, target, weight, reduction)
+    input, target, pixel_weight = _pair(input, target, weight, reduction)
     d = (input - target).abs()
     # c·(d - c/2) with c = min(d, δ) is both branches at once, and one op fewer for autograd.
     c = d.clamp_max(delta)
-    return _weighted(c * (d - 0.5 * c), w, reduction)
+    return _weighted(c * (d - 0.5 * c), pixel_weight, reduction)
 
 
 def weighted_smooth_l1_loss(
@@ -114,12 +114,12 @@ def weighted_smooth_l1_loss(
     be non-negative; the other parameters are those of :func:`weighted_mse_loss`.
     """
     check_option_range(beta, "beta", 0.0, math.inf, False, True)
-    input, target, w = _pair(input, target, weight, reduction)
+    input, target, pixel_weight = _pair(input, target, weight, reduction)
     d = (input - target).abs()
     if beta == 0.0:
-        return _weighted(d, w, reduction)
+        return _weighted(d, pixel_weight, reduction)
     c = d.clamp_max(beta)
-    return _weighted(c * (d - 0.5 * c) / beta, w, reduction)
+    return _weighted(c * (d - 0.5 * c) / beta, pixel_weight, reduction)
 
 
 def weighted_kl_div(
@@ -154,7 +154,7 @@ def weighted_kl_div(
     """
     batchmean = reduction == "batchmean"
     _check_kl_reduction(reduction)
-    input, target, w = _pair(input, target, weight, "sum" if batchmean else reduction)
+    input, target, pixel_weight = _pair(input, target, weight, "sum" if batchmean else reduction)
     if log_target:
         loss = target.exp() * (target - input)
     else:
@@ -162,8 +162,8 @@ def weighted_kl_div(
         log_t = torch.log(torch.where(target > 0, target, torch.ones_like(target)))
         loss = target * (log_t - input)
     if batchmean:
-        return _weighted(loss, w, "sum") / input.shape[0]
-    return _weighted(loss, w, reduction)
+        return _weighted(loss, pixel_weight, "sum") / input.shape[0]
+    return _weighted(loss, pixel_weight, reduction)
 
 
 class _Regression(nn.Module):
