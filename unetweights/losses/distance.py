@@ -263,8 +263,8 @@ def _reduce_set_scores(
 ) -> Tensor:
     """1 - ``score`` per set and class (N, C') or (1, C'), reduced like the set losses.
 
-    ``mass`` is each set's weight Σ w (:func:`._inputs.set_mass`); a poisoned image makes its set's loss
-    NaN.
+    ``mass`` is each set's weight Σ w (:func:`._inputs.set_mass`); a poisoned image makes its
+    set's loss NaN.
     """
     loss = 1.0 - score
     if per_image:
