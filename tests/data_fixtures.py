@@ -1,4 +1,4 @@
-"""Importable helpers for tests/test_data.py: what worker processes must be able to unpickle."""
+"""Importable helpers for the data tests (tests/data/): what worker processes must be able to unpickle."""
 
 from pathlib import Path
 

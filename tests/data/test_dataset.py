@@ -27,7 +27,7 @@ from unetweights.data import (
 )
 from unetweights.weightmaps import separate_touching, unet_weight_map
 
-from .data_fixtures import PairDataset, churn_cache, make_masks
+from ..data_fixtures import PairDataset, churn_cache, make_masks
 
 OPTIONS = dict(w0=8.0, sigma=3.0, class_weights={0: 1.0, 1: 2.5}, border="all")
 
