@@ -35,7 +35,7 @@ except ImportError as error:  # the optional extra
 
 from .data._options import _make_weight, _weight_map_options
 from .data._targets import _foreground_maps, _target_options
-from .weightmaps.unet import _check_ignore_label
+from .weightmaps import check_ignore_label
 
 __all__ = ["WeightMapd"]
 
@@ -153,7 +153,7 @@ class WeightMapd(MapTransform):
                 f"got shape {list(array.shape)}"
             )
         options = self.options
-        _check_ignore_label(array, options["ignore_label"], str(key))
+        check_ignore_label(array, options["ignore_label"], str(key))
         if self.spacing_from_meta:
             if not isinstance(label, MetaTensor):
                 raise TypeError(f"{key}: spacing_from_meta=True needs a MetaTensor, got {type(label).__name__}")

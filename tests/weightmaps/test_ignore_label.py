@@ -90,3 +90,32 @@ def test_a_bool_mask_refuses_an_ignore_label(weight_map, separate):
     assert np.all(weight_map(mask, separate=separate)[mask] > 0)
     as_uint8 = mask.astype(np.uint8) * IGNORE
     np.testing.assert_array_equal(weight_map(as_uint8, ignore_label=IGNORE, separate=separate)[mask], 0.0)
+
+
+def test_prepare_labels_is_the_maps_own_preparation():
+    """The public label preparation: ignored pixels cleared, then gaps carved; nothing written to
+    the input; a bool mask labelled; an ignore value refused for it; None where nothing is ignored."""
+    from scipy import ndimage
+
+    from unetweights.weightmaps import prepare_labels
+
+    labels = _labels()
+    before = labels.copy()
+    prepared, ignored = prepare_labels(labels, separate=True, ignore_label=IGNORE)
+    np.testing.assert_array_equal(labels, before)
+    np.testing.assert_array_equal(ignored, labels == IGNORE)
+    np.testing.assert_array_equal(prepared, separate_touching(np.where(labels == IGNORE, 0, labels)))
+    # The maps made from it equal the maps of the labels with the ignore value (weight 0 there).
+    cleared = unet_weight_map(prepared, class_weights=None)
+    with_ignore = unet_weight_map(labels, class_weights=None, ignore_label=IGNORE, separate=True)
+    np.testing.assert_allclose(with_ignore[~ignored], cleared[~ignored], rtol=1e-6)
+
+    mask = labels == 1
+    mask[30:35, 30:35] = True
+    objects, none = prepare_labels(mask)
+    assert none is None
+    np.testing.assert_array_equal(objects > 0, mask)
+    assert objects.max() == ndimage.label(mask)[1] == 2
+    with pytest.raises(ValueError, match="ignore_label=255 cannot apply to a bool mask"):
+        prepare_labels(mask, ignore_label=IGNORE)
+    assert prepare_labels(np.where(labels == IGNORE, 0, labels), ignore_label=IGNORE)[1] is None

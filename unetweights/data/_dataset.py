@@ -12,8 +12,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from .._files import check_writable_folder
-from ..weightmaps._validation import as_label_array
-from ..weightmaps.unet import _check_ignore_label, _prepared
+from ..weightmaps import check_ignore_label, prepare_labels
 from ._masks import _as_label_input
 from ._options import _canonical_options, _library_version, _make_weight, _options_repr, _weight_map_options
 from ._targets import _num_classes, _signed_distances, _skeleton, _target_options
@@ -209,13 +208,13 @@ class WeightMapDataset:
         ignore = self.options["ignore_label"]
         # Before the cache is looked at: an entry made for a bool mask with an ignore value would
         # hold a map that dropped whichever object its labelling happened to number so.
-        _check_ignore_label(mask, ignore, f"base[{index!r}] mask")
+        check_ignore_label(mask, ignore, f"base[{index!r}] mask")
         ignored = None if ignore is None else mask == ignore
         labels = mask
         if self.target == "separated":
             # Carved by unet_weight_map's own step (ignored pixels are background while carving),
             # with the ignore value put back so that the map gives those pixels weight 0.
-            carved, carved_ignored = _prepared(as_label_array(mask), True, ignore)
+            carved, carved_ignored = prepare_labels(mask, True, ignore)
             labels = carved if carved_ignored is None else np.where(carved_ignored, mask, carved)
         # The key comes from the mask as base gave it (the target mode is in the key), so that
         # cache_path(mask) finds the entry; the map is computed on ``labels``, already carved for

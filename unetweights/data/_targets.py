@@ -13,9 +13,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..weightmaps import signed_distance_map, tubed_skeleton
-from ..weightmaps._validation import as_label_array, integer_in_range, positive_float
-from ..weightmaps.unet import _prepared
+from ..weightmaps import prepare_labels, signed_distance_map, tubed_skeleton
+from ..weightmaps._validation import integer_in_range, positive_float
 from ._options import _dry_run_labels, _spacing_rank
 
 # The values that make no extra map; an option missing from an older manifest had this value.
@@ -66,7 +65,7 @@ def _foreground(labels: np.ndarray, options: Mapping) -> np.ndarray:
     The objects after the carving of ``separate=True``, with ``ignore_label`` pixels as background:
     exactly the labels the weight map is made from, so the two always agree.
     """
-    prepared, _ = _prepared(as_label_array(labels), options["separate"], options["ignore_label"])
+    prepared, _ = prepare_labels(labels, options["separate"], options["ignore_label"])
     return prepared > 0
 
 

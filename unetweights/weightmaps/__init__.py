@@ -8,14 +8,16 @@ from .balance import class_balance_weights
 from .distance import nearest_two_distances, signed_distance_map
 from .instances import label_instances, separate_touching
 from .skeleton import tubed_skeleton
-from .unet import border_cutoff, falk_weight_map, unet_weight_map
+from .unet import border_cutoff, check_ignore_label, falk_weight_map, prepare_labels, unet_weight_map
 
 __all__ = [
     "border_cutoff",
+    "check_ignore_label",
     "class_balance_weights",
     "falk_weight_map",
     "label_instances",
     "nearest_two_distances",
+    "prepare_labels",
     "separate_touching",
     "signed_distance_map",
     "tubed_skeleton",

@@ -265,11 +265,13 @@ def _check_separate(separate) -> None:
         raise TypeError(f"separate must be a bool, got {separate!r}")
 
 
-def _check_ignore_label(labels: np.ndarray, ignore_label, name: str = "labels") -> Optional[int]:
-    """``ignore_label`` as an int (None stays None), checked against the labels as given.
+def check_ignore_label(labels, ignore_label, name: str = "labels") -> Optional[int]:
+    """``ignore_label`` as an int (None stays None), checked against ``labels`` as given.
 
     It is a value those labels hold: a bool mask holds none, only the ids that labelling it
-    generates, and comparing with those would silently drop whichever object got that id.
+    generates, and comparing with those would silently drop whichever object got that id, so
+    with a bool mask it raises a ``ValueError`` naming both (``name`` names the labels). An
+    ignore label must be a positive integer (0 is background).
     """
     if ignore_label is None:
         return None
@@ -283,6 +285,35 @@ def _check_ignore_label(labels: np.ndarray, ignore_label, name: str = "labels") 
     return ignore_label
 
 
+def prepare_labels(labels, separate: bool = False, ignore_label: Optional[int] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """The instance labels a map is made from, and the mask of the ignored pixels.
+
+    The one label preparation of :func:`unet_weight_map`, :func:`falk_weight_map` and the data
+    pipeline's targets, in this order: ``ignore_label`` is checked against ``labels`` as given
+    (refused for a bool mask, :func:`check_ignore_label`); a bool mask is labelled into objects
+    (:func:`label_instances`); pixels equal to ``ignore_label`` become background, so no object;
+    with ``separate``, one-pixel gaps are carved between touching objects
+    (:func:`separate_touching`).
+
+    Parameters
+    ----------
+    labels : array_like
+        2-D or 3-D instance labels (0 is background) or a bool mask.
+    separate : bool
+        Carve gaps between touching objects, as the authors' plugin does.
+    ignore_label : int, optional
+        A value of ``labels`` whose pixels count in no object.
+
+    Returns
+    -------
+    labels : ndarray
+        Integer instance labels (``labels`` itself where nothing changes; never written to).
+    ignored : ndarray of bool or None
+        True where ``labels`` held ``ignore_label``; None where no pixel did (or none is given).
+    """
+    return _prepared(as_label_array(labels), separate, ignore_label)
+
+
 def _prepared(labels: np.ndarray, separate: bool, ignore_label) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """(the instance labels a map is made from, the mask of ``ignore_label`` pixels or None if there are none).
 
@@ -290,7 +321,7 @@ def _prepared(labels: np.ndarray, separate: bool, ignore_label) -> tuple[np.ndar
     before a bool mask is labelled into objects, and refused for one. Ignored pixels become
     background, and so no object, before the gaps are carved.
     """
-    ignore_label = _check_ignore_label(labels, ignore_label)
+    ignore_label = check_ignore_label(labels, ignore_label)
     if labels.dtype == bool:
         labels = label_instances(labels)
     ignored = None
