@@ -34,7 +34,8 @@ def main() -> None:
     )
     print()
     print(result.table())
-    print("figures:", ", ".join(str(p) for p in result.files))
+    # Without matplotlib no figure is drawn, and figures_skipped says why.
+    print("figures:", result.figures_skipped or ", ".join(str(p) for p in result.files))
 
 
 if __name__ == "__main__":
