@@ -208,23 +208,26 @@ def set_mass(
     """
     num_images = shape[0]
     image_poison = poison.unsqueeze(1)
+    # The count of weighted pixels, taken only where a weight map came in: without one the unit is 1.
+    counted: Optional[Tensor] = None
     if pixel_weight is None:
         pixels = 1
         for size in shape[2:]:
             pixels *= size
         # The size as an int, not a float, so that a compiled graph does not specialise on it.
         mass = torch.full([num_images, 1], pixels, dtype=poison.dtype, device=poison.device)
-        counted = mass
     else:
         flat = pixel_weight.expand([num_images, 1] + shape[2:]).reshape(num_images, -1)
         mass = flat.sum(-1, keepdim=True)
-        counted = (flat != 0).sum(-1, keepdim=True).to(mass.dtype)
+        if weighted:
+            counted = (flat != 0).sum(-1, keepdim=True).to(mass.dtype)
     mass = mass + image_poison
     if not per_image:
         mass = mass.sum(0, keepdim=True)
-        counted = counted.sum(0, keepdim=True)
-    if not weighted:
+    if counted is None:
         return mass, torch.ones_like(mass)
+    if not per_image:
+        counted = counted.sum(0, keepdim=True)
     return mass, safe_divide(mass, counted)
 
 

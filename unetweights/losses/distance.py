@@ -212,7 +212,8 @@ def hausdorff_dt_loss(
     # Neither side has a boundary, and one fills the channel where the other is empty: every
     # element is wrong and there is no boundary to measure from, so both distances are the
     # largest the image holds, its diagonal (a field of 0 would make the worst prediction free).
-    opposite = _all_and_none(truth > 0.5, predicted) | _all_and_none(predicted, truth > 0.5)
+    true = truth > 0.5
+    opposite = _all_and_none(true, predicted) | _all_and_none(predicted, true)
     diagonal = _diagonal(list(prob.shape[2:]), checked_spacing(spacing, prob.dim() - 2))
     target_field = torch.where(opposite, torch.full_like(target_field, diagonal), target_field)
     prediction_field = torch.where(opposite, torch.full_like(prediction_field, diagonal), prediction_field)
