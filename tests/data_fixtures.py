@@ -59,3 +59,42 @@ def churn_cache(args):
             _, _, weight = dataset[j]
             all_equal &= bool(np.array_equal(weight, expected[j]))
     return tuple(dataset.cache_info()), all_equal
+
+
+def toy_weight_map(labels, level=2.0, spacing=None, separate=False, ignore_label=None):
+    """A weighting that exists only in the tests: 1 + level * the share of foreground in each
+    pixel's 3x3 (3x3x3) neighbourhood, 0 on ignored pixels. It reaches one pixel, so chunks with a
+    halo of one give it exactly. Defined here, importable, so that worker processes unpickle it."""
+    from scipy.ndimage import uniform_filter
+
+    from unetweights.weightmaps import prepare_labels
+
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level < 1e30:
+        raise ValueError(f"level must be a finite number >= 0, got {level!r}")
+    prepared, ignored = prepare_labels(labels, separate, ignore_label)
+    weight = 1.0 + level * uniform_filter((prepared > 0).astype(np.float64), size=3, mode="nearest")
+    if ignored is not None:
+        weight[ignored] = 0.0
+    return weight.astype(np.float32)
+
+
+def toy_reach(options):
+    """One pixel along the coarsest axis, in spacing units."""
+    spacing = options["spacing"]
+    return float(np.max(1.0 if spacing is None else spacing))
+
+
+def toy_weighting():
+    from unetweights import Option, Weighting
+
+    return Weighting(
+        "toy", toy_weight_map,
+        (
+            Option("level", "float", "the toy's weight of a neighbourhood full of foreground"),
+            Option("spacing", "spacing", "pixel or voxel size"),
+            Option("separate", "flag", "carve touching objects first"),
+            Option("ignore_label", "int", "a label value whose pixels weigh 0"),
+        ),
+        help="a weighting of the tests",
+        reach=toy_reach,
+    )

@@ -109,7 +109,11 @@ def test_a_reach_longer_than_the_volume_takes_the_whole_axis():
     import sys
 
     assert ud.required_halo(2, sigma=1e300) == (sys.maxsize, sys.maxsize)
-    assert ud.required_halo(2, spacing=(1e-300, 1.0)) == (sys.maxsize, 29)
+    # The finest spacing the maps accept beside 1 (a factor of 1e150; required_halo checks the
+    # options as the map does, so a finer one is refused as it is there).
+    assert ud.required_halo(2, spacing=(1e-140, 1.0)) == (sys.maxsize, 29)
+    with pytest.raises(ValueError, match="spacing entries must differ by a factor of at most"):
+        ud.required_halo(2, spacing=(1e-300, 1.0))
     assert ud.required_halo(2, sigma=1e6, shape=(40, 30)) == (40, 30)
     labels = touching_nuclei((40, 30), 6, radius=5.0, seed=3)
     chunked = da.from_array(labels, chunks=(16, 16))

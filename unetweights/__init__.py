@@ -91,7 +91,10 @@ _LAZY = {
     "data": None,
     **{
         name: "data"
-        for name in ("CacheInfo", "PrecomputeReport", "WeightMapDataset", "WeightMapTransform", "precompute", "read_mask")
+        for name in (
+            "CacheInfo", "PrecomputeReport", "WeightMapDataset", "WeightMapTransform", "precompute", "read_image",
+            "read_mask",
+        )
     },
     "dask": None,
     **{name: "dask" for name in ("ZarrReport", "precompute_zarr", "required_halo")},

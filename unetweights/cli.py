@@ -27,46 +27,74 @@ class UsageError(Exception):
     """A mistake in the command line or its files, reported as one line."""
 
 
+# How each option kind of the weightings' table is given on the command line: the argparse
+# arguments of its flag, and how the parsed value becomes the option's value.
+_FLAG_KINDS = {
+    "float": ({"type": float}, lambda value: value),
+    "int": ({"type": int}, lambda value: value),
+    "choice": ({}, lambda value: value),
+    "class_weights": ({"choices": ["balanced", "sqrt", "none"]}, lambda value: None if value == "none" else value),
+    "spacing": ({"type": float, "nargs": "+"}, tuple),
+    "flag": ({"action": "store_true"}, lambda value: value),
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _table_options() -> dict:
+    """{option name: (Option, [the weightings that have it])}, in the table's order."""
+    from .weightmaps import WEIGHTINGS
+
+    found: dict = {}
+    for weighting in WEIGHTINGS.values():
+        for option in weighting.options:
+            found.setdefault(option.name, (option, []))[1].append(weighting)
+    return found
+
+
 def _weight_options(args: argparse.Namespace) -> dict:
-    """The weight-map options given on the command line; the rest keep the function's defaults."""
-    options = {"weighting": args.weighting, "separate": args.separate}
-    given = {
-        "w0": args.w0, "sigma": args.sigma, "border": args.border, "lam": args.lam, "v_bal": args.v_bal,
-        "sigma_bal": args.sigma_bal, "ignore_label": args.ignore_label,
-    }
-    options.update({name: value for name, value in given.items() if value is not None})
-    if args.class_weights is not None:
-        options["class_weights"] = None if args.class_weights == "none" else args.class_weights
-    if args.spacing is not None:
-        options["spacing"] = tuple(args.spacing)
+    """The recipe's arguments given on the command line: ``weighting`` and the options whose flag
+    was given; the rest keep the weighting's defaults. A flag of another weighting is refused."""
+    from .weightmaps import WEIGHTINGS
+
+    weighting = WEIGHTINGS[args.weighting]
+    own = [option.name for option in weighting.options]
+    options = {"weighting": weighting.name}
+    for name, (option, _) in _table_options().items():
+        value = getattr(args, name)
+        if value is None or (option.kind == "flag" and not value):
+            continue
+        if name not in own:
+            raise UsageError(
+                f"{_flag(name)}: not an option of --weighting {weighting.name} (its options: "
+                f"{', '.join(_flag(n) for n in own)})"
+            )
+        options[name] = _FLAG_KINDS[option.kind][1](value)
     return options
 
 
 def _add_weight_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("weight map (unet_weight_map, or falk_weight_map with --weighting falk)")
+    """The --weighting flag and one flag per option of the weightings' table."""
+    from .weightmaps import WEIGHTINGS
+
+    group = parser.add_argument_group("weight map (--weighting picks the function; each flag names the weightings it applies to)")
     group.add_argument(
-        "--weighting", choices=["unet", "falk"], default="unet",
-        help="unet: Ronneberger et al. 2015 (default); falk: the authors' plugin, Falk et al. 2019",
+        "--weighting", choices=list(WEIGHTINGS), default="unet",
+        help="; ".join(f"{w.name}: {w.help}" for w in WEIGHTINGS.values()) + " (default unet)",
     )
-    group.add_argument("--w0", type=float, help="unet: border weight (default 10)")
-    group.add_argument("--sigma", type=float, help="border width, in spacing units (default 5 for unet, 6 for falk)")
-    group.add_argument(
-        "--class-weights", choices=["balanced", "sqrt", "none"],
-        help="unet: w_c (default balanced; sqrt: its square root, the cap advised for rare foreground)",
-    )
-    group.add_argument("--border", choices=["background", "all"], help="unet: where the border term goes (default background)")
-    group.add_argument("--lam", type=float, help="falk: border weight lambda (default 50)")
-    group.add_argument("--v-bal", type=float, help="falk: weight of background far from objects (default 0.1)")
-    group.add_argument("--sigma-bal", type=float, help="falk: width of the decay around objects (default 10)")
-    group.add_argument("--spacing", type=float, nargs="+", help="pixel or voxel size per axis (default 1)")
-    group.add_argument("--separate", action="store_true", help="carve one-pixel gaps between touching objects first")
-    group.add_argument(
-        "--ignore-label", type=int,
-        help="a label value whose pixels get weight 0, are no objects and count in no class; it is compared with "
-        "the values the mask file holds, so a mask stored as bool is then read as integers, not labelled into "
-        "objects: a 1-bit PNG as 0 and 255 (as the same picture saved with 8 bits), a 1-bit TIFF or bool .npy "
-        "as 0 and 1",
-    )
+    for name, (option, weightings) in _table_options().items():
+        arguments, _ = _FLAG_KINDS[option.kind]
+        if option.kind == "choice":
+            arguments = {"choices": list(option.choices)}
+        defaults = ", ".join(
+            f"{w.defaults[name]!r}".replace("None", "none") + (f" for {w.name}" if len(weightings) > 1 else "")
+            for w in weightings
+        )
+        used = "/".join(w.name for w in weightings)
+        help_text = f"{used}: {option.help}" + ("" if option.kind == "flag" else f" (default {defaults})")
+        group.add_argument(_flag(name), help=help_text.replace("%", "%%"), **arguments)
 
 
 def _add_count(parser: argparse.ArgumentParser, option: str, minimum: int, **kwargs) -> None:
@@ -111,7 +139,7 @@ def _load_weight(path: str, option: str) -> np.ndarray:
 
     Read as the values it holds, never as a label mask, and refused by ``option`` otherwise.
     """
-    from .data._masks import _read_image, _UnreadableMask
+    from .data import read_image
 
     file = Path(path)
     if not file.is_file():
@@ -119,9 +147,9 @@ def _load_weight(path: str, option: str) -> np.ndarray:
     if file.suffix.lower() not in _WEIGHT_SUFFIXES:
         raise UsageError(f"{option}: {path}: expected a weight map in a .npy or .tif/.tiff file, got {file.suffix!r}")
     try:
-        array = _read_image(file, channels=False)
-    except _UnreadableMask as error:
-        raise UsageError(f"{option}: {path} {error}") from None
+        array = read_image(file)
+    except ValueError as error:
+        raise UsageError(f"{option}: {error}") from None
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise UsageError(f"{option}: {path} holds {array.dtype} values; expected real-valued weights (float or integer)")
     with np.errstate(over="ignore"):
@@ -205,8 +233,13 @@ def _precompute_zarr(args: argparse.Namespace) -> int:
         raise UsageError("--zarr: chunked volumes get weight maps only, not --signed-distance or --skeleton-radius")
     source, destination = args.zarr
     options = _weight_options(args)
-    if options.pop("weighting") != "unet":
-        raise UsageError("--weighting: chunked maps (--zarr) are made with the unet weighting only")
+    from .weightmaps import WEIGHTINGS
+
+    if WEIGHTINGS[options["weighting"]].reach is None:
+        raise UsageError(
+            f"--weighting: {options['weighting']} maps reach without bound, so chunks (--zarr) cannot give them "
+            f"exactly; chunked weightings: {', '.join(w.name for w in WEIGHTINGS.values() if w.reach is not None)}"
+        )
     report = precompute_zarr(
         source, destination, scheduler=args.scheduler, progress=not args.quiet, overwrite=args.overwrite, **options
     )
@@ -350,12 +383,12 @@ def _per_image_rows(per_image: Dict[str, np.ndarray]) -> List[Dict[str, float]]:
 
 def _show(args: argparse.Namespace) -> int:
     from .plot import plot_weight_map
-    from .data._options import _make_weight, _weight_map_options
+    from .weightmaps import WeightMapRecipe
 
     inputs = {"labels": args.labels, "--image": args.image, "--weight": args.weight}
     check_output_file(args.out, "--out", "show", inputs.items(), create_folder=True)
     # An ignore label is a value of the labels as the file holds them, as precompute reads them.
-    labels = _load_array(args.labels, "labels", integers=args.ignore_label is not None)
+    labels = _load_array(args.labels, "labels", integers=getattr(args, "ignore_label", None) is not None)
     if labels.ndim != 2:
         raise UsageError(f"labels: expected a 2D mask, got shape {list(labels.shape)}")
     given = {"--weight": _load_weight(args.weight, "--weight") if args.weight else None}
@@ -366,7 +399,7 @@ def _show(args: argparse.Namespace) -> int:
             raise UsageError(f"{option}: shape {list(array.shape)} does not match the labels' shape {list(labels.shape)}")
     weight = given["--weight"]
     if weight is None:
-        weight = _make_weight(labels, _weight_map_options(_weight_options(args), "show"))
+        weight = WeightMapRecipe.from_arguments(owner="show", **_weight_options(args)).weight_map(labels)
     image = given["--image"]
     path = plot_weight_map(labels, weight, args.out, image=image, title=Path(args.labels).name)
     print(f"wrote      {path}")

@@ -1,21 +1,25 @@
-"""U-Net weight maps of label volumes larger than memory, chunk by chunk with Dask (the ``dask`` extra).
+"""Weight maps of label volumes larger than memory, chunk by chunk with Dask (the ``dask`` extra).
 
-Why chunks with a halo are exact, not an approximation: the border term at a voxel x is dropped
-where d1 + d2 > T = :func:`~unetweights.border_cutoff` (w0, sigma, tol), so only objects within
-distance T of x matter, and each of them only through its voxels within T of x. A chunk grown by
-a halo of ceil(T / spacing) voxels along each axis holds every such voxel (the box holds the ball
-of radius T), and instance ids are global, so the map computed on the grown chunk equals the map
-of the whole volume on the chunk's own voxels. Carving touching objects (``separate=True``) looks
-one voxel further, so the halo grows by one. The halo is derived from the parameters; a smaller
-one cannot be asked for (:func:`required_halo`).
+Why chunks with a halo are exact, not an approximation: a weighting's row of
+:data:`~unetweights.WEIGHTINGS` gives its reach T, beyond which the labels no longer change the map
+at a voxel. For "unet", the border term at a voxel x is dropped where d1 + d2 > T =
+:func:`~unetweights.border_cutoff` (w0, sigma, tol), so only objects within distance T of x
+matter, and each of them only through its voxels within T of x. A chunk grown by a halo of
+ceil(T / spacing) voxels along each axis holds every such voxel (the box holds the ball of radius
+T), and instance ids are global, so the map computed on the grown chunk equals the map of the
+whole volume on the chunk's own voxels. Carving touching objects (``separate=True``) looks one
+voxel further, so the halo grows by one. The halo is derived from the options; a smaller one
+cannot be asked for (:func:`required_halo`). A weighting of unbounded reach ("falk", whose
+background weight decays with the distance to the nearest object, however far) is refused.
 
-The class weights w_c with ``"balanced"`` or ``"sqrt"`` depend on class counts over the whole volume; they are
-counted in a first pass (computed when :func:`unet_weight_map` is called) and every chunk then
-uses the same explicit table.
+Class weights of ``"balanced"`` or ``"sqrt"`` depend on class counts over the whole volume; they
+are counted in a first pass (when :func:`weight_map` is called) and every chunk then uses the
+same explicit table.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import sys
@@ -27,9 +31,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ._files import location, refuse_overlap
-from .weightmaps import border_cutoff, separate_touching
-from .weightmaps import unet_weight_map as _unet_weight_map
-from .weightmaps._validation import as_spacing
+from .weightmaps import separate_touching, WeightMapRecipe
 from .weightmaps.balance import BALANCING_MODES, balanced_table
 
 HaloLike = Union[int, Sequence[int]]
@@ -44,47 +46,52 @@ def _dask_array():
 
 
 def required_halo(
-    ndim: int,
-    w0: float = 10.0,
-    sigma: float = 5.0,
-    tol: float = 1e-6,
-    spacing=None,
-    separate: bool = False,
-    shape: Optional[Sequence[int]] = None,
+    ndim: int, recipe: Optional[WeightMapRecipe] = None, *, shape: Optional[Sequence[int]] = None, **options
 ) -> Tuple[int, ...]:
     """The smallest halo, in voxels per axis, that keeps a chunked map exact.
 
-    ceil(T / spacing[axis]) with T = ``border_cutoff(w0, sigma, tol)``, plus one with
-    ``separate=True`` (carving looks at the neighbours). With the volume's ``shape`` each entry is
-    at most that axis's length: a halo that long already holds the whole axis, however far the
-    border term reaches (a huge ``sigma`` or a tiny spacing). Without it a reach too long for any
-    array is capped at ``sys.maxsize``.
+    ceil(T / spacing[axis]) with T the weighting's reach (for "unet", ``border_cutoff(w0, sigma,
+    tol)``), plus one with ``separate=True`` (carving looks at the neighbours). The weight map is
+    given as a ``recipe`` or by its arguments (``weighting`` and its options, "unet" by default).
+    With the volume's ``shape`` each entry is at most that axis's length: a halo that long already
+    holds the whole axis, however far the map reaches (a huge ``sigma`` or a tiny spacing).
+    Without it a reach too long for any array is capped at ``sys.maxsize``. ValueError for a
+    weighting of unbounded reach, which chunks cannot give exactly.
     """
-    cutoff = border_cutoff(w0, sigma, tol)
-    step = as_spacing(spacing, ndim)
+    recipe = WeightMapRecipe.from_arguments(recipe, owner="required_halo", **options)
+    return _required_halo(recipe, ndim, shape)
+
+
+def _required_halo(recipe: WeightMapRecipe, ndim: int, shape: Optional[Sequence[int]]) -> Tuple[int, ...]:
+    if recipe.spec.reach is None:
+        raise ValueError(
+            f"weighting: {recipe.weighting!r} has no bounded reach (its row of WEIGHTINGS gives none), so chunks "
+            "cannot give its map exactly; compute it in memory"
+        )
+    reach = float(recipe.spec.reach(recipe.options))
+    spacing = np.broadcast_to(np.asarray(1.0 if recipe.spacing is None else recipe.spacing, np.float64), (ndim,))
     limits = [sys.maxsize] * ndim if shape is None else [int(n) for n in shape]
     if len(limits) != ndim:
         raise ValueError(f"shape: expected {ndim} axis lengths, got {list(limits)}")
-    extra = int(bool(separate))
-    # Compared in float before the cast: cutoff / s may be far beyond int64, or infinite.
+    extra = int(bool(recipe.options.get("separate", False)))
+    # Compared in float before the cast: reach / s may be far beyond int64, or infinite.
     return tuple(
-        limit if cutoff / s + extra >= limit else int(math.ceil(cutoff / s)) + extra for s, limit in zip(step, limits)
+        limit if reach / s + extra >= limit else int(math.ceil(reach / s)) + extra for s, limit in zip(spacing, limits)
     )
 
 
-def _halo(
-    shape: Sequence[int], halo: Optional[HaloLike], w0: float, sigma: float, tol: float, spacing, separate: bool
-) -> Tuple[int, ...]:
+def _halo(recipe: WeightMapRecipe, shape: Sequence[int], halo: Optional[HaloLike]) -> Tuple[int, ...]:
     """The halo to use: :func:`required_halo`, or ``halo`` if it is at least that on every axis."""
     ndim = len(shape)
-    needed = required_halo(ndim, w0, sigma, tol, spacing, separate, shape)
+    needed = _required_halo(recipe, ndim, shape)
     if halo is None:
         return needed
     depth = tuple(int(h) for h in np.broadcast_to(np.asarray(halo), (ndim,)))
     if any(d < n for d, n in zip(depth, needed)):
         raise ValueError(
             f"halo: {list(depth)} voxels is less than the {list(needed)} these parameters need "
-            f"(T = {border_cutoff(w0, sigma, tol):.3g} in spacing units); a smaller halo would change the map"
+            f"(the map reaches {float(recipe.spec.reach(recipe.options)):.3g} in spacing units); a smaller halo "
+            "would change the map"
         )
     return depth
 
@@ -132,32 +139,31 @@ def _global_class_weights(da, labels, classes, separate: bool, mode: str, ignore
     return dict(zip(present, table.tolist()))
 
 
-def unet_weight_map(
+def weight_map(
     labels,
-    w0: float = 10.0,
-    sigma: float = 5.0,
-    class_weights="balanced",
-    spacing=None,
-    border: str = "background",
-    tol: float = 1e-6,
+    recipe: Optional[WeightMapRecipe] = None,
+    *,
     classes=None,
-    separate: bool = False,
     halo: Optional[HaloLike] = None,
-    ignore_label: Optional[int] = None,
+    **options,
 ):
-    """:func:`unetweights.unet_weight_map` of a dask array, as a lazy dask array.
+    """The weight map of a dask array by a :class:`WeightMapRecipe`, as a lazy dask array.
 
     Parameters
     ----------
     labels : dask.array.Array, 2D or 3D, integer
         Instance ids, global across chunks (0 background). A bool mask is refused: its objects
         are connected components of the whole volume; label it first.
-    w0, sigma, class_weights, spacing, border, tol, separate, ignore_label
-        As in the in-memory function; the result equals it within ``tol`` everywhere.
-        ``class_weights="balanced"`` or ``"sqrt"`` counts the classes over the whole array first (this pass
-        runs now, when the function is called).
+    recipe : WeightMapRecipe, optional
+        The weighting and its options; or give them as keyword arguments (``weighting``, "unet"
+        by default, and its options). The result equals ``recipe.weight_map`` of the whole
+        array (for "unet", within ``tol`` everywhere). Only the weight map: a recipe that also
+        asks for the distance map or the skeleton is refused, and so is a weighting of unbounded
+        reach. A ``class_weights`` of "balanced" or "sqrt" counts the classes over the whole
+        array first (this pass runs now, when the function is called).
     classes : dask.array.Array, optional
-        Semantic class per voxel, the shape of ``labels`` (rechunked to match).
+        Semantic class per voxel, the shape of ``labels`` (rechunked to match), for a weighting
+        whose function takes ``classes`` (:func:`unet_weight_map`).
     halo : int or sequence of int, optional
         Overlap in voxels per axis. By default :func:`required_halo`; a value smaller than that
         on any axis raises ValueError, since it would change the map.
@@ -170,24 +176,33 @@ def unet_weight_map(
         grown chunk and a few float64 arrays of its size. Chunks thinner than the halo are merged
         with a neighbour for the computation and split again afterwards.
     """
+    recipe = WeightMapRecipe.from_arguments(recipe, owner="unetweights.dask.weight_map", **options)
+    if recipe.outputs != ("weight",):
+        raise ValueError(
+            f"recipe: chunked maps are weight maps only; got one that also makes {list(recipe.outputs[1:])}"
+        )
     da = _check_labels(labels)
-    options = dict(
-        w0=w0, sigma=sigma, spacing=spacing, border=border, tol=tol, separate=separate, ignore_label=ignore_label
-    )
-    # The in-memory function checks every option and names the bad one; a tiny mask is enough.
-    _unet_weight_map(np.zeros((2,) * labels.ndim, dtype=np.int32), class_weights=class_weights, **options)
-    depth = _halo(labels.shape, halo, w0, sigma, tol, spacing, separate)
+    # The in-memory function checks the options against the rank (spacing's length) and names
+    # the bad one; a tiny mask is enough.
+    recipe.weight_map(np.zeros((2,) * labels.ndim, dtype=np.int32))
+    depth = _halo(recipe, labels.shape, halo)
+    function, chunk_options = recipe.spec.function, recipe.options
     if classes is not None:
+        if "classes" not in inspect.signature(function).parameters:
+            raise TypeError(f"classes: weighting {recipe.weighting!r} takes no classes")
         if not isinstance(classes, da.Array) or classes.shape != labels.shape:
             raise ValueError(f"classes: expected a dask array of the labels' shape {list(labels.shape)}")
         classes = classes.rechunk(labels.chunks)
-    if isinstance(class_weights, str) and class_weights in BALANCING_MODES:
-        class_weights = _global_class_weights(da, labels, classes, separate, class_weights, ignore_label)
+    for option in recipe.spec.options:
+        mode = chunk_options[option.name]
+        if option.kind == "class_weights" and isinstance(mode, str) and mode in BALANCING_MODES:
+            chunk_options[option.name] = _global_class_weights(
+                da, labels, classes, chunk_options.get("separate", False), mode, chunk_options.get("ignore_label")
+            )
 
     def block(label_block, *class_block):
-        return _unet_weight_map(
-            label_block, class_weights=class_weights, classes=class_block[0] if class_block else None, **options
-        )
+        extra = {"classes": class_block[0]} if class_block else {}
+        return function(label_block, **chunk_options, **extra)
 
     arrays = [labels] if classes is None else [labels, classes]
     weights = da.map_overlap(
@@ -196,6 +211,16 @@ def unet_weight_map(
     # map_overlap merges chunks thinner than the halo (a short last chunk, say); give the caller
     # back the labels' chunks, which zarr needs regular.
     return weights if weights.chunks == labels.chunks else weights.rechunk(labels.chunks)
+
+
+def unet_weight_map(labels, *, classes=None, halo: Optional[HaloLike] = None, **options):
+    """:func:`unetweights.unet_weight_map` of a dask array, as a lazy dask array: :func:`weight_map`
+    with ``weighting="unet"`` and the options of the in-memory function (``w0``, ``sigma``,
+    ``class_weights``, ``spacing``, ``border``, ``tol``, ``separate``, ``ignore_label``), as
+    keywords. The result equals the in-memory map within ``tol`` everywhere."""
+    if options.get("weighting", "unet") != "unet":
+        raise ValueError(f"weighting: unet_weight_map makes the 'unet' weighting; got {options['weighting']!r}")
+    return weight_map(labels, classes=classes, halo=halo, **options)
 
 
 @dataclass
@@ -252,6 +277,9 @@ def precompute_zarr(
     scheduler: Optional[str] = None,
     progress: bool = True,
     overwrite: bool = False,
+    *,
+    recipe: Optional[WeightMapRecipe] = None,
+    halo: Optional[HaloLike] = None,
     **options,
 ) -> ZarrReport:
     """Read a zarr label volume, write its weight map as a zarr array with the same chunks.
@@ -268,12 +296,14 @@ def precompute_zarr(
         threaded scheduler.
     progress : bool
         A tqdm bar over the chunks written (local scheduler) or distributed's progress bar.
-    **options
-        Keyword arguments of :func:`unet_weight_map`.
+    recipe, halo, **options
+        As in :func:`weight_map`: a :class:`WeightMapRecipe`, or ``weighting`` ("unet" by
+        default) and its options as keywords; checked before anything is read.
     """
     da = _dask_array()
     import zarr
 
+    recipe = WeightMapRecipe.from_arguments(recipe, owner="precompute_zarr", **options)
     source, destination = os.fspath(source), os.fspath(destination)
     # Writing with mode="w" first clears the destination: one that is the source, lies inside it
     # or contains it would delete the labels before they are read.
@@ -293,11 +323,8 @@ def precompute_zarr(
         else:
             raise ValueError(f"destination: {destination} exists; pass overwrite=True (--overwrite) to replace it")
     # With "balanced" class weights this already reads the volume once, to count the classes.
-    weights = unet_weight_map(labels, **options)
-    halo = _halo(
-        labels.shape, options.get("halo"), options.get("w0", 10.0), options.get("sigma", 5.0), options.get("tol", 1e-6),
-        options.get("spacing"), options.get("separate", False),
-    )
+    weights = weight_map(labels, recipe, halo=halo)
+    halo = _halo(recipe, labels.shape, halo)
     store = da.to_zarr(weights, destination, compute=False, mode="w")
     start = time.perf_counter()
     if scheduler is not None:
@@ -344,4 +371,4 @@ class _TqdmCallback:
         return False
 
 
-__all__ = ["ZarrReport", "precompute_zarr", "required_halo", "unet_weight_map"]
+__all__ = ["ZarrReport", "precompute_zarr", "required_halo", "unet_weight_map", "weight_map"]

@@ -33,9 +33,7 @@ try:
 except ImportError as error:  # the optional extra
     raise ImportError("unetweights.monai needs MONAI: pip install 'unetweights[monai]' (or monai)") from error
 
-from .data._options import _make_weight, _weight_map_options
-from .data._targets import _foreground_maps, _target_options
-from .weightmaps import check_ignore_label
+from .weightmaps import check_ignore_label, WeightMapRecipe
 
 __all__ = ["WeightMapd"]
 
@@ -77,11 +75,14 @@ class WeightMapd(MapTransform):
     skeleton_keys : str or sequence of str, optional
         Where each skeleton goes, one per key. Default: ``"skeleton"`` for a single key, else
         ``f"{key}_skeleton"``.
+    recipe : unetweights.WeightMapRecipe, optional
+        The weighting, its options and the extra maps as one object, instead of
+        ``signed_distance``, ``skeleton_radius`` and ``**options``.
     **options
-        The weight-map options of :class:`unetweights.WeightMapDataset`: those of
-        :func:`unetweights.unet_weight_map` (``w0``, ``sigma``, ``class_weights``, ``spacing``,
-        ``border``, ``tol``, ``separate``, ``ignore_label``), or ``weighting="falk"`` and those of
-        :func:`unetweights.falk_weight_map`. Checked here, once.
+        The arguments of :class:`unetweights.WeightMapRecipe`: ``weighting`` and its options,
+        by default those of :func:`unetweights.unet_weight_map` (``w0``, ``sigma``,
+        ``class_weights``, ``spacing``, ``border``, ``tol``, ``separate``, ``ignore_label``).
+        Checked here, once; the recipe is :attr:`recipe`.
 
     Notes
     -----
@@ -104,22 +105,25 @@ class WeightMapd(MapTransform):
         distance_keys: Optional[Union[Hashable, Sequence[Hashable]]] = None,
         skeleton_radius: Optional[float] = None,
         skeleton_keys: Optional[Union[Hashable, Sequence[Hashable]]] = None,
+        recipe: Optional[WeightMapRecipe] = None,
         **options: Any,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         if not isinstance(spacing_from_meta, bool):
             raise TypeError(f"spacing_from_meta: expected a bool, got {type(spacing_from_meta).__name__}")
-        if spacing_from_meta and options.get("spacing") is not None:
+        self.recipe = WeightMapRecipe.from_arguments(
+            recipe, owner="WeightMapd", signed_distance=signed_distance, skeleton_radius=skeleton_radius, **options
+        )
+        if spacing_from_meta and self.recipe.spacing is not None:
             raise ValueError("spacing: give either spacing or spacing_from_meta=True, not both")
+        if spacing_from_meta and "spacing" not in self.recipe.options:
+            raise ValueError(f"spacing_from_meta: weighting {self.recipe.weighting!r} has no spacing option")
         self.spacing_from_meta = spacing_from_meta
-        self.options = _weight_map_options(options, "WeightMapd")
-        self.targets = _target_options(signed_distance, skeleton_radius, self.options)
-        # One tuple of output keys per map made, in the order _maps returns the maps.
-        self.output_keys = {"weight": self._output_keys("weight_keys", weight_keys, "weight")}
-        if self.targets["signed_distance"]:
-            self.output_keys["distance"] = self._output_keys("distance_keys", distance_keys, "distance")
-        if self.targets["skeleton_radius"] is not None:
-            self.output_keys["skeleton"] = self._output_keys("skeleton_keys", skeleton_keys, "skeleton")
+        # One tuple of output keys per map made, in the order the recipe makes them.
+        given = {"weight": weight_keys, "distance": distance_keys, "skeleton": skeleton_keys}
+        self.output_keys = {
+            output: self._output_keys(f"{output}_keys", given[output], output) for output in self.recipe.outputs
+        }
         self.weight_keys = self.output_keys["weight"]
         seen = set(self.keys)
         for name, given in self.output_keys.items():
@@ -127,6 +131,11 @@ class WeightMapd(MapTransform):
             if clash:
                 raise ValueError(f"{name}_keys: {sorted(map(str, clash))} would overwrite the labels or another map")
             seen |= set(given)
+
+    @property
+    def options(self) -> dict:
+        """The recipe's ``weighting`` and options, defaults filled in (a new dict each time)."""
+        return {"weighting": self.recipe.weighting, **self.recipe.options}
 
     def _output_keys(self, name: str, given, suffix: str) -> tuple:
         if given is None:
@@ -152,13 +161,13 @@ class WeightMapd(MapTransform):
                 f"{key}: expected channel-first labels with one channel, (1, H, W) or (1, D, H, W), "
                 f"got shape {list(array.shape)}"
             )
-        options = self.options
-        check_ignore_label(array, options["ignore_label"], str(key))
+        recipe = self.recipe
+        check_ignore_label(array, recipe.options.get("ignore_label"), str(key))
         if self.spacing_from_meta:
             if not isinstance(label, MetaTensor):
                 raise TypeError(f"{key}: spacing_from_meta=True needs a MetaTensor, got {type(label).__name__}")
-            options = {**options, "spacing": _spacing_from_affine(label.affine, key, array.ndim - 1)}
-        maps = {"weight": _make_weight(array[0], options), **_foreground_maps(array[0], options, self.targets)}
+            recipe = recipe.replace(spacing=_spacing_from_affine(label.affine, key, array.ndim - 1))
+        maps = recipe.maps(array[0])
         # The distance map's class axis is already its channel axis; the others get one of size 1.
         return [_like(label, m if name == "distance" else m[np.newaxis]) for name, m in maps.items()]
 

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 import numpy as np
 from skimage.segmentation import expand_labels
 
-from .weightmaps._validation import as_spacing
+from ._validation import as_spacing
 
 
 def touching_nuclei(

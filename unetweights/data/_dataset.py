@@ -12,12 +12,13 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from .._files import check_writable_folder
-from ..weightmaps import check_ignore_label, prepare_labels
+from ..weightmaps import check_ignore_label, prepare_labels, WeightMapRecipe
+from ..weightmaps.recipe import FOREGROUND_CLASSES
+from .._validation import integer_in_range
 from ._masks import _as_label_input
-from ._options import _canonical_options, _library_version, _make_weight, _options_repr, _weight_map_options
-from ._targets import _num_classes, _signed_distances, _skeleton, _target_options
 from ._storage import (
     _as_path,
+    _library_version,
     PathLike,
     _remove_temp_files,
     _STALE_TMP_SECONDS,
@@ -78,12 +79,16 @@ class WeightMapDataset:
     skeleton_radius : float, optional
         Also return the tubed skeleton of the target (:func:`tubed_skeleton` with this radius,
         >= 0, in ``spacing`` units), for the skeleton-recall loss. None (the default) returns none.
+    recipe : WeightMapRecipe, optional
+        The weighting, its options and the extra maps as one object, instead of
+        ``signed_distance``, ``skeleton_radius`` and ``**options``.
     **options
-        Keyword arguments of :func:`unet_weight_map` (``w0``, ``sigma``, ``class_weights``,
-        ``spacing``, ``border``, ``tol``, ``ignore_label``), or ``weighting="falk"`` and those of
-        :func:`falk_weight_map`, checked here once. ``separate`` follows from the target;
-        it may be given only with the value the target implies (True for "separated", False for
-        the others), and ValueError says so otherwise.
+        The arguments of :class:`WeightMapRecipe`: ``weighting`` and its options, those of
+        :func:`unet_weight_map` (``w0``, ``sigma``, ``class_weights``, ``spacing``, ``border``,
+        ``tol``, ``ignore_label``) by default, checked here once. ``separate`` follows from the
+        target; it may be given only with the value the target implies (True for "separated",
+        False for the others), and ValueError says so otherwise; a recipe with ``separate=True``
+        needs ``target="separated"``. :attr:`recipe` is the recipe with the target's ``separate``.
 
     Notes
     -----
@@ -138,6 +143,7 @@ class WeightMapDataset:
         signed_distance: bool = False,
         num_classes: Optional[int] = None,
         skeleton_radius: Optional[float] = None,
+        recipe: Optional[WeightMapRecipe] = None,
         **options,
     ):
         if not (hasattr(base, "__len__") and hasattr(base, "__getitem__")):
@@ -146,25 +152,33 @@ class WeightMapDataset:
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         self.base = base
         self.target = target
-        self.options = _weight_map_options(options, "WeightMapDataset")
-        if "separate" in options and self.options["separate"] != (target == "separated"):
+        recipe = WeightMapRecipe.from_arguments(
+            recipe, owner="WeightMapDataset", signed_distance=signed_distance, skeleton_radius=skeleton_radius,
+            **options,
+        )
+        separate = recipe.options.get("separate")
+        given = options.get("separate", separate or None)
+        if given is not None and bool(given) != (target == "separated"):
             raise ValueError(
-                f"separate={options['separate']!r} contradicts target={target!r}: the target decides it "
+                f"separate={given!r} contradicts target={target!r}: the target decides it "
                 "(target='separated' computes the map with separate=True, the other targets without)"
             )
-        # The map is computed on labels the target mode already carved (see _weight).
-        del self.options["separate"]
-        self.targets = _target_options(signed_distance, skeleton_radius, self.options)
-        self.num_classes = _num_classes(num_classes, target, self.targets["signed_distance"])
+        # The weight map is computed on labels the target mode already carved (see __getitem__),
+        # by ``_compute``; ``recipe`` says what the maps are, carving included.
+        self._compute = recipe if separate is None else recipe.replace(separate=False)
+        self.recipe = recipe if separate is None else recipe.replace(separate=target == "separated")
+        self.num_classes = _num_classes(num_classes, target, recipe.signed_distance)
         self.cache_dir: Optional[Path] = None
         if cache_dir is not None:
             self.cache_dir = _as_path(cache_dir, "cache_dir")
             check_writable_folder(self.cache_dir, "cache_dir")
             _remove_temp_files(self.cache_dir, older_than=_STALE_TMP_SECONDS)
+        options_key = self._compute.canonical(targets=False)
+        options_key.pop("separate", None)
         key_header = {
             "cache_version": _CACHE_VERSION,
             "library": _library_version(),
-            "options": _canonical_options(self.options),
+            "options": options_key,
             "target": target,
         }
         # The weight map's key is the header alone, as before these maps existed; each other map
@@ -173,25 +187,30 @@ class WeightMapDataset:
             "weight": _key_bytes(key_header),
             "distance": _key_bytes({**key_header, "output": "distance", "num_classes": self.num_classes}),
             "skeleton": _key_bytes(
-                {**key_header, "output": "skeleton", "skeleton_radius": self.targets["skeleton_radius"]}
+                {**key_header, "output": "skeleton", "skeleton_radius": recipe.skeleton_radius}
             ),
         }
         self._hits = 0
         self._misses = 0
         self._replaced = 0
 
+    @property
+    def options(self) -> dict:
+        """The recipe's ``weighting`` and options but ``separate`` (the target decides it), defaults
+        filled in (a new dict each time)."""
+        options = {"weighting": self.recipe.weighting, **self.recipe.options}
+        options.pop("separate", None)
+        return options
+
     def __repr__(self) -> str:
-        extra = _options_repr(self.options)
-        for name, value in (
-            ("signed_distance", self.targets["signed_distance"] or None),
-            ("num_classes", None if self.target != "labels" else self.num_classes),
-            ("skeleton_radius", self.targets["skeleton_radius"]),
-        ):
-            if value is not None:
-                extra += f"{', ' if extra else ''}{name}={value!r}"
+        arguments = self.recipe.arguments()
+        arguments.pop("separate", None)
+        if self.target == "labels" and self.num_classes is not None:
+            arguments["num_classes"] = self.num_classes
+        extra = "".join(f", {k}={v!r}" for k, v in arguments.items())
         return (
             f"WeightMapDataset({type(self.base).__name__} of {len(self)}, target={self.target!r}, "
-            f"cache_dir={None if self.cache_dir is None else str(self.cache_dir)!r}{', ' + extra if extra else ''})"
+            f"cache_dir={None if self.cache_dir is None else str(self.cache_dir)!r}{extra})"
         )
 
     def __len__(self) -> int:
@@ -205,7 +224,7 @@ class WeightMapDataset:
         mask = _as_label_input(mask)
         if image is not None:
             _check_image_shape(image, mask.shape, index)
-        ignore = self.options["ignore_label"]
+        ignore = self.recipe.options.get("ignore_label")
         # Before the cache is looked at: an entry made for a bool mask with an ignore value would
         # hold a map that dropped whichever object its labelling happened to number so.
         check_ignore_label(mask, ignore, f"base[{index!r}] mask")
@@ -219,7 +238,7 @@ class WeightMapDataset:
         # The key comes from the mask as base gave it (the target mode is in the key), so that
         # cache_path(mask) finds the entry; the map is computed on ``labels``, already carved for
         # "separated", which gives exactly unet_weight_map(mask, separate=True) without carving twice.
-        weight = self._cached("weight", mask, mask.shape, np.float32, _make_weight, labels, self.options)
+        weight = self._cached("weight", mask, mask.shape, np.float32, self._compute.weight_map, labels)
         if self.target == "labels":
             target = mask.astype(np.int64)
             self._check_classes(target, ignored, index)
@@ -227,19 +246,15 @@ class WeightMapDataset:
             # Ignored pixels weigh 0; their target is background, a class every loss accepts.
             target = ((labels > 0) if ignored is None else (labels > 0) & ~ignored).astype(np.int64)
         item = [image, target, weight]
-        spacing = self.options["spacing"]
         # Only the class map keeps the ignore value in its target; there it is in no class.
         no_class = ignored if self.target == "labels" else None
-        if self.targets["signed_distance"]:
+        if self.recipe.signed_distance:
             item.append(self._cached(
                 "distance", mask, (self.num_classes, *mask.shape), np.float32,
-                _signed_distances, target, self.num_classes, spacing, no_class,
+                self.recipe.distance_map, target, self.num_classes, no_class,
             ))
-        radius = self.targets["skeleton_radius"]
-        if radius is not None:
-            item.append(
-                self._cached("skeleton", mask, mask.shape, np.int64, _skeleton, target, radius, spacing, no_class)
-            )
+        if self.recipe.skeleton_radius is not None:
+            item.append(self._cached("skeleton", mask, mask.shape, np.int64, self.recipe.skeleton, target, no_class))
         return tuple(item)
 
     def _check_classes(self, target: np.ndarray, ignored: Optional[np.ndarray], index) -> None:
@@ -295,6 +310,26 @@ class WeightMapDataset:
         self._misses += 1
         self._replaced += damaged
         return value
+
+
+def _num_classes(num_classes, target: str, signed_distance: bool) -> Optional[int]:
+    """The class count of the target: 2 for the foreground targets, None where a class map's count
+    is neither given nor needed."""
+    if num_classes is None:
+        if target != "labels":
+            return FOREGROUND_CLASSES
+        if signed_distance:
+            raise ValueError(
+                "num_classes is needed with target='labels' and signed_distance=True: the distance map has one "
+                "channel per class, and every item must have the same number of channels"
+            )
+        return None
+    num_classes = integer_in_range(num_classes, "num_classes", 2, np.iinfo(np.int32).max)
+    if target != "labels" and num_classes != FOREGROUND_CLASSES:
+        raise ValueError(
+            f"num_classes must be 2 (background, foreground) or None with target={target!r}, got {num_classes}"
+        )
+    return num_classes
 
 
 def _key_bytes(header: dict) -> bytes:

@@ -137,6 +137,22 @@ def read_mask(path: PathLike, *, integers: bool = False) -> np.ndarray:
         raise ValueError(f"path {str(path)!r}: {exc}") from None
 
 
+def read_image(path: PathLike) -> np.ndarray:
+    """The array a .tif/.tiff, .png or .npy file holds, as stored, whatever its dtype.
+
+    For files that are not label masks, such as weight maps: no dtype or rank is required, and a
+    TIFF is read as its first series with every axis kept (a stack of maps whose first axis
+    tifffile may take for samples stays a stack). ValueError names the path and the reason when
+    the suffix is not supported or the file cannot be read; TypeError when ``path`` is not a str or
+    path-like.
+    """
+    path = _as_path(path, "path")
+    try:
+        return _read_image(path, channels=False)
+    except _UnreadableMask as exc:
+        raise ValueError(f"path {str(path)!r}: {exc}") from None
+
+
 def _as_label_input(labels) -> np.ndarray:
     try:
         return np.asarray(labels)

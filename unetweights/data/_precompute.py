@@ -16,24 +16,17 @@ from typing import Any, Iterable, Optional
 import numpy as np
 
 from .._files import check_writable_folder, refuse_file_as_folder, refuse_overlap, write_text_in_place
+from ..weightmaps import WEIGHTINGS, WeightMapRecipe
 from ._masks import _read_mask, _UnreadableMask
-from ._options import (
-    _canonical_options,
-    _DEFAULTS,
-    _library_version,
-    _make_weight,
-    _weight_map_options,
-    _WEIGHTING_DEFAULTS,
-)
 from ._storage import (
     _as_path,
     _is_complete_npy,
+    _library_version,
     PathLike,
     _remove_temp_files,
     _TMP_PREFIX,
     _write_npy_atomic,
 )
-from ._targets import _foreground_maps, _TARGET_DEFAULTS, _target_options
 
 
 _MANIFEST_NAME = "unetweights_manifest.json"
@@ -115,15 +108,15 @@ class PrecomputeReport:
         return "\n".join(lines)
 
 
-def _compute_one(path: str, out_paths: dict, options: dict, targets: dict) -> Optional[str]:
+def _compute_one(path: str, out_paths: dict, recipe: WeightMapRecipe) -> Optional[str]:
     """Read a mask, compute and write its maps ({output: path}); the reason it failed, or None.
 
     Runs in pool workers too.
     """
     try:
         # An ignore label is a value of the labels as the file holds them (see read_mask).
-        mask = _read_mask(Path(path), integers=options["ignore_label"] is not None)
-        maps = {"weight": _make_weight(mask, options), **_foreground_maps(mask, options, targets)}
+        mask = _read_mask(Path(path), integers=recipe.options.get("ignore_label") is not None)
+        maps = recipe.maps(mask)
         for output, out_path in out_paths.items():
             _write_npy_atomic(Path(out_path), maps[output])
     except (_UnreadableMask, ValueError, TypeError) as exc:
@@ -224,10 +217,12 @@ def _read_manifest(manifest: Path) -> dict:
     if not isinstance(outputs, list) or not all(_is_output_name(name) for name in outputs):
         raise ValueError("its list of outputs is missing or damaged")
     # An option added after the manifest was written (ignore_label, weighting, signed_distance,
-    # skeleton_radius) was then at its default.
-    defaults = _WEIGHTING_DEFAULTS.get(found["options"].get("weighting", "unet"), _DEFAULTS)
-    for name, default in {**_canonical_options(dict(defaults)), **_TARGET_DEFAULTS}.items():
-        found["options"].setdefault(name, default)
+    # skeleton_radius) was then at its default. A weighting this library does not know gets none:
+    # its options then never equal a known recipe's.
+    weighting = found["options"].setdefault("weighting", "unet")
+    if weighting in WEIGHTINGS:
+        for name, default in WeightMapRecipe(weighting).canonical().items():
+            found["options"].setdefault(name, default)
     return found
 
 
@@ -334,6 +329,7 @@ def precompute(
     *,
     signed_distance: bool = False,
     skeleton_radius: Optional[float] = None,
+    recipe: Optional[WeightMapRecipe] = None,
     **options: Any,
 ) -> PrecomputeReport:
     """Write the weight map of every mask file to ``<out_dir>/<stem>.npy``: parallel and resumable.
@@ -374,10 +370,15 @@ def precompute(
         Also write ``<stem>.skeleton.npy``: int64 of the mask's shape, 1 on
         ``tubed_skeleton(target, skeleton_radius, spacing)`` and 0 elsewhere. None (the default)
         writes none.
+    recipe : WeightMapRecipe, optional
+        The weighting, its options and the extra maps as one object, instead of
+        ``signed_distance``, ``skeleton_radius`` and ``**options``.
     **options
-        Keyword arguments of :func:`unet_weight_map`: ``w0``, ``sigma``, ``class_weights``,
-        ``spacing``, ``border``, ``tol``, ``separate``, ``ignore_label``; or ``weighting="falk"``
-        and those of :func:`falk_weight_map`. Checked before any work starts.
+        The arguments of :class:`WeightMapRecipe`: ``weighting`` and its options, by default
+        those of :func:`unet_weight_map`: ``w0``, ``sigma``, ``class_weights``, ``spacing``,
+        ``border``, ``tol``, ``separate``, ``ignore_label``; or ``weighting="falk"`` and those of
+        :func:`falk_weight_map`. Checked before any work starts; the manifest records the
+        recipe's canonical form (:meth:`WeightMapRecipe.canonical`).
 
         The target is the foreground the weight map goes with: the mask's objects, carved first
         with ``separate=True``, with ``ignore_label`` pixels as background.
@@ -447,14 +448,10 @@ def precompute(
         raise TypeError(f"progress must be a bool, got {progress!r}")
     if not isinstance(overwrite, (bool, np.bool_)):
         raise TypeError(f"overwrite must be a bool, got {overwrite!r}")
-    options = _weight_map_options(options, "precompute")
-    targets = _target_options(signed_distance, skeleton_radius, options)
-    kinds = ["weight"]
-    if targets["signed_distance"]:
-        kinds.append("distance")
-    if targets["skeleton_radius"] is not None:
-        kinds.append("skeleton")
-    outputs = _output_paths(paths, out_dir, kinds)
+    recipe = WeightMapRecipe.from_arguments(
+        recipe, owner="precompute", signed_distance=signed_distance, skeleton_radius=skeleton_radius, **options
+    )
+    outputs = _output_paths(paths, out_dir, list(recipe.outputs))
     every_output = [path for mask_outputs in outputs for path in mask_outputs.values()]
     refuse_file_as_folder(out_dir, "out_dir")
     # Every file this call can write or delete, checked against the inputs before any of them is
@@ -465,8 +462,7 @@ def precompute(
     leftovers = list(out_dir.glob(f"{_TMP_PREFIX}*")) if out_dir.is_dir() else []
     refuse_overlap(inputs, [*every_output, out_dir / _MANIFEST_NAME], "out_dir", "precompute")
     refuse_overlap(inputs, leftovers, "out_dir", "precompute", "delete")
-    recorded = {**_canonical_options(options), **targets}
-    wanted = {"format": "unetweights.precompute", "version": _MANIFEST_VERSION, "options": recorded}
+    wanted = {"format": "unetweights.precompute", "version": _MANIFEST_VERSION, "options": recipe.canonical()}
     wanted = json.loads(json.dumps(wanted))
     plan = _plan_out_dir(out_dir, every_output, _given_names(paths), wanted, bool(overwrite))
     refuse_overlap(inputs, plan.remove, "out_dir", "precompute", "delete")
@@ -498,12 +494,12 @@ def precompute(
 
         if n_workers == 1:
             for path, out_paths in todo:
-                record(path, _compute_one(path, out_paths, options, targets))
+                record(path, _compute_one(path, out_paths, recipe))
         else:
             pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context())
             try:
                 futures = {
-                    pool.submit(_compute_one, path, out_paths, options, targets): path for path, out_paths in todo
+                    pool.submit(_compute_one, path, out_paths, recipe): path for path, out_paths in todo
                 }
                 for future in as_completed(futures):
                     try:

@@ -22,6 +22,20 @@ PathLike = Union[str, "os.PathLike[str]"]
 _STALE_TMP_SECONDS = 3600.0
 
 
+def _library_version() -> str:
+    """The installed version, recorded in cache keys and manifests.
+
+    Read from the installed metadata rather than ``unetweights.__version__``: importing the
+    package's __init__ from here would be circular if __init__ ever imports this module eagerly.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("unetweights")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _write_npy_atomic(path: Path, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` so that other processes see either no file or the whole file.
 

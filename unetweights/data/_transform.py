@@ -8,9 +8,8 @@ from typing import Optional
 
 import numpy as np
 
+from ..weightmaps import WeightMapRecipe
 from ._masks import _as_label_input
-from ._options import _make_weight, _options_repr, _weight_map_options
-from ._targets import _foreground_maps, _target_options
 
 
 class WeightMapTransform:
@@ -37,13 +36,18 @@ class WeightMapTransform:
         default) adds none.
     skeleton_key : hashable, default "skeleton"
         Where the tubed skeleton goes in a dict sample.
+    recipe : WeightMapRecipe, optional
+        The weighting, its options and the extra maps, as one object; then give none of
+        ``signed_distance``, ``skeleton_radius`` and ``**options``.
     **options
-        Keyword arguments of :func:`unet_weight_map`: ``w0``, ``sigma``, ``class_weights``,
-        ``spacing``, ``border``, ``tol``, ``separate``, ``ignore_label``; or ``weighting="falk"``
-        and those of :func:`falk_weight_map` (``lam``, ``sigma``, ``v_bal``, ``sigma_bal``,
-        ``spacing``, ``separate``, ``ignore_label``). They are checked here, once: an unknown name
-        raises TypeError, a bad value the ValueError or TypeError the weight-map code gives. A
-        ``class_weights`` mapping must give weights for 0 (background) and 1 (foreground).
+        The arguments of :class:`WeightMapRecipe`: ``weighting`` ("unet", the default, or
+        "falk", or any registered weighting) and its options, e.g. those of
+        :func:`unet_weight_map`: ``w0``, ``sigma``, ``class_weights``, ``spacing``, ``border``,
+        ``tol``, ``separate``, ``ignore_label``; or of :func:`falk_weight_map` (``lam``,
+        ``sigma``, ``v_bal``, ``sigma_bal``, ``spacing``, ``separate``, ``ignore_label``). They are
+        checked here, once: an unknown name raises TypeError, a bad value the ValueError or
+        TypeError the weight-map code gives. A ``class_weights`` mapping must give weights for 0
+        (background) and 1 (foreground). The recipe is :attr:`recipe`.
 
     Notes
     -----
@@ -87,6 +91,7 @@ class WeightMapTransform:
         distance_key="distance",
         skeleton_radius: Optional[float] = None,
         skeleton_key="skeleton",
+        recipe: Optional[WeightMapRecipe] = None,
         **options,
     ):
         keys = {
@@ -101,15 +106,13 @@ class WeightMapTransform:
             isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, (int, np.integer))
         ):
             raise TypeError(f"channel_axis must be an int or None, got {channel_axis!r}")
-        self.options = _weight_map_options(options, "WeightMapTransform")
-        self.targets = _target_options(signed_distance, skeleton_radius, self.options)
-        # The keys of the maps this transform adds, in the order _maps makes them; a key of a map
-        # it does not make may be anything.
-        used = ["label_key", "weight_key"]
-        if self.targets["signed_distance"]:
-            used.append("distance_key")
-        if self.targets["skeleton_radius"] is not None:
-            used.append("skeleton_key")
+        self.recipe = WeightMapRecipe.from_arguments(
+            recipe, owner="WeightMapTransform", signed_distance=signed_distance, skeleton_radius=skeleton_radius,
+            **options,
+        )
+        # The keys of the maps this transform adds, in the order the recipe makes them; a key of a
+        # map it does not make may be anything.
+        used = ["label_key", *(f"{output}_key" for output in self.recipe.outputs)]
         for i, name in enumerate(used):
             for earlier in used[:i]:
                 if keys[name] == keys[earlier]:
@@ -121,18 +124,20 @@ class WeightMapTransform:
         self.skeleton_key = skeleton_key
         self.channel_axis = None if channel_axis is None else int(channel_axis)
 
+    @property
+    def options(self) -> dict:
+        """The recipe's ``weighting`` and options, defaults filled in (a new dict each time)."""
+        return {"weighting": self.recipe.weighting, **self.recipe.options}
+
     def __repr__(self) -> str:
-        extra = _options_repr(self.options)
-        if self.targets["signed_distance"]:
-            extra += f"{', ' if extra else ''}signed_distance=True, distance_key={self.distance_key!r}"
-        if self.targets["skeleton_radius"] is not None:
-            extra += (
-                f"{', ' if extra else ''}skeleton_radius={self.targets['skeleton_radius']!r}, "
-                f"skeleton_key={self.skeleton_key!r}"
-            )
+        extra = "".join(f", {k}={v!r}" for k, v in self.recipe.arguments().items())
+        if self.recipe.signed_distance:
+            extra += f", distance_key={self.distance_key!r}"
+        if self.recipe.skeleton_radius is not None:
+            extra += f", skeleton_key={self.skeleton_key!r}"
         return (
             f"WeightMapTransform(label_key={self.label_key!r}, weight_key={self.weight_key!r}, "
-            f"channel_axis={self.channel_axis!r}{', ' + extra if extra else ''})"
+            f"channel_axis={self.channel_axis!r}{extra})"
         )
 
     def weight_map(self, labels) -> np.ndarray:
@@ -151,9 +156,7 @@ class WeightMapTransform:
                     f"channel_axis {axis} of labels must have size 1 (one label channel), got shape {labels.shape}"
                 )
             labels = np.squeeze(labels, axis=axis)
-        maps = [_make_weight(labels, self.options)]
-        if with_targets:
-            maps += _foreground_maps(labels, self.options, self.targets).values()
+        maps = list(self.recipe.maps(labels).values()) if with_targets else [self.recipe.weight_map(labels)]
         if axis is None:
             return maps
         # The class axis of the distance map takes the place of the labels' channel axis; the

@@ -8,7 +8,7 @@ from typing import Union
 
 import numpy as np
 
-from ._validation import FLOAT32_MAX, as_label_array, real_number
+from .._validation import FLOAT32_MAX, as_label_array, real_number
 
 ClassWeights = Union[None, str, Mapping]
 

@@ -24,7 +24,7 @@ except ImportError as error:  # a source checkout used without installing it
         "unetweights.weightmaps._two_nearest, the compiled distance kernel, is missing: install the package "
         "(pip install -e . in a checkout, or make venv), which builds it with Cython and a C compiler"
     ) from error
-from ._validation import (
+from .._validation import (
     SpacingLike,
     as_label_array,
     as_spacing,

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import label as _skimage_label
 
-from ._validation import as_label_array, integer_in_range
+from .._validation import as_label_array, integer_in_range
 
 
 def _check_connectivity(connectivity, ndim: int, name: str = "connectivity") -> int:

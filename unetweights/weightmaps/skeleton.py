@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
 
-from ._validation import (
+from .._validation import (
     SpacingLike,
     as_label_array,
     as_spacing,

@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._validation import (
+from .._validation import (
     FLOAT32_MAX,
     SpacingLike,
     as_label_array,

@@ -1,4 +1,6 @@
-"""Input checks shared by the weight-map functions.
+"""Input checks shared by the numpy side of the package: the weight maps, the data pipeline, the
+chunked maps and the generated data. Imports only numpy (as ``_files`` imports nothing), so every
+room may use it.
 
 Every check raises ``TypeError`` (wrong kind of thing) or ``ValueError`` (right kind, bad value) with
 a message that names the argument and says what was expected. A bool is never taken for a number.
