@@ -21,80 +21,11 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ._files import check_output_file, check_writable_folder, same_file, write_text_in_place
+from ._weight_flags import add_weight_options, weight_options
 
 
 class UsageError(Exception):
     """A mistake in the command line or its files, reported as one line."""
-
-
-# How each option kind of the weightings' table is given on the command line: the argparse
-# arguments of its flag, and how the parsed value becomes the option's value.
-_FLAG_KINDS = {
-    "float": ({"type": float}, lambda value: value),
-    "int": ({"type": int}, lambda value: value),
-    "choice": ({}, lambda value: value),
-    "class_weights": ({"choices": ["balanced", "sqrt", "none"]}, lambda value: None if value == "none" else value),
-    "spacing": ({"type": float, "nargs": "+"}, tuple),
-    "flag": ({"action": "store_true"}, lambda value: value),
-}
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _table_options() -> dict:
-    """{option name: (Option, [the weightings that have it])}, in the table's order."""
-    from .weightmaps import WEIGHTINGS
-
-    found: dict = {}
-    for weighting in WEIGHTINGS.values():
-        for option in weighting.options:
-            found.setdefault(option.name, (option, []))[1].append(weighting)
-    return found
-
-
-def _weight_options(args: argparse.Namespace) -> dict:
-    """The recipe's arguments given on the command line: ``weighting`` and the options whose flag
-    was given; the rest keep the weighting's defaults. A flag of another weighting is refused."""
-    from .weightmaps import WEIGHTINGS
-
-    weighting = WEIGHTINGS[args.weighting]
-    own = [option.name for option in weighting.options]
-    options = {"weighting": weighting.name}
-    for name, (option, _) in _table_options().items():
-        value = getattr(args, name)
-        if value is None or (option.kind == "flag" and not value):
-            continue
-        if name not in own:
-            raise UsageError(
-                f"{_flag(name)}: not an option of --weighting {weighting.name} (its options: "
-                f"{', '.join(_flag(n) for n in own)})"
-            )
-        options[name] = _FLAG_KINDS[option.kind][1](value)
-    return options
-
-
-def _add_weight_options(parser: argparse.ArgumentParser) -> None:
-    """The --weighting flag and one flag per option of the weightings' table."""
-    from .weightmaps import WEIGHTINGS
-
-    group = parser.add_argument_group("weight map (--weighting picks the function; each flag names the weightings it applies to)")
-    group.add_argument(
-        "--weighting", choices=list(WEIGHTINGS), default="unet",
-        help="; ".join(f"{w.name}: {w.help}" for w in WEIGHTINGS.values()) + " (default unet)",
-    )
-    for name, (option, weightings) in _table_options().items():
-        arguments, _ = _FLAG_KINDS[option.kind]
-        if option.kind == "choice":
-            arguments = {"choices": list(option.choices)}
-        defaults = ", ".join(
-            f"{w.defaults[name]!r}".replace("None", "none") + (f" for {w.name}" if len(weightings) > 1 else "")
-            for w in weightings
-        )
-        used = "/".join(w.name for w in weightings)
-        help_text = f"{used}: {option.help}" + ("" if option.kind == "flag" else f" (default {defaults})")
-        group.add_argument(_flag(name), help=help_text.replace("%", "%%"), **arguments)
 
 
 def _add_count(parser: argparse.ArgumentParser, option: str, minimum: int, **kwargs) -> None:
@@ -218,7 +149,7 @@ def _precompute(args: argparse.Namespace) -> int:
 
     report = precompute(
         _mask_paths(args.masks), args.out, workers=args.workers, progress=not args.quiet, overwrite=args.overwrite,
-        signed_distance=args.signed_distance, skeleton_radius=args.skeleton_radius, **_weight_options(args),
+        signed_distance=args.signed_distance, skeleton_radius=args.skeleton_radius, **weight_options(args),
     )
     print(report.summary())
     return 0 if report.ok else 1
@@ -232,7 +163,7 @@ def _precompute_zarr(args: argparse.Namespace) -> int:
     if args.signed_distance or args.skeleton_radius is not None:
         raise UsageError("--zarr: chunked volumes get weight maps only, not --signed-distance or --skeleton-radius")
     source, destination = args.zarr
-    options = _weight_options(args)
+    options = weight_options(args)
     from .weightmaps import WEIGHTINGS
 
     if WEIGHTINGS[options["weighting"]].reach is None:
@@ -399,7 +330,7 @@ def _show(args: argparse.Namespace) -> int:
             raise UsageError(f"{option}: shape {list(array.shape)} does not match the labels' shape {list(labels.shape)}")
     weight = given["--weight"]
     if weight is None:
-        weight = WeightMapRecipe.from_arguments(owner="show", **_weight_options(args)).weight_map(labels)
+        weight = WeightMapRecipe.from_arguments(owner="show", **weight_options(args)).weight_map(labels)
     image = given["--image"]
     path = plot_weight_map(labels, weight, args.out, image=image, title=Path(args.labels).name)
     print(f"wrote      {path}")
@@ -460,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--skeleton-radius", type=float, metavar="R",
         help="also write the target's tubed skeleton of radius R (spacing units) to OUT/<name>.skeleton.npy",
     )
-    _add_weight_options(pre)
+    add_weight_options(pre)
     pre.set_defaults(run=_precompute)
 
     exp = command(
@@ -507,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--image", help="the raw image to show beside it")
     show.add_argument("--weight", help="a weight map (.npy or .tif, finite non-negative values) instead of computing one")
     show.add_argument("--out", default="weight_map.png", help="the PNG to write (default weight_map.png)")
-    _add_weight_options(show)
+    add_weight_options(show)
     show.set_defaults(run=_show)
     return parser
 

@@ -19,8 +19,9 @@ The weighting, its options and the extra maps are one :class:`WeightMapRecipe` (
 :mod:`unetweights.weightmaps`, re-exported here), which every entry point takes.
 
 One concern per module: ``_storage`` (atomic writes, folders, leftovers, the library version),
-``_masks`` (reading masks), ``_transform``, ``_dataset`` (with its on-disk cache) and
-``_precompute`` (with its manifest).
+``_masks`` (reading masks), ``_transform``, ``_dataset`` (with its on-disk cache), ``_precompute``
+and ``_manifest`` (what a precompute folder's manifest records, and the plan that keeps the
+folder in agreement with it).
 """
 
 from ._dataset import TARGETS, CacheInfo, WeightMapDataset
