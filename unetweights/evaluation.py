@@ -14,9 +14,10 @@ from typing import Dict, List, Mapping, Optional
 from torch import Tensor, nn
 
 from ._graph import INPUT_NAMES
-from .losses.classification import WeightedBCEWithLogitsLoss, WeightedCrossEntropyLoss
+from .losses.binary import WeightedBCEWithLogitsLoss
+from .losses.classification import WeightedCrossEntropyLoss
 from .losses.compose import DeepSupervisionLoss, with_reduction
-from .losses.distance import SkeletonRecallLoss
+from .losses.skeleton import SkeletonRecallLoss
 from .metrics import DiceScore, IoUScore, PixelAccuracy
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

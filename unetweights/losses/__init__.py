@@ -49,29 +49,17 @@ Importing this package does not touch TorchScript, so it emits no deprecation wa
 from typing import List
 
 from ._morphology import distance_transform, soft_skeleton
+from .binary import WeightedBCELoss, WeightedBCEWithLogitsLoss, weighted_bce_with_logits, weighted_binary_cross_entropy
 from .classification import (
     FocalLoss,
-    WeightedBCELoss,
-    WeightedBCEWithLogitsLoss,
     WeightedCrossEntropyLoss,
     WeightedNLLLoss,
     focal_loss,
-    weighted_bce_with_logits,
-    weighted_binary_cross_entropy,
     weighted_cross_entropy,
     weighted_nll_loss,
 )
 from .compose import CombinedLoss, DeepSupervisionLoss, resize_area, resize_nearest, with_reduction
-from .distance import (
-    BoundaryLoss,
-    ClDiceLoss,
-    HausdorffDTLoss,
-    SkeletonRecallLoss,
-    boundary_loss,
-    cldice_loss,
-    hausdorff_dt_loss,
-    skeleton_recall_loss,
-)
+from .distance import BoundaryLoss, HausdorffDTLoss, boundary_loss, hausdorff_dt_loss
 from .lovasz import LovaszHingeLoss, LovaszSoftmaxLoss, lovasz_hinge, lovasz_softmax
 from .overlap import (
     GeneralizedDiceLoss,
@@ -97,6 +85,7 @@ from .regression import (
     weighted_mse_loss,
     weighted_smooth_l1_loss,
 )
+from .skeleton import ClDiceLoss, SkeletonRecallLoss, cldice_loss, skeleton_recall_loss
 
 __all__: List[str] = [
     "BoundaryLoss",

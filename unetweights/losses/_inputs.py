@@ -1,13 +1,16 @@
-"""The input stage shared by every loss and metric on (N, C, *) probabilities.
+"""The input stage shared by every loss and metric on (N, C, *) probabilities, and by the binary losses.
 
-The set losses (:mod:`.overlap`), the distance losses (:mod:`.distance`) and the metrics
-(:mod:`unetweights.metrics`) start alike: check the activation, the input, the weight map and the
-target, turn an index target into one-hot truth with the ignored pixels left out, collect the
-(N,) poison of invalid values, then count or reduce per set. That stage lives here, once, built
-from the elementary checks of :mod:`._reduce`:
+The set losses (:mod:`.overlap`), the distance and skeleton losses (:mod:`.distance`,
+:mod:`.skeleton`) and the metrics (:mod:`unetweights.metrics`) start alike: check the activation,
+the input, the weight map and the target, turn an index target into one-hot truth with the
+ignored pixels left out, collect the (N,) poison of invalid values, then count or reduce per set.
+That stage lives here, once, built from the elementary checks of :mod:`._reduce`:
 
 - :func:`weighted_parts`: the activated prediction, the (N, C, *) truth, the weight of each pixel
-  and the poison;
+  and the poison; :func:`scored_parts` the same with class 0 dropped without the background;
+- :func:`binary_parts` and :func:`softplus_neg`: the checked input/target pair of the binary
+  losses on logits or probabilities of any shape (:mod:`.binary`, the sigmoid focal loss of
+  :mod:`.classification`), and the stable -log σ(x) they share;
 - :func:`overlap_counts` and :func:`set_mass`: the weighted counts tp, Σp, Σt, and each set's
   weight mass and smoothing unit;
 - :func:`check_set_options`, :func:`reduce_sets` and :class:`SetOptions`: the options every set
@@ -32,17 +35,21 @@ from torch import Tensor, nn
 
 from ._options import checked_flag, checked_index, checked_real
 from ._reduce import (
+    as_float32,
     check_class_weight,
+    check_floating,
     check_option_range,
     check_per_image_sets,
     check_reduction,
     check_same_shape,
     check_softmax_channels,
     checked_input,
+    checking_values,
     class_indices,
     elementwise_weight,
     index_target,
     input_poison,
+    poison_unless_all,
     probability_target,
     reduce_loss,
     safe_divide,
@@ -136,6 +143,75 @@ def weighted_parts(
     if valid is not None:
         pixel_weight = valid if pixel_weight is None else pixel_weight * valid
     return _activate(input, activation), truth, pixel_weight, poison
+
+
+def scored_parts(
+    input: Tensor,
+    target: Tensor,
+    weight: Optional[Tensor],
+    activation: str,
+    include_background: bool,
+    ignore_index: Optional[int],
+    name: str = "target",
+) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
+    """The checked pieces of an element-wise loss on (N, C', *) probabilities.
+
+    Returns ``(prob, truth, pixel_weight, poison)``: the activated input and the target's (N, C, *)
+    truth (class 0 dropped without the background), the weight of each pixel ((N, 1, *) or None
+    when every pixel weighs 1; 0 where ignored), and the (N,) poison of invalid logits, weights
+    and targets. Errors about the target name it ``name``.
+    """
+    prob, truth, pixel_weight, poison = weighted_parts(
+        input, target, weight, activation, ignore_index, include_background, None, name
+    )
+    if not include_background:
+        prob, truth = prob[:, 1:], truth[:, 1:]
+    return prob, truth, pixel_weight, poison
+
+
+def binary_parts(input: Tensor, target: Tensor, probabilities: bool = False) -> Tuple[Tensor, Tensor, Tensor]:
+    """Check an input/target pair of the same shape: logits, or probabilities with ``probabilities``.
+
+    Returns ``(input, target, poison)``: both in float32 (or float64), and the (N,) poison of the
+    images with a NaN or infinite input or, while tracing, a target (or a probability input)
+    outside [0, 1] (eager and TorchScript raise for those).
+    """
+    if input.dim() < 1:
+        raise ValueError(f"input: expected at least one dim, got shape {list(input.shape)}")
+    if input.numel() == 0:
+        raise ValueError(f"input: expected a non-empty tensor, got shape {list(input.shape)}")
+    check_floating(input, "input")
+    check_same_shape(target, "target", list(input.shape), "input.shape")
+    input = as_float32(input)
+    target, target_poison = probability_target(target, input.dtype)
+    if probabilities:
+        return input, target, _probability_poison(input) + target_poison
+    return input, target, input_poison(input) + target_poison
+
+
+def _probability_poison(input: Tensor) -> Tensor:
+    """(N,) NaN for each image whose ``input`` holds a value outside [0, 1] (NaN and ±inf included), else 0.
+
+    A NaN or infinite probability is a NaN out in every mode, as a NaN logit is. A finite value
+    outside [0, 1] is refused where values can be read (eager, TorchScript): it is a logit passed
+    where a probability belongs, not a diverged network.
+    """
+    if checking_values():
+        # The finite values only (NaN and ±inf become 0.5): their extremes tell whether one is outside.
+        values = input.detach()
+        low, high = torch.aminmax(torch.where(values.abs() < math.inf, values, 0.5))
+        lowest, highest = float(low), float(high)
+        if lowest < 0.0 or highest > 1.0:
+            raise ValueError(
+                f"input: expected probabilities in [0, 1] (for logits use weighted_bce_with_logits), "
+                f"found values in [{lowest}, {highest}]"
+            )
+    return poison_unless_all((input >= 0) & (input <= 1), input.dtype)
+
+
+def softplus_neg(input: Tensor) -> Tensor:
+    """-log sigmoid(x) = log(1 + exp(-x)), stable for logits of any size."""
+    return (-input).clamp_min(0) + torch.log1p(torch.exp(-input.abs()))
 
 
 def overlap_counts(
@@ -273,12 +349,15 @@ class SetOptions(nn.Module):
 
 __all__: List[str] = [
     "SetOptions",
+    "binary_parts",
     "check_activation",
     "check_set_options",
     "check_sigmoid_target",
     "overlap_counts",
     "reduce_sets",
+    "scored_parts",
     "set_mass",
+    "softplus_neg",
     "target_classes",
     "weighted_parts",
 ]

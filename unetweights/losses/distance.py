@@ -1,29 +1,26 @@
-"""Losses that look at shape: boundary, Hausdorff distance transform, clDice, skeleton recall.
+"""Losses on distance maps: boundary and Hausdorff distance transform (functional forms and Modules).
 
 The boundary and Hausdorff-DT losses consume the target's signed distance map, which the data
 pipeline precomputes in physical units (:func:`unetweights.weightmaps.signed_distance_map` with
 ``spacing``, or the ``distance`` option of the dataset and transforms). Where it is not passed,
 and for the prediction's distances, which change with every step, they compute it in the graph
 with :func:`distance_transform`: an exact separable Euclidean distance transform written in
-torch, so the losses still script, compile, export to ONNX and run on the GPU.
-
-clDice and skeleton recall are for thin structures (vessels, neurites, membranes): clDice
-compares soft skeletons made by min/max pooling; skeleton recall scores the soft prediction on
-a tubed skeleton of the target (:func:`unetweights.weightmaps.tubed_skeleton`), precomputed.
+torch, so the losses still script, compile, export to ONNX and run on the GPU. The losses on
+skeletons (clDice, skeleton recall) are in :mod:`.skeleton`.
 
 The losses follow the package's rules (weight map, reduction, NaN in is NaN out, the same
 numbers eager, scripted, compiled and exported); each docstring states its formula.
 """
 
 import math
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import torch
 from torch import Tensor, nn
 
-from ._inputs import SetOptions, check_activation, check_set_options, reduce_sets, set_mass, weighted_parts
-from ._morphology import checked_spacing, distance_transform, soft_skeleton
-from ._options import checked_flag, checked_index, checked_int, checked_real, checked_reals
+from ._inputs import check_activation, scored_parts
+from ._morphology import checked_spacing, distance_transform
+from ._options import checked_flag, checked_index, checked_real, checked_reals
 from ._reduce import (
     check_option_range,
     check_reduction,
@@ -31,33 +28,8 @@ from ._reduce import (
     checking_values,
     input_poison,
     poison_rows,
-    ratio_or,
     reduce_loss,
 )
-
-
-def _distance_inputs(
-    input: Tensor,
-    target: Tensor,
-    weight: Optional[Tensor],
-    activation: str,
-    include_background: bool,
-    ignore_index: Optional[int],
-    name: str = "target",
-) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
-    """The checked pieces of an element-wise loss on (N, C', *) probabilities.
-
-    Returns ``(prob, truth, pixel_weight, poison)``: the activated input and the target's (N, C, *)
-    truth (class 0 dropped without the background), the weight of each pixel ((N, 1, *) or None
-    when every pixel weighs 1; 0 where ignored), and the (N,) poison of invalid logits, weights
-    and targets. Errors about the target name it ``name``.
-    """
-    prob, truth, pixel_weight, poison = weighted_parts(
-        input, target, weight, activation, ignore_index, include_background, None, name
-    )
-    if not include_background:
-        prob, truth = prob[:, 1:], truth[:, 1:]
-    return prob, truth, pixel_weight, poison
 
 
 def _checked_distance(
@@ -139,7 +111,7 @@ def boundary_loss(
     compiled or exported, an invalid weight or class index) makes its image's values NaN.
     """
     check_reduction(reduction)
-    prob, truth, pixel_weight, poison = _distance_inputs(
+    prob, truth, pixel_weight, poison = scored_parts(
         input, target, weight, activation, include_background, ignore_index
     )
     phi = _checked_distance(distance, truth, spacing)
@@ -200,7 +172,7 @@ def hausdorff_dt_loss(
     """
     check_reduction(reduction)
     check_option_range(alpha, "alpha", 0.0, math.inf, True, True)
-    prob, truth, pixel_weight, poison = _distance_inputs(
+    prob, truth, pixel_weight, poison = scored_parts(
         input, target, weight, activation, include_background, ignore_index
     )
     predicted = prob.detach() > 0.5
@@ -242,142 +214,6 @@ def _diagonal(sizes: List[int], spacing: List[float]) -> float:
     for size, step in zip(sizes, spacing):
         squared += ((size - 1) * step) ** 2
     return squared**0.5
-
-
-def _check_iterations(iterations: int) -> None:
-    if not torch.jit.is_scripting() and checking_values():
-        checked_int(iterations, "iterations", "an integer >= 0")
-    if iterations < 0:
-        raise ValueError(f"iterations: expected an integer >= 0, got {iterations}")
-
-
-def _set_sums(x: Tensor, pixel_weight: Optional[Tensor], per_image: bool) -> Tensor:
-    """Σ of x (N, C, *) over the spatial dims, weighted by ``pixel_weight``; over the batch too unless ``per_image``."""
-    if pixel_weight is not None:
-        x = x * pixel_weight
-    sums = x.reshape(x.shape[0], x.shape[1], -1).sum(-1)
-    return sums if per_image else sums.sum(0, keepdim=True)
-
-
-def _reduce_set_scores(
-    score: Tensor, mass: Tensor, poison: Tensor, per_image: bool, include_background: bool, reduction: str
-) -> Tensor:
-    """1 - ``score`` per set and class (N, C') or (1, C'), reduced like the set losses.
-
-    ``mass`` is each set's weight Σ w (:func:`._inputs.set_mass`); a poisoned image makes its
-    set's loss NaN.
-    """
-    loss = 1.0 - score
-    if per_image:
-        loss = poison_rows(loss, poison)
-    else:
-        loss = loss + poison.sum()
-    return reduce_sets(loss, mass, None, include_background, reduction)
-
-
-def cldice_loss(
-    input: Tensor,
-    target: Tensor,
-    weight: Optional[Tensor] = None,
-    activation: str = "softmax",
-    iterations: int = 3,
-    smooth: float = 1.0,
-    per_image: bool = False,
-    include_background: bool = True,
-    ignore_index: Optional[int] = None,
-    reduction: str = "mean",
-) -> Tensor:
-    """Soft clDice loss (Shit et al. 2021) with a per-pixel weight map, per set and class.
-
-    With S_P, S_T the soft skeletons (:func:`soft_skeleton`) of the prediction p and the target
-    t, topology precision and sensitivity are
-
-        Tprec = (Σ w·S_P·t + s) / (Σ w·S_P + s),    Tsens = (Σ w·S_T·p + s) / (Σ w·S_T + s),
-
-    and the loss is 1 - 2·Tprec·Tsens / (Tprec + Tsens). Gradients flow through both p and
-    S_P. Parameters as in :func:`soft_dice_loss`; ``iterations`` (≥ 0) thinning steps should
-    reach the half-width of the thickest structure; ``smooth`` s ≥ 0 (1 in the paper), counted in
-    pixels of the set's mean weight as for :func:`soft_dice_loss`, so that the loss is invariant
-    to multiplying ``weight`` by a positive constant, for every reduction.
-
-    Notes
-    -----
-    MONAI's ``SoftclDiceLoss`` sums over the channels too, giving one value per image; with one
-    scored channel (a sigmoid output, or two classes without the background) and ``smooth``
-    1e-4 apart, this loss equals it with weight=None and ``per_image=True``. A class with an
-    empty skeleton on both sides scores 0/0 as 1 with ``smooth=0`` (loss 0), never NaN. A set
-    with no weight mass has loss 0 and is left out of the mean. Invalid input makes its set's
-    loss NaN.
-    """
-    check_set_options(input, smooth, None, reduction, per_image)
-    _check_iterations(iterations)
-    prob, truth, pixel_weight, poison = _distance_inputs(
-        input, target, weight, activation, include_background, ignore_index
-    )
-    mass, unit = set_mass(pixel_weight, weight is not None, list(prob.shape), poison, per_image)
-    s = smooth * unit
-    skeleton_p = soft_skeleton(prob, iterations)
-    skeleton_t = soft_skeleton(truth, iterations)
-    precision = ratio_or(
-        _set_sums(skeleton_p * truth, pixel_weight, per_image) + s,
-        _set_sums(skeleton_p, pixel_weight, per_image) + s,
-        1.0,
-    )
-    sensitivity = ratio_or(
-        _set_sums(skeleton_t * prob, pixel_weight, per_image) + s,
-        _set_sums(skeleton_t, pixel_weight, per_image) + s,
-        1.0,
-    )
-    score = ratio_or(2.0 * precision * sensitivity, precision + sensitivity, 1.0)
-    return _reduce_set_scores(score, mass, poison, per_image, include_background, reduction)
-
-
-def skeleton_recall_loss(
-    input: Tensor,
-    skeleton: Tensor,
-    weight: Optional[Tensor] = None,
-    activation: str = "softmax",
-    smooth: float = 1.0,
-    per_image: bool = False,
-    ignore_index: Optional[int] = None,
-    reduction: str = "mean",
-) -> Tensor:
-    """Skeleton recall loss (Kirchhoff et al. 2024) with a per-pixel weight map, per set and class.
-
-    1 - (Σ w·p_c·s_c + smooth) / (Σ w·s_c + smooth): the soft recall of class c's tubed skeleton
-    s_c (:func:`unetweights.weightmaps.tubed_skeleton`, precomputed) under the prediction p_c.
-    It rewards predictions that keep thin structures connected, and is added to a region loss.
-
-    Parameters
-    ----------
-    input : Tensor
-        Logits (N, C, *), or probabilities with ``activation="none"``.
-    skeleton : Tensor
-        The tubed skeleton: class indices (N, *) where 0 is "no skeleton" and c > 0 a tube of
-        class c (softmax or none; the background class 0 is not scored, as in the paper), or a
-        binary (N, C, *) tube per channel (every channel scored; needed for "sigmoid").
-    weight, activation, smooth, per_image, ignore_index, reduction
-        As in :func:`soft_dice_loss` (``smooth`` ≥ 0, 1 by default as in the paper, counted in
-        pixels of the set's mean weight: the loss is invariant to multiplying ``weight`` by a
-        positive constant, for every reduction).
-
-    Notes
-    -----
-    A class without skeleton in a set scores smooth / smooth = 1 (loss 0), and 0/0 with
-    ``smooth=0`` is 1 too, never NaN; it still counts in the mean. A set with no weight mass has
-    loss 0 and is left out of the mean. Invalid input makes its set's loss NaN.
-    """
-    check_set_options(input, smooth, None, reduction, per_image)
-    include_background = skeleton.dim() == input.dim()
-    prob, tube, pixel_weight, poison = _distance_inputs(
-        input, skeleton, weight, activation, include_background, ignore_index, "skeleton"
-    )
-    mass, unit = set_mass(pixel_weight, weight is not None, list(prob.shape), poison, per_image)
-    s = smooth * unit
-    recall = ratio_or(
-        _set_sums(prob * tube, pixel_weight, per_image) + s, _set_sums(tube, pixel_weight, per_image) + s, 1.0
-    )
-    return _reduce_set_scores(recall, mass, poison, per_image, include_background, reduction)
 
 
 def _module_spacing(spacing: Optional[List[float]], name: str) -> Optional[List[float]]:
@@ -482,72 +318,9 @@ class HausdorffDTLoss(_DistanceLoss):
         )
 
 
-class ClDiceLoss(SetOptions):
-    """Module form of :func:`cldice_loss`; options are fixed at construction."""
-
-    def __init__(
-        self,
-        activation: str = "softmax",
-        iterations: int = 3,
-        smooth: float = 1.0,
-        per_image: bool = False,
-        include_background: bool = True,
-        ignore_index: Optional[int] = None,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__(activation, smooth, per_image, ignore_index, reduction)
-        self.iterations = checked_int(iterations, "iterations", "an integer >= 0")
-        _check_iterations(self.iterations)
-        self.include_background = checked_flag(include_background, "include_background")
-
-    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-        return cldice_loss(
-            input=input,
-            target=target,
-            weight=weight,
-            activation=self.activation,
-            iterations=self.iterations,
-            smooth=self.smooth,
-            per_image=self.per_image,
-            include_background=self.include_background,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-        )
-
-
-class SkeletonRecallLoss(SetOptions):
-    """Module form of :func:`skeleton_recall_loss`: ``forward(input, skeleton, weight=None)``."""
-
-    def __init__(
-        self,
-        activation: str = "softmax",
-        smooth: float = 1.0,
-        per_image: bool = False,
-        ignore_index: Optional[int] = None,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__(activation, smooth, per_image, ignore_index, reduction)
-
-    def forward(self, input: Tensor, skeleton: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-        return skeleton_recall_loss(
-            input=input,
-            skeleton=skeleton,
-            weight=weight,
-            activation=self.activation,
-            smooth=self.smooth,
-            per_image=self.per_image,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-        )
-
-
 __all__: List[str] = [
     "BoundaryLoss",
-    "ClDiceLoss",
     "HausdorffDTLoss",
-    "SkeletonRecallLoss",
     "boundary_loss",
-    "cldice_loss",
     "hausdorff_dt_loss",
-    "skeleton_recall_loss",
 ]
