@@ -79,7 +79,7 @@ def export_graph(graph, folder: Path, name: str, num_classes: int, rewrite: bool
     if rewrite:
         export.to_onnx(graph, path, example)
     else:
-        with mock.patch.object(export, "_translations", lambda: None):
+        with mock.patch.object(export, "translations", lambda: None):
             export.to_onnx(graph, path, example)
     return path
 

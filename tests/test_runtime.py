@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import unetweights.metrics as M
-import unetweights.runtime as runtime
+from unetweights import _providers
 from unetweights.evaluation import EvaluationGraph
 from unetweights.export import to_onnx
 from unetweights.runtime import OnnxEvaluator
@@ -18,7 +18,7 @@ TOLERANCE = 1e-5
 
 
 def _cuda_really_works() -> bool:
-    return runtime._CUDA in ort.get_available_providers() and runtime._nvidia_device_present()
+    return _providers.CUDA in ort.get_available_providers() and _providers._nvidia_device_present()
 
 
 @pytest.fixture(scope="module")
@@ -123,9 +123,9 @@ def test_a_cuda_provider_that_fails_to_start_is_detected_quietly(graph_file, mon
     """The provider is listed but cannot start (here: no CUDA libraries); no error log escapes."""
     if _cuda_really_works():
         pytest.skip("CUDA works here; the failure path cannot be provoked")
-    if runtime._CUDA not in ort.get_available_providers():
+    if _providers.CUDA not in ort.get_available_providers():
         pytest.skip("this onnxruntime build has no CUDA provider to fail")
-    monkeypatch.setattr(runtime, "_nvidia_device_present", lambda: True)
+    monkeypatch.setattr(_providers, "_nvidia_device_present", lambda: True)
     evaluator = OnnxEvaluator(graph_file[1], providers="auto")
     assert evaluator.provider == "CPUExecutionProvider"
     assert "could not start its CUDA provider" in evaluator.cuda_unavailable_reason
@@ -134,7 +134,7 @@ def test_a_cuda_provider_that_fails_to_start_is_detected_quietly(graph_file, mon
     captured = capfd.readouterr()
     assert captured.out == "" and captured.err == ""
     # The default logger is back at onnxruntime's own level afterwards.
-    assert runtime._ORT_DEFAULT_SEVERITY == 2
+    assert _providers._ORT_DEFAULT_SEVERITY == 2
 
 
 def test_no_cuda_provider_in_the_build(graph_file, monkeypatch):
@@ -148,7 +148,7 @@ def test_no_cuda_provider_in_the_build(graph_file, monkeypatch):
 
 def test_no_gpu_on_the_machine(graph_file, monkeypatch):
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    monkeypatch.setattr(runtime, "_nvidia_device_present", lambda: False)
+    monkeypatch.setattr(_providers, "_nvidia_device_present", lambda: False)
     evaluator = OnnxEvaluator(graph_file[1])
     assert evaluator.provider == "CPUExecutionProvider"
     with pytest.raises(RuntimeError, match="providers: 'cuda' was asked for, but no NVIDIA GPU"):
@@ -170,7 +170,7 @@ class _SessionReportingCuda(ort.InferenceSession):
 
 def test_auto_and_cuda_pick_a_working_cuda_provider(graph_file, monkeypatch):
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    monkeypatch.setattr(runtime, "_nvidia_device_present", lambda: True)
+    monkeypatch.setattr(_providers, "_nvidia_device_present", lambda: True)
     monkeypatch.setattr(ort, "InferenceSession", _SessionReportingCuda)
     _SessionReportingCuda.asked.clear()
     for choice in ("auto", "cuda"):

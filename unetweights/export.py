@@ -10,9 +10,6 @@ have passed every check, so a failed export leaves nothing behind (and an older 
 destination as it was).
 """
 
-import contextlib
-import io
-import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -21,8 +18,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from ._artefacts import compare, default_opset, load_model
 from ._files import check_output_file, written_in_place
 from ._graph import IGNORE_INDEX_METADATA, INPUT_NAMES, LOGITS
+from ._onnx_export import check_example_sizes, graph_ignore_index, quiet_exporter, torch_dynamic_shapes, translations
 from .evaluation import EvaluationGraph
 
 DEFAULT_OPSET = 20
@@ -111,82 +110,6 @@ def dynamic_dims(example_inputs: Sequence[Tensor]) -> List[Dict[int, str]]:
     return dims
 
 
-def _ignore_values(module: nn.Module) -> List[Optional[int]]:
-    """The ignore index of each part of ``module`` that takes class indices; None for "none"."""
-    if hasattr(module, "ignore_index"):
-        value = module.ignore_index
-        return [value if isinstance(value, int) and not isinstance(value, bool) else None]
-    children = list(module.children())
-    if not children:
-        # A leaf that names no ignore index (a custom metric, say) treats every value outside
-        # [0, C) as a class index out of range.
-        return [None]
-    # A container (CombinedLoss) passes the target to each of its losses.
-    return [value for child in children for value in _ignore_values(child)]
-
-
-def _graph_ignore_index(graph: EvaluationGraph) -> Optional[int]:
-    """The target value that every loss and metric of ``graph`` ignores, or None if there is none.
-
-    Each part contributes the ``ignore_index`` of the modules that compute it (every loss of a
-    :class:`~unetweights.losses.CombinedLoss`); a part without one, or with ``ignore_index=None``,
-    ignores nothing, and then no value is ignored by all. For example
-    ``EvaluationGraph.default()`` has a cross-entropy that ignores -100 and metrics that ignore
-    nothing: a target of -100 would make the metrics' outputs NaN, so the graph ignores none.
-    """
-    values = [value for part in (*graph.losses.values(), *graph.metrics.values()) for value in _ignore_values(part)]
-    if not values or any(value is None for value in values) or len(set(values)) != 1:
-        return None
-    return values[0]
-
-
-def _check_example_sizes(example_inputs: Sequence[Tensor], dims: Sequence[Dict[int, str]]) -> None:
-    for i, (x, spec) in enumerate(zip(example_inputs, dims)):
-        for d, name in spec.items():
-            if x.shape[d] < 2:
-                raise ValueError(
-                    f"example_inputs[{i}]: dim {d} ('{name}') has size {x.shape[d]}; torch.export fixes sizes 0 "
-                    "and 1, so give every dynamic dim an example size of at least 2"
-                )
-
-
-def _torch_dynamic_shapes(dims: Sequence[Dict[int, str]]) -> Tuple[Dict[int, Any], ...]:
-    symbols: Dict[str, Any] = {}
-    shapes = []
-    for spec in dims:
-        shapes.append({d: symbols.setdefault(name, torch.export.Dim(name)) for d, name in spec.items()})
-    return tuple(shapes)
-
-
-def _translations() -> Dict[Any, Any]:
-    """Softmax and log-softmax written as reductions along their axis, for onnxruntime's sake.
-
-    onnxruntime runs Softmax and LogSoftmax on an axis other than the last by transposing the
-    tensor, which made them 4-8x slower than torch on (N, C, H, W) logits; a max, an exp and a
-    sum along the class axis run at the speed of a few element-wise passes. Both forms subtract
-    the maximum first, so they agree to float rounding.
-    """
-    from onnxscript import opset18 as op
-
-    def log_softmax(self, dim: int, half_to_float: bool = False):
-        axes = op.Constant(value_ints=[dim])
-        shifted = op.Sub(self, op.ReduceMax(self, axes, keepdims=1))
-        return op.Sub(shifted, op.Log(op.ReduceSum(op.Exp(shifted), axes, keepdims=1)))
-
-    def softmax(self, dim: int, half_to_float: bool = False):
-        axes = op.Constant(value_ints=[dim])
-        exp = op.Exp(op.Sub(self, op.ReduceMax(self, axes, keepdims=1)))
-        return op.Div(exp, op.ReduceSum(exp, axes, keepdims=1))
-
-    aten = torch.ops.aten
-    return {
-        aten._log_softmax.default: log_softmax,
-        aten.log_softmax.int: log_softmax,
-        aten._softmax.default: softmax,
-        aten.softmax.int: softmax,
-    }
-
-
 def _elem_type_name(onnx, elem_type: int) -> str:
     return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
 
@@ -198,23 +121,6 @@ def _specs(onnx, values) -> Tuple[TensorSpec, ...]:
         shape = tuple(d.dim_param if d.dim_param else d.dim_value for d in tensor_type.shape.dim)
         specs.append(TensorSpec(value.name, _elem_type_name(onnx, tensor_type.elem_type), shape))
     return tuple(specs)
-
-
-@contextlib.contextmanager
-def _quiet_exporter():
-    """Silence the exporter's progress prints, info logs and the warnings it raises for itself."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.filterwarnings("ignore", message=r".*axis name.*will not be used", category=UserWarning)
-            warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
-            yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
 
 
 def to_onnx(
@@ -297,13 +203,13 @@ def to_onnx(
         if output_names is None:
             output_names = module.output_names
     dims = dynamic_dims(inputs) if dynamic else [{} for _ in inputs]
-    _check_example_sizes(inputs, dims)
+    check_example_sizes(inputs, dims)
     path = check_output_file(path, "path", "to_onnx")
     metadata: Dict[str, str] = {}
     if isinstance(module, EvaluationGraph) and len(inputs) >= 2:
         logits, target = inputs[0], inputs[1]
         if target.dim() == logits.dim() - 1 and not target.is_floating_point():
-            ignore_index = _graph_ignore_index(module)
+            ignore_index = graph_ignore_index(module)
             if ignore_index is not None:
                 metadata[IGNORE_INDEX_METADATA] = str(ignore_index)
     with written_in_place(path, argument="path") as tmp:
@@ -328,18 +234,18 @@ def _export_checked(
     was_training = module.training
     module.eval()
     try:
-        with _quiet_exporter():
+        with quiet_exporter():
             torch.onnx.export(
                 module,
                 inputs,
                 tmp,
                 dynamo=True,
                 opset_version=opset,
-                dynamic_shapes=_torch_dynamic_shapes(dims) if dynamic else None,
+                dynamic_shapes=torch_dynamic_shapes(dims) if dynamic else None,
                 input_names=None if input_names is None else list(input_names),
                 output_names=None if output_names is None else list(output_names),
                 external_data=False,
-                custom_translation_table=_translations(),
+                custom_translation_table=translations(),
                 verbose=False,
             )
     finally:
@@ -356,7 +262,7 @@ def _export_checked(
         raise RuntimeError(f"to_onnx: onnx.checker rejected the graph for {path}; nothing was written: {error}") from error
     report = ExportReport(
         path=path,
-        opset=_default_opset(model),
+        opset=default_opset(model),
         inputs=_specs(onnx, model.graph.input),
         outputs=_specs(onnx, model.graph.output),
         file_size=os.path.getsize(tmp),
@@ -420,32 +326,8 @@ def to_torchscript(
                 with torch.no_grad():
                     expected = module(*inputs)
                     actual = loaded(*inputs)
-                _compare(expected, actual, atol, "output")
+                compare(expected, actual, atol, "output")
     return loaded
-
-
-def _compare(expected: Any, actual: Any, atol: float, where: str) -> None:
-    if isinstance(expected, Tensor):
-        if not isinstance(actual, Tensor) or expected.shape != actual.shape:
-            raise RuntimeError(f"to_torchscript: the reloaded module's {where} differs in type or shape")
-        expected64, actual64 = expected.double(), actual.double()
-        # NaN where eager has NaN (a metric's absent class) agrees; NaN on one side only does not,
-        # and makes ``diff`` NaN.
-        both_nan = expected64.isnan() & actual64.isnan()
-        difference = torch.where(both_nan, torch.zeros_like(expected64), (expected64 - actual64).abs())
-        diff = float(difference.max()) if expected.numel() else 0.0
-        if not diff <= atol:
-            raise RuntimeError(f"to_torchscript: the reloaded module's {where} differs from eager by {diff:.3g} > {atol}")
-    elif isinstance(expected, dict):
-        if not isinstance(actual, dict) or list(expected) != list(actual):
-            raise RuntimeError(f"to_torchscript: the reloaded module's {where} has keys {list(actual)}, expected {list(expected)}")
-        for key in expected:
-            _compare(expected[key], actual[key], atol, f"{where}['{key}']")
-    elif isinstance(expected, (list, tuple)):
-        if not isinstance(actual, (list, tuple)) or len(expected) != len(actual):
-            raise RuntimeError(f"to_torchscript: the reloaded module's {where} differs in length")
-        for i, (e, a) in enumerate(zip(expected, actual)):
-            _compare(e, a, atol, f"{where}[{i}]")
 
 
 def append_to_model(
@@ -493,8 +375,8 @@ def append_to_model(
         given = (("model", model), ("evaluation", evaluation))
         inputs = [(argument, value) for argument, value in given if isinstance(value, (str, os.PathLike))]
         path = check_output_file(path, "path", "append_to_model", inputs)
-    first = _load_model(onnx, model, "model")
-    second = _load_model(onnx, evaluation, "evaluation")
+    first = load_model(onnx, model, "model")
+    second = load_model(onnx, evaluation, "evaluation")
     outputs = [o.name for o in first.graph.output]
     if model_output is None:
         if len(outputs) != 1:
@@ -505,7 +387,7 @@ def append_to_model(
     eval_inputs = [i.name for i in second.graph.input]
     if LOGITS not in eval_inputs:
         raise ValueError(f"evaluation: expected an input named '{LOGITS}', got inputs {eval_inputs}")
-    opsets = [_default_opset(first), _default_opset(second)]
+    opsets = [default_opset(first), default_opset(second)]
     if opsets[0] != opsets[1]:
         raise ValueError(f"model, evaluation: expected the same opset, got {opsets[0]} and {opsets[1]}; export both with one opset")
     if first.ir_version != second.ir_version:
@@ -523,22 +405,6 @@ def append_to_model(
         with written_in_place(path, argument="path") as tmp:
             onnx.save(merged, tmp)
     return merged
-
-
-def _load_model(onnx, value: Any, argument: str):
-    if isinstance(value, (str, os.PathLike)):
-        if not os.path.exists(value):
-            raise FileNotFoundError(f"{argument}: no such file: {os.fspath(value)}")
-        return onnx.load(os.fspath(value))
-    if isinstance(value, onnx.ModelProto):
-        copy = onnx.ModelProto()
-        copy.CopyFrom(value)
-        return copy
-    raise TypeError(f"{argument}: expected an onnx.ModelProto or a path, got {type(value).__name__}")
-
-
-def _default_opset(model) -> int:
-    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
 __all__: List[str] = ["DEFAULT_OPSET", "IGNORE_INDEX_METADATA", "MIN_OPSET", "ExportReport", "TensorSpec", "append_to_model", "dynamic_dims", "to_onnx", "to_torchscript"]

@@ -11,18 +11,17 @@ The evaluator checks those values on the host side before the run (``check_value
 Python caller gets an error that names the input and the image instead of a row of NaNs.
 """
 
-import contextlib
-import io
 import os
-import sys
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
-from ._graph import DISTANCE, IGNORE_INDEX_METADATA, LOGITS, TARGET, WEIGHT
+from ._graph import IGNORE_INDEX_METADATA
+from ._input_checks import check_input_values, check_inputs
+from ._providers import CPU, CUDA, import_onnxruntime, open_session
 
 # onnxruntime's element types as they appear in NodeArg.type, and the numpy dtype of each.
 _ELEMENT_TYPES = {
@@ -36,50 +35,7 @@ _ELEMENT_TYPES = {
     "tensor(uint8)": np.uint8,
     "tensor(bool)": np.bool_,
 }
-_TORCH_DTYPES = {
-    np.float32: torch.float32,
-    np.float64: torch.float64,
-    np.float16: torch.float16,
-    np.int64: torch.int64,
-    np.int32: torch.int32,
-    np.int16: torch.int16,
-    np.int8: torch.int8,
-    np.uint8: torch.uint8,
-    np.bool_: torch.bool,
-}
-_CUDA = "CUDAExecutionProvider"
-_CPU = "CPUExecutionProvider"
-_ORT_DEFAULT_SEVERITY = 2  # onnxruntime's own default: warnings and above
 _OPTIMIZATION = ("disable", "basic", "extended", "all")
-
-
-def _import_onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("OnnxEvaluator needs onnxruntime: pip install 'unetweights[onnx]'") from error
-    return onnxruntime
-
-
-def _nvidia_device_present() -> bool:
-    """Whether this machine shows an NVIDIA GPU, without loading any CUDA library of onnxruntime."""
-    if torch.cuda.is_available():
-        return True
-    if os.path.isdir("/proc/driver/nvidia/gpus"):
-        return len(os.listdir("/proc/driver/nvidia/gpus")) > 0
-    # No driver directory: on Linux that means no NVIDIA driver; elsewhere only a probe can tell.
-    return not os.path.isdir("/proc")
-
-
-@contextlib.contextmanager
-def _quiet(ort):
-    """Turn onnxruntime's default logger down to fatal and swallow Python-level prints."""
-    ort.set_default_logger_severity(4)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        ort.set_default_logger_severity(_ORT_DEFAULT_SEVERITY)
 
 
 @dataclass(frozen=True)
@@ -116,7 +72,7 @@ class EvaluationResult:
 
     per_image: Dict[str, np.ndarray]
     summary: Dict[str, Dict[str, np.ndarray]] = field(default_factory=dict)
-    provider: str = _CPU
+    provider: str = CPU
 
     @property
     def num_images(self) -> int:
@@ -150,78 +106,6 @@ class EvaluationResult:
         lines = [f"{'output':<{width}}  mean ± std (per class where there are classes), {self.num_images} images{note}"]
         lines += [f"{name:<{width}}  " + "   ".join(cells) for name, cells in rows]
         return "\n".join(lines)
-
-
-def _as_torch(array: Any) -> torch.Tensor:
-    """A tensor view of an array, for the value checks: numpy arrays are shared, not copied."""
-    if isinstance(array, torch.Tensor):
-        return array.detach()
-    with warnings.catch_warnings():
-        # A read-only array is shared with a tensor that only reads it; torch warns regardless.
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(np.ascontiguousarray(array))
-
-
-def _per_image_range(x: torch.Tensor) -> torch.Tensor:
-    """Each image's minimum and maximum, (N, 2) float64; NaN where an image holds a NaN."""
-    low, high = torch.aminmax(x.reshape(x.shape[0], -1), dim=1)
-    return torch.stack([low, high], 1).to(torch.float64)
-
-
-def _format_value(value: float) -> str:
-    if np.isnan(value):
-        return "NaN"
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def _is_floating(array: Any) -> bool:
-    return array.is_floating_point() if isinstance(array, torch.Tensor) else np.issubdtype(array.dtype, np.floating)
-
-
-def _is_bool(array: Any) -> bool:
-    return array.dtype == (torch.bool if isinstance(array, torch.Tensor) else np.bool_)
-
-
-def _floating(array: Any, logits: Any) -> bool:
-    return _is_floating(array)
-
-
-def _class_index_layout(array: Any, logits: Any) -> bool:
-    """A target of class indices: integer, with one dim fewer than the logits."""
-    return (
-        logits is not None
-        and len(array.shape) == len(logits.shape) - 1
-        and not _is_floating(array)
-        and not _is_bool(array)
-    )
-
-
-def _logits_layout(array: Any, logits: Any) -> bool:
-    """A binary or probability target: as many dims as the logits (a bool one holds only 0 and 1)."""
-    return logits is not None and len(array.shape) == len(logits.shape) and not _is_bool(array)
-
-
-class _ValueCheck(NamedTuple):
-    """What one graph input must hold: each image's minimum and maximum lie in [lowest, highest]."""
-
-    name: str
-    applies: Callable[[Any, Any], bool]  # (the input, the logits or None): whether to check it
-    what: str  # for the message
-    lowest: float
-    highest: Optional[float]  # None: C - 1, the last class index (C from the logits)
-
-
-_LARGEST = sys.float_info.max  # finite values lie in [-_LARGEST, _LARGEST]; a NaN lies in no range
-
-# OnnxEvaluator's value checks, in the order they run (the first bad value found is the one
-# raised). The target checks need the logits, which say C and the target's layout.
-_VALUE_CHECKS = (
-    _ValueCheck(LOGITS, _floating, "finite values", -_LARGEST, _LARGEST),
-    _ValueCheck(WEIGHT, _floating, "finite non-negative values", 0.0, _LARGEST),
-    _ValueCheck(DISTANCE, _floating, "finite values", -_LARGEST, _LARGEST),
-    _ValueCheck(TARGET, _class_index_layout, "class indices in [0, {classes})", 0.0, None),
-    _ValueCheck(TARGET, _logits_layout, "finite values in [0, 1]", 0.0, 1.0),
-)
 
 
 def _summarise(per_image: Mapping[str, np.ndarray]) -> Dict[str, Dict[str, np.ndarray]]:
@@ -318,8 +202,7 @@ class OnnxEvaluator:
         check_values: bool = True,
         ignore_index: Optional[int] = None,
     ) -> None:
-        ort = _import_onnxruntime()
-        self._ort = ort
+        ort = import_onnxruntime()
         if isinstance(path, (bytes, bytearray, memoryview)):
             raise TypeError(
                 f"path: expected a str or os.PathLike naming an .onnx file, got {type(path).__name__} "
@@ -351,9 +234,9 @@ class OnnxEvaluator:
             options.add_session_config_entry(str(key), str(value))
         self.path = path
         self.device_id = int(device_id)
+        self._session, reason = open_session(ort, path, options, providers, self.device_id)
         #: Why "auto" fell back to CPU (None when it did not, or was not asked to choose).
-        self.cuda_unavailable_reason: Optional[str] = None
-        self._session = self._open(path, options, providers)
+        self.cuda_unavailable_reason: Optional[str] = reason
         self.provider: str = self._session.get_providers()[0]
         self.inputs: List[GraphInput] = [self._input_spec(arg) for arg in self._session.get_inputs()]
         self.output_names: List[str] = [arg.name for arg in self._session.get_outputs()]
@@ -370,51 +253,6 @@ class OnnxEvaluator:
             raise ValueError(
                 f"path: {self.path} records {IGNORE_INDEX_METADATA} = {recorded!r}, which is not an integer"
             ) from None
-
-    # -- provider choice ---------------------------------------------------------------------
-
-    def _session_with(self, path: str, options: Any, providers: Sequence[Any]):
-        try:
-            return self._ort.InferenceSession(path, options, providers=list(providers))
-        except Exception as error:  # onnxruntime raises its own exception types
-            raise ValueError(f"path: onnxruntime cannot load {path}: {error}") from error
-
-    def _try_cuda(self, path: str, options: Any) -> Tuple[Optional[Any], str]:
-        """A session on CUDA, or None and the reason it cannot be one; never logs."""
-        ort = self._ort
-        if _CUDA not in ort.get_available_providers():
-            return None, "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
-        if not _nvidia_device_present():
-            return None, "no NVIDIA GPU or driver is visible on this machine"
-        cuda = (_CUDA, {"device_id": self.device_id})
-        with _quiet(ort):
-            if hasattr(ort, "preload_dlls"):
-                try:
-                    ort.preload_dlls()
-                except Exception:  # preload is a best effort; the session below decides
-                    pass
-            session = self._session_with(path, options, [cuda, _CPU])
-        if session.get_providers()[0] != _CUDA:
-            return None, (
-                "onnxruntime could not start its CUDA provider (it needs CUDA 13 and cuDNN 9, "
-                "for example from pip install 'onnxruntime-gpu[cuda,cudnn]')"
-            )
-        return session, ""
-
-    def _open(self, path: str, options: Any, providers: Union[str, Sequence[Any]]):
-        if isinstance(providers, str):
-            if providers == "cpu":
-                return self._session_with(path, options, [_CPU])
-            if providers not in ("auto", "cuda"):
-                raise ValueError(f"providers: expected 'auto', 'cuda', 'cpu' or a list of providers, got {providers!r}")
-            session, reason = self._try_cuda(path, options)
-            if session is not None:
-                return session
-            if providers == "cuda":
-                raise RuntimeError(f"providers: 'cuda' was asked for, but {reason}")
-            self.cuda_unavailable_reason = reason
-            return self._session_with(path, options, [_CPU])
-        return self._session_with(path, options, list(providers))
 
     @staticmethod
     def _input_spec(arg: Any) -> GraphInput:
@@ -441,95 +279,13 @@ class OnnxEvaluator:
             raise ValueError(f"inputs: missing {missing}; the graph takes {names}")
         return [values[name] for name in names]
 
-    def _check(self, arrays: Sequence[Any]) -> None:
-        sizes: Dict[str, Tuple[str, int]] = {}
-        for spec, array in zip(self.inputs, arrays):
-            if isinstance(array, torch.Tensor):
-                dtype_ok = array.dtype == _TORCH_DTYPES[spec.dtype]
-                actual = str(array.dtype).replace("torch.", "")
-            elif isinstance(array, np.ndarray):
-                dtype_ok = array.dtype == spec.dtype
-                actual = array.dtype.name
-            else:
-                raise TypeError(f"{spec.name}: expected a numpy array or a torch tensor, got {type(array).__name__}")
-            shape = tuple(array.shape)
-            if len(shape) != len(spec.shape):
-                raise ValueError(
-                    f"{spec.name}: expected {len(spec.shape)} dims {spec.describe()}, got shape {list(shape)}"
-                )
-            if not dtype_ok:
-                raise ValueError(f"{spec.name}: expected dtype {np.dtype(spec.dtype).name}, got {actual}")
-            for d, (want, got) in enumerate(zip(spec.shape, shape)):
-                # onnxruntime fails on an empty input deep inside a kernel (a Broadcaster error);
-                # an image with no pixels has no loss or metric to give.
-                if got == 0 and d == 0:
-                    raise ValueError(
-                        f"{spec.name}: expected a non-empty batch (at least one image along dim 0), got shape {list(shape)}"
-                    )
-                if got == 0:
-                    raise ValueError(
-                        f"{spec.name}: dim {d} ('{want}') is 0; expected at least one element along every dim "
-                        f"{spec.describe()}, got shape {list(shape)}"
-                    )
-                if isinstance(want, int):
-                    if want != got:
-                        raise ValueError(
-                            f"{spec.name}: dim {d} is fixed at {want} in the graph {spec.describe()}, got {got}"
-                        )
-                elif want in sizes and sizes[want][1] != got:
-                    other, size = sizes[want]
-                    raise ValueError(
-                        f"{spec.name}: dim {d} ('{want}') is {got}, but {other} has {want} = {size}"
-                    )
-                else:
-                    sizes.setdefault(want, (spec.name, got))
-
     def _check_values(self, arrays: Sequence[Any], where: str) -> None:
         """Raise ValueError for a bad value in ``logits``, ``target``, ``weight`` or ``distance`` (see the Notes).
 
-        Runs after :meth:`_check`, so every input has at least one image and one element per image.
-
-        Each checked input costs one min/max pass per image, in torch on the inputs' device; the
-        (inputs, N, 2) ranges then come to the host in one transfer, and the host decides.
+        Runs after the dtype and shape checks, so every input has at least one image and one element
+        per image (:func:`unetweights._input_checks.check_input_values`).
         """
-        named = {spec.name: array for spec, array in zip(self.inputs, arrays)}
-        logits = named.get(LOGITS)
-        classes = logits.shape[1] if logits is not None and len(logits.shape) >= 2 else 0
-        checks = []  # (name, what the input must hold, lowest, highest) of each input checked
-        ranges = []
-        for check in _VALUE_CHECKS:
-            array = named.get(check.name)
-            if array is None or not check.applies(array, logits):
-                continue
-            what, highest, tensor = check.what, check.highest, _as_torch(array)
-            if highest is None:
-                what, tensor = self._class_indices(what.format(classes=classes), tensor, classes)
-                highest = classes - 1
-            checks.append((check.name, what, check.lowest, highest))
-            ranges.append(_per_image_range(tensor))
-        if not checks:
-            return
-        # One transfer: for CUDA inputs this is the only point where the host waits for the device.
-        values = torch.cat(ranges).cpu().tolist()
-        start = 0
-        for (name, what, lowest, highest), per_input in zip(checks, ranges):
-            per_image = values[start : start + per_input.shape[0]]
-            start += per_input.shape[0]
-            for image, (low, high) in enumerate(per_image):
-                if not (lowest <= low and high <= highest):
-                    found = high if lowest <= low <= highest else low
-                    place = f"image {image}" + (f" of {where}" if where else "")
-                    raise ValueError(f"{name}: expected {what}, found {_format_value(found)} at {place}")
-
-    def _class_indices(self, what: str, target: torch.Tensor, classes: int) -> Tuple[str, torch.Tensor]:
-        """What a class-index target must hold, with its ignore index, and the target to range."""
-        ignore = self.ignore_index
-        if ignore is None:
-            return f"{what} (the graph records no ignore index)", target
-        if not 0 <= ignore < classes:
-            # Ignored pixels become class 0, so that min and max see only class indices.
-            target = target.masked_fill(target == ignore, 0)
-        return f"{what} or the ignore index {ignore}", target
+        check_input_values(self.inputs, arrays, self.ignore_index, where)
 
     def run(self, *inputs: Any, **named_inputs: Any) -> Dict[str, Any]:
         """Run the graph once; inputs by position (graph order) or by name.
@@ -554,7 +310,7 @@ class OnnxEvaluator:
     __call__ = run
 
     def _run(self, arrays: List[Any], where: str) -> Dict[str, Any]:
-        self._check(arrays)
+        check_inputs(self.inputs, arrays)
         tensors = [a for a in arrays if isinstance(a, torch.Tensor)]
         if tensors and len(tensors) != len(arrays):
             raise TypeError("inputs: expected all numpy arrays or all torch tensors, got a mix")
@@ -572,7 +328,7 @@ class OnnxEvaluator:
         if len(devices) != 1:
             raise ValueError(f"inputs: expected tensors on one device, got {sorted(str(d) for d in devices)}")
         device = tensors[0].device
-        if device.type == "cuda" and self.provider != _CUDA:
+        if device.type == "cuda" and self.provider != CUDA:
             raise ValueError(
                 f"inputs: CUDA tensors need the CUDA provider, but this session runs on {self.provider}; "
                 "pass CPU tensors or numpy arrays, or open the evaluator with providers='cuda'"

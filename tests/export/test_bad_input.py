@@ -15,8 +15,9 @@ from torch import nn
 
 import unetweights.losses as L
 import unetweights.metrics as M
+from unetweights._onnx_export import graph_ignore_index
 from unetweights.evaluation import EvaluationGraph
-from unetweights.export import IGNORE_INDEX_METADATA, _graph_ignore_index, append_to_model, to_onnx
+from unetweights.export import IGNORE_INDEX_METADATA, append_to_model, to_onnx
 from unetweights.runtime import OnnxEvaluator
 
 from .graphs import sigmoid_inputs, softmax_inputs
@@ -127,12 +128,12 @@ class _Custom(nn.Module):
     ],
 )
 def test_the_ignore_index_is_the_intersection_over_parts(losses, metrics, expected):
-    assert _graph_ignore_index(EvaluationGraph(losses, metrics)) == expected
+    assert graph_ignore_index(EvaluationGraph(losses, metrics)) == expected
 
 
 def test_default_graphs_record_their_ignore_index_only_when_every_part_has_it():
-    assert _graph_ignore_index(EvaluationGraph.default()) is None
-    assert _graph_ignore_index(EvaluationGraph.default(ignore_index=255)) == 255
+    assert graph_ignore_index(EvaluationGraph.default()) is None
+    assert graph_ignore_index(EvaluationGraph.default(ignore_index=255)) == 255
 
 
 def test_a_joined_graph_keeps_the_ignore_index(graphs, tmp_path):
