@@ -26,12 +26,12 @@ $(STAMP): pyproject.toml setup.py unetweights/weightmaps/_two_nearest.pyx
 demo: $(STAMP)
 	$(BIN)/unetweights demo
 
-# Two workers, one test file each at a time: a file's module fixtures (exported graphs, built
-# programs) are made once, and the compile tests keep one worker while the rest run beside them.
+# Two workers. Each test file is one group (tests/conftest.py), so a file's module fixtures
+# (exported graphs, built programs) are made once; the compile tests are spread test by test.
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet "edt>=3.0"   # benchmark only: seung-lab's EDT, the bar to beat

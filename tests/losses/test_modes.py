@@ -1,24 +1,24 @@
 """Every loss gives the eager values and gradients under TorchScript, torch.compile and torch.export.
 
 Each mode is built from the first shape and then also called on a second one it never saw
-(batch 1, odd and non-square sizes), in 2D and 3D.
+(batch 1, odd and non-square sizes).
 
-torch.compile runs with inductor, its default backend, in 2D: every loss's generated kernels are
-checked there. In 3D it runs with the "aot_eager" backend, which traces the same graph (Dynamo,
-fullgraph, AOT autograd, the dynamic shapes) but skips inductor's C++ build: on a cold cache that
-build is most of the suite's time (several seconds per graph, over a minute for clDice in 3D), and
-a third spatial dim changes what is traced, not how inductor compiles it.
+- "script" and "export" run in 2D and 3D.
+- "compile" (``torch.compile`` as most users call it, static first) runs with inductor, its
+  default backend, in 2D: every loss's generated kernels are checked there, and the second call
+  recompiles with dynamic dims, so inductor's kernels for symbolic shapes are checked too.
+- "compile_dynamic" (``torch.compile(dynamic=True)``, as users call it for varying patch sizes)
+  makes every float option (smooth, alpha, gamma, label smoothing) a symbolic float and every dim
+  symbolic from the first call, which the default mode never does. Every loss runs it in 3D with
+  the "aot_eager" backend, which traces what inductor would get (Dynamo, fullgraph, AOT autograd,
+  the symbolic options and dims: where the rank-specific code of the distance and skeleton losses
+  is traced too) but skips inductor's C++ build, most of the time on a cold cache. The losses in
+  ``INDUCTOR_DYNAMIC`` (a per-pixel loss, a set loss and a regression loss, with one to four float
+  options each) also run it with inductor in 2D, whose kernels then take the options as runtime
+  scalars.
 
-``torch.compile(dynamic=True)``, as users call it for varying patch sizes, is a mode of its own
-("compile_dynamic"): Dynamo then makes every float option (smooth, alpha, gamma, label smoothing)
-a symbolic float and every dim symbolic from the first call, which the default mode never does
-(it specialises floats, and only the recompile on the second shape makes dims dynamic). It runs in
-2D, one shape per call as the other modes do. Every loss is traced with the "aot_eager" backend,
-where Dynamo's and AOT autograd's handling of symbolic options lives; the losses in
-``INDUCTOR_DYNAMIC`` (a per-pixel loss, a set loss and a regression loss, with one to four float
-options each) also go through inductor, whose kernels then take the options as runtime scalars.
-Inductor's kernels for symbolic shapes are checked for every loss by the default mode's second
-call, which recompiles with dynamic dims.
+So every loss is compiled in 2D and 3D, statically and dynamically, and every mode covers every
+loss; the static 3D compile, which would trace the same code as the dynamic one, is left out.
 """
 
 import warnings
@@ -56,7 +56,7 @@ def _build(mode, module, example, spatial_rank, tmp_path, backend=None):
             return torch.jit.load(str(path))
     if mode == "compile":
         torch._dynamo.reset()
-        return torch.compile(module, fullgraph=True, backend="inductor" if spatial_rank == 2 else "aot_eager")
+        return torch.compile(module, fullgraph=True, backend="inductor")
     if mode == "compile_dynamic":
         torch._dynamo.reset()
         return torch.compile(module, fullgraph=True, dynamic=True, backend=backend or "aot_eager")
@@ -73,22 +73,23 @@ def _runs():
                 continue
             for dims in sorted(SHAPES):
                 if mode == "compile_dynamic":
-                    if dims != "2d":
-                        continue
-                    for backend in ("aot_eager", "inductor") if case.name in INDUCTOR_DYNAMIC else ("aot_eager",):
+                    backends = ("aot_eager",) if dims == "3d" else ("inductor",) * (case.name in INDUCTOR_DYNAMIC)
+                    for backend in backends:
                         yield pytest.param(case, mode, dims, backend, id=f"{case.name}-{mode}-{backend}-{dims}")
-                else:
+                elif mode != "compile" or dims == "2d":
                     yield pytest.param(case, mode, dims, None, id=f"{case.name}-{mode}-{dims}")
 
 
 RUNS = list(_runs())
 
 
-def test_dynamic_compile_covers_every_loss():
+def test_compile_covers_every_loss_in_both_ranks():
     compiled = {case.name for case in CASES if case.compile}
     assert INDUCTOR_DYNAMIC <= compiled
-    dynamic = {param.values[0].name for param in RUNS if param.values[1] == "compile_dynamic"}
-    assert dynamic == compiled
+    for mode, dims in (("compile", "2d"), ("compile_dynamic", "3d")):
+        assert {p.values[0].name for p in RUNS if p.values[1:3] == (mode, dims)} == compiled
+    inductor_dynamic = {p.values[0].name for p in RUNS if p.values[1] == "compile_dynamic" and p.values[3] == "inductor"}
+    assert inductor_dynamic == INDUCTOR_DYNAMIC
 
 
 @pytest.mark.parametrize("case,mode,dims,backend", RUNS)
