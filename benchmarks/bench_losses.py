@@ -202,7 +202,7 @@ def monai_table(shape, repeats: int) -> None:
 
 def checks_table(shape, repeats: int) -> None:
     """What the NaN rule costs in eager mode: the passes every call adds, against whole losses."""
-    from unetweights.losses._reduce import check_finite_non_negative, input_poison, poison_unless_all
+    from unetweights._stage.reduce import check_finite_non_negative, input_poison, poison_unless_all
 
     x, target, weight = make_inputs("index", shape)
     n = shape[0]

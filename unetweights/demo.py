@@ -206,7 +206,7 @@ def run_demo(
     from .export import to_onnx
     from .losses import WeightedCrossEntropyLoss
     from .metrics import DiceScore, IoUScore
-    from .plot import _pyplot, plot_loss_curves, plot_predictions, plot_weight_map
+    from .plot import plot_loss_curves, plot_predictions, plot_weight_map, pyplot
     from .runtime import OnnxEvaluator
     from .synthetic import touching_cells
 
@@ -220,7 +220,7 @@ def run_demo(
     check_writable_folder(out, "out")
     result = DemoResult()
     try:  # known before the training: the figures are drawn only at the end
-        _pyplot()
+        pyplot()
     except ImportError as error:
         result.figures_skipped = str(error)
         log(f"figures    none will be drawn ({error}); the models are trained and scored all the same")

@@ -16,7 +16,9 @@ from ._files import written_in_place
 PathLike = Union[str, Path]
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on a file backend (Agg unless a file backend is already chosen); ImportError
+    naming the ``plot`` extra where matplotlib is missing."""
     try:
         import matplotlib
     except ImportError as error:  # pragma: no cover - depends on the environment
@@ -47,7 +49,7 @@ def _save(fig, path: PathLike) -> Path:
     """Save ``fig`` to ``path`` through a temporary file beside it (never half a figure), and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    plt = _pyplot()
+    plt = pyplot()
     try:
         # The format is the one ``path`` names (the default one without a suffix), not the
         # temporary file's.
@@ -72,7 +74,7 @@ def plot_weight_map(labels, weight, path: PathLike, image=None, title: Optional[
     image : (H, W) or (1, H, W) array, optional
         The raw image, shown first.
     """
-    plt = _pyplot()
+    plt = pyplot()
     labels = _as_2d(labels, "labels")
     weight = _as_2d(weight, "weight")
     if weight.shape != labels.shape:
@@ -100,7 +102,7 @@ def plot_weight_map(labels, weight, path: PathLike, image=None, title: Optional[
 
 def plot_predictions(image, labels, predictions: Mapping[str, np.ndarray], path: PathLike) -> Path:
     """Save a PNG row: the image, the true labels, then each named prediction (H, W)."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = 2 + len(predictions)
     fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 3.9))
     axes[0].imshow(_as_2d(image, "image"), cmap="gray")
@@ -117,7 +119,7 @@ def plot_predictions(image, labels, predictions: Mapping[str, np.ndarray], path:
 
 def plot_loss_curves(curves: Mapping[str, Sequence[float]], path: PathLike, smooth: int = 10) -> Path:
     """Save a PNG of training-loss curves, each as a running mean over ``smooth`` steps."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for name, values in curves.items():
         values = np.asarray(values, dtype=np.float64)
@@ -132,4 +134,4 @@ def plot_loss_curves(curves: Mapping[str, Sequence[float]], path: PathLike, smoo
     return _save(fig, path)
 
 
-__all__ = ["plot_loss_curves", "plot_predictions", "plot_weight_map"]
+__all__ = ["plot_loss_curves", "plot_predictions", "plot_weight_map", "pyplot"]

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._options import checked_reals
-from ._reduce import check_option_range, checking_values
+from .._stage.options import checked_reals
+from .._stage.reduce import check_option_range, checking_values
 
 
 def checked_spacing(spacing: Optional[List[float]], ndim: int) -> List[float]:

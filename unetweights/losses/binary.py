@@ -13,9 +13,9 @@ from typing import Any, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from ._inputs import binary_parts, softplus_neg
-from ._options import checked_reals
-from ._reduce import (
+from .._stage.inputs import binary_parts, softplus_neg
+from .._stage.options import checked_reals
+from .._stage.reduce import (
     as_option_tensor,
     check_finite_non_negative,
     check_floating,

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._inputs import binary_parts, softplus_neg
-from ._options import checked_int, checked_real
-from ._reduce import (
+from .._stage.inputs import binary_parts, softplus_neg
+from .._stage.options import checked_int, checked_real
+from .._stage.reduce import (
     check_finite_option,
     check_softmax_channels,
     as_float32,

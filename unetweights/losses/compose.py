@@ -7,8 +7,8 @@ from typing import List, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ._options import checked_real
-from ._reduce import check_reduction
+from .._stage.options import checked_real
+from .._stage.reduce import check_reduction
 
 
 def _check_coefficients(values: Sequence[float], name: str, length: int) -> List[float]:

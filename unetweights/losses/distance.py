@@ -18,10 +18,10 @@ from typing import List, Optional
 import torch
 from torch import Tensor, nn
 
-from ._inputs import check_activation, scored_parts
+from .._stage.inputs import check_activation, scored_parts
 from ._morphology import checked_spacing, distance_transform
-from ._options import checked_flag, checked_index, checked_real, checked_reals
-from ._reduce import (
+from .._stage.options import checked_flag, checked_index, checked_real, checked_reals
+from .._stage.reduce import (
     check_option_range,
     check_reduction,
     check_same_shape,

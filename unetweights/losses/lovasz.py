@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._options import checked_flag, checked_index
-from ._reduce import (
+from .._stage.options import checked_flag, checked_index
+from .._stage.reduce import (
     check_softmax_channels,
     check_per_image_sets,
     check_reduction,

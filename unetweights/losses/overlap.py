@@ -16,9 +16,9 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from ._inputs import SetOptions, check_set_options, overlap_counts, reduce_sets
-from ._options import checked_flag, checked_real
-from ._reduce import as_option_tensor, check_option_range, ratio_or, safe_divide
+from .._stage.inputs import SetOptions, check_set_options, overlap_counts, reduce_sets
+from .._stage.options import checked_flag, checked_real
+from .._stage.reduce import as_option_tensor, check_option_range, ratio_or, safe_divide
 
 
 def soft_dice_loss(

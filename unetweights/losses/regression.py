@@ -17,8 +17,8 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from ._options import checked_flag, checked_real
-from ._reduce import (
+from .._stage.options import checked_flag, checked_real
+from .._stage.reduce import (
     as_float32,
     check_floating,
     check_option_range,

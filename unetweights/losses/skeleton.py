@@ -16,10 +16,10 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from ._inputs import SetOptions, check_set_options, reduce_sets, scored_parts, set_mass
+from .._stage.inputs import SetOptions, check_set_options, reduce_sets, scored_parts, set_mass
 from ._morphology import soft_skeleton
-from ._options import checked_flag, checked_int
-from ._reduce import checking_values, poison_rows, ratio_or
+from .._stage.options import checked_flag, checked_int
+from .._stage.reduce import checking_values, poison_rows, ratio_or
 
 
 def _check_iterations(iterations: int) -> None:

@@ -10,8 +10,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from ..losses._options import checked_flag, checked_real
-from ..losses._reduce import ratio_or
+from .._stage.options import checked_flag, checked_real
+from .._stage.reduce import ratio_or
 from ._accumulator_checks import as_tensor, check_count_relations, checked_device, ranks_holding
 from ._per_image import (
     COUNT_NAMES,

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..losses._inputs import check_activation, check_sigmoid_target, overlap_counts
-from ..losses._options import check_number, checked_flag, checked_index
-from ..losses._reduce import check_softmax_channels, checked_input, checking_values, input_poison, ratio_or
+from .._stage.inputs import check_activation, check_sigmoid_target, overlap_counts
+from .._stage.options import check_number, checked_flag, checked_index
+from .._stage.reduce import check_softmax_channels, checked_input, checking_values, input_poison, ratio_or
 
 COUNT_NAMES: Tuple[str, str, str, str] = ("tp", "sum_p", "sum_t", "mass")
 

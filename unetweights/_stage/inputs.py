@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._options import checked_flag, checked_index, checked_real
-from ._reduce import (
+from .options import checked_flag, checked_index, checked_real
+from .reduce import (
     as_float32,
     check_class_weight,
     check_floating,

@@ -31,7 +31,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ._options import check_number
+from .options import check_number
 
 
 def checking_values() -> bool:
