@@ -77,7 +77,7 @@ def assert_matches(got, ref, shape=None):
 def scripted_roundtrip(module):
     """torch.jit.script the module, save it to memory and load it back."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
         scripted = torch.jit.script(module)
         buffer = io.BytesIO()
         torch.jit.save(scripted, buffer)

@@ -295,7 +295,7 @@ def to_torchscript(
 
     The saved file loads in Python (``torch.jit.load``) and in C++ (``torch::jit::load``), where
     a scripted loss still runs backward. TorchScript is deprecated upstream (a
-    DeprecationWarning from torch 2.10); it is still the only way a C++ program runs a
+    DeprecationWarning from torch 2.10, a FutureWarning, shown to users by default, from 2.14); it is still the only way a C++ program runs a
     Python-written loss with autograd. This function keeps that warning to itself.
 
     Parameters
@@ -314,7 +314,7 @@ def to_torchscript(
         raise TypeError(f"module: expected an nn.Module, got {type(module).__name__}")
     path = check_output_file(path, "path", "to_torchscript")
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
         scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
         # Saved, reloaded and checked beside the destination: a file that fails the check never
         # replaces what ``path`` held.

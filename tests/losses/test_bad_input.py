@@ -90,7 +90,7 @@ def _build(mode, module, tmp_path):
         return module
     if mode == "script":
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
             path = tmp_path / "loss.pt"
             torch.jit.save(torch.jit.script(module), str(path))
             return torch.jit.load(str(path))

@@ -14,7 +14,7 @@ ERRORS = (ValueError, torch.jit.Error)
 
 def _scripted(module):
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
         return torch.jit.script(module)
 
 

@@ -22,6 +22,18 @@ def test_import_emits_no_warning():
     assert result.stderr == ""
 
 
+def test_to_torchscript_keeps_torchs_deprecation_notice_to_itself(tmp_path):
+    """torch 2.14 turned the notice into a FutureWarning, which users see by default; the library's
+    own use of TorchScript must not show it, whatever the category."""
+    from unetweights import WeightedCrossEntropyLoss
+    from unetweights.export import to_torchscript
+
+    x, target, weight = make_inputs("index", (2, 3, 4, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        to_torchscript(WeightedCrossEntropyLoss(ignore_index=-1), tmp_path / "loss.pt", (x, target, weight))
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_script_save_load_with_warnings_as_errors(case, tmp_path):
     module = case.build(2)
