@@ -21,8 +21,6 @@ So every loss is compiled in 2D and 3D, statically and dynamically, and every mo
 loss; the static 3D compile, which would trace the same code as the dynamic one, is left out.
 """
 
-import warnings
-
 import pytest
 import torch
 from torch.export import Dim, export
@@ -30,58 +28,7 @@ from torch.export import Dim, export
 import unetweights.losses as L
 
 from .cases import CASES, SHAPES, loss_and_grad, make_inputs
-
-MODES = ("script", "compile", "compile_dynamic", "export")
-INDUCTOR_DYNAMIC = {"ce", "tversky", "huber"}
-TOL = dict(rtol=2e-5, atol=2e-6)
-
-
-def _spec(t, spatial_rank, batch, spatial):
-    """Dynamic batch and spatial dims for a (N, *spatial) or (N, C, *spatial) tensor."""
-    if t is None:
-        return None
-    first = 2 if t.dim() == spatial_rank + 2 else 1
-    spec = {0: batch}
-    spec.update({first + i: d for i, d in enumerate(spatial)})
-    return spec
-
-
-def _build(mode, module, example, spatial_rank, tmp_path, backend=None):
-    if mode == "script":
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
-            scripted = torch.jit.script(module)
-            path = tmp_path / "loss.pt"
-            torch.jit.save(scripted, str(path))
-            return torch.jit.load(str(path))
-    if mode == "compile":
-        torch._dynamo.reset()
-        return torch.compile(module, fullgraph=True, backend="inductor")
-    if mode == "compile_dynamic":
-        torch._dynamo.reset()
-        return torch.compile(module, fullgraph=True, dynamic=True, backend=backend or "aot_eager")
-    batch = Dim("batch")
-    spatial = [Dim(f"s{i}") for i in range(spatial_rank)]
-    shapes = tuple(_spec(t, spatial_rank, batch, spatial) for t in example)
-    return export(module, example, dynamic_shapes=shapes).module()
-
-
-def _runs():
-    for case in CASES:
-        for mode in MODES:
-            if mode.startswith("compile") and not case.compile:
-                continue
-            for dims in sorted(SHAPES):
-                if mode == "compile_dynamic":
-                    backends = ("aot_eager",) if dims == "3d" else ("inductor",) * (case.name in INDUCTOR_DYNAMIC)
-                    for backend in backends:
-                        yield pytest.param(case, mode, dims, backend, id=f"{case.name}-{mode}-{backend}-{dims}")
-                elif mode != "compile" or dims == "2d":
-                    yield pytest.param(case, mode, dims, None, id=f"{case.name}-{mode}-{dims}")
-
-
-RUNS = list(_runs())
-
+from .modes import INDUCTOR_DYNAMIC, MODES, RUNS, TOL, build, check_mode
 
 def test_compile_covers_every_loss_in_both_ranks():
     compiled = {case.name for case in CASES if case.compile}
@@ -92,21 +39,9 @@ def test_compile_covers_every_loss_in_both_ranks():
     assert inductor_dynamic == INDUCTOR_DYNAMIC
 
 
-@pytest.mark.parametrize("case,mode,dims,backend", RUNS)
+@pytest.mark.parametrize("case,mode,dims,backend", [r for r in RUNS if r.values[1] in ("script", "export")])
 def test_mode_matches_eager(case, mode, dims, backend, tmp_path):
-    first, second = SHAPES[dims]
-    spatial_rank = len(first) - 2
-    module = case.build(spatial_rank)
-    example = make_inputs(case.kind, first, seed=1)
-    run = _build(mode, module, example, spatial_rank, tmp_path, backend)
-    for seed, shape in enumerate((first, second)):
-        x, target, weight = make_inputs(case.kind, shape, seed=seed + 10)
-        want, want_grad = loss_and_grad(module, x, target, weight)
-        got, got_grad = loss_and_grad(run, x, target, weight)
-        assert torch.isfinite(want).all()
-        torch.testing.assert_close(got, want, **TOL)
-        torch.testing.assert_close(got_grad, want_grad, **TOL)
-        assert want_grad.abs().sum() > 0
+    check_mode(case, mode, dims, backend, tmp_path)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -114,7 +49,7 @@ def test_without_weight_map(mode, tmp_path):
     module = L.WeightedCrossEntropyLoss(ignore_index=-1)
     first, second = SHAPES["2d"]
     x, target, _ = make_inputs("index", first, seed=3)
-    run = _build(mode, module, (x, target), 2, tmp_path)
+    run = build(mode, module, (x, target), 2, tmp_path)
     for shape in (first, second):
         x, target, _ = make_inputs("index", shape, seed=4)
         want, want_grad = loss_and_grad(lambda a, b, c: module(a, b), x, target, None)
@@ -151,7 +86,7 @@ def test_deep_supervision_modes(mode, tmp_path):
         specs = ({0: b, 2: 4 * h, 3: 4 * w}, {0: b, 2: 2 * h, 3: 2 * w}, {0: b, 2: h, 3: w}, {0: b, 1: 4 * h, 2: 4 * w}, {0: b, 1: 4 * h, 2: 4 * w})
         run = export(module, (*outs, target, weight), dynamic_shapes=specs).module()
     else:
-        run = _build(mode, module, None, 2, tmp_path)
+        run = build(mode, module, None, 2, tmp_path)
     for n, h, w in ((2, 16, 24), (1, 8, 20)):
         outs, target, weight = inputs(n, h, w, n)
         want_outs = [o.clone().requires_grad_(True) for o in outs]
