@@ -29,6 +29,7 @@ ALLOWED = {
     "runtime": set(),
     "data": {"weightmaps"},
     "monai": {"weightmaps"},
+    "torchvision": {"weightmaps"},
     "dask": {"weightmaps"},
     "plot": set(),
     "synthetic": set(),

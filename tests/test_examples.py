@@ -56,3 +56,12 @@ def test_monai_train(tmp_path):
     pytest.importorskip("monai")
     out = run_example("monai_train.py", "--steps", "8", "--images", "8", "--size", "32", "--workers", "2", cwd=tmp_path)
     assert "held-out foreground Dice" in out and "after 8 steps" in out
+
+
+def test_torchvision_train(tmp_path):
+    import pytest
+
+    pytest.importorskip("torchvision")
+    pytest.importorskip("segmentation_models_pytorch")
+    out = run_example("torchvision_train.py", "--steps", "6", "--images", "8", "--size", "32", "--workers", "2", cwd=tmp_path)
+    assert "held-out foreground Dice" in out and "after 6 steps" in out
