@@ -203,8 +203,10 @@ def mcc_loss(
     1 - MCC per set and class, with MCC = (tp·tn - fp·fn) / √((tp+fp)(tp+fn)(tn+fp)(tn+fn) + s)
     on the weighted soft counts tp = Σ w·p·t, fp = Σ w·p - tp, fn = Σ w·t - tp and
     tn = Σ w - tp - fp - fn, where Σ w is the set's weight mass (its pixel count with
-    weight=None). Unlike Dice, MCC rewards true negatives, so an empty class predicted empty
-    scores 1 and a wrong prediction can score below 0 (loss up to 2). Parameters are those of
+    weight=None). Unlike Dice, MCC rewards true negatives, and a wrong prediction can score
+    below 0 (loss up to 2). Where a set has no positives or no negatives at all (an empty class,
+    even predicted empty) the coefficient is undefined (0/0): it is 0 there, a loss of 1, as in
+    MONAI (smp adds eps to every count instead, and gives 0.5 for an empty set predicted empty). Parameters are those of
     :func:`soft_dice_loss` (but ``squared``); ``smooth`` s ≥ 0 enters the radicand only, as in
     MONAI's ``MCCLoss(smooth_nr=0, smooth_dr=s)``, which this loss equals with weight=None
     (``batch=not per_image``). The radicand is a fourth power of the counts, so with a weight map
