@@ -113,6 +113,11 @@ def register_weighting(weighting: Weighting, *, replace: bool = False) -> Weight
     defaults to False), of a known kind, and not a name the entry points keep for themselves; an
     option that another weighting also has must be of the same kind (they share one command-line
     flag). A name already in the table raises ValueError unless ``replace``.
+
+    The row travels with every recipe that uses it, to data-loader and precompute worker
+    processes too, and pickles its ``function`` and ``reach`` by reference: make them module-level
+    functions of an importable module (a lambda or a function defined inside another works in one
+    process only).
     """
     if not isinstance(weighting, Weighting):
         raise TypeError(f"weighting: expected a Weighting, got {type(weighting).__name__}")
