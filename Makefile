@@ -4,7 +4,7 @@
 # another build: `pip install torch==2.14.1 torchvision==0.29.1` takes the local wheels on our
 # machines (a CUDA 13 build that runs on the CPU). A torch that is already importable in the venv is
 # kept as it is: `make test VENV_FLAGS=--system-site-packages` lets the venv see (and keep) a torch
-# installed outside it. The torchvision extra and the test peers that need torchvision are then
+# installed outside it. The torchvision and nnunet extras and the test peers that need torchvision are then
 # installed only where torchvision imports beside that torch (pip would otherwise replace the kept
 # torch to match a new torchvision); without it, their tests skip. Set PYTHON to choose the
 # interpreter, TORCH_PIN and TORCHVISION_PIN to choose the pair.
@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml setup.py unetweights/weightmaps/_two_nearest.pyx
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_PIN)" "$(TORCHVISION_PIN)"
 	$(BIN)/python -m pip install --quiet -e ".[test,onnx,plot,dask,monai]"
 	if $(BIN)/python -c "import torchvision" 2>/dev/null; then \
-	  $(BIN)/python -m pip install --quiet -e ".[torchvision,test-peers]"; \
+	  $(BIN)/python -m pip install --quiet -e ".[torchvision,nnunet,test-peers]"; \
 	else echo "torchvision does not import beside this torch: the torchvision tests will skip"; fi
 	touch $(STAMP)
 

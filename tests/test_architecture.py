@@ -30,6 +30,7 @@ ALLOWED = {
     "data": {"weightmaps"},
     "monai": {"weightmaps"},
     "torchvision": {"weightmaps"},
+    "nnunet": {"weightmaps", "losses"},
     "dask": {"weightmaps"},
     "plot": set(),
     "synthetic": set(),

@@ -175,3 +175,19 @@ def test_every_option_of_the_table_is_a_parameter_with_its_recorded_default():
         recipe = WeightMapRecipe(name)
         assert set(recipe.options) == {o.name for o in row.options}
         assert recipe.arguments() == ({} if name == "unet" else {"weighting": name})
+
+
+def test_every_option_kind_has_a_command_line_flag():
+    from unetweights._weight_flags import _FLAG_KINDS
+    from unetweights.weightmaps.recipe import OPTION_KINDS
+
+    assert set(_FLAG_KINDS) == set(OPTION_KINDS)
+
+
+def test_classes_go_to_a_weighting_that_takes_them():
+    mask = _mask()
+    classes = (mask % 2 + 1) * (mask > 0)
+    recipe = WeightMapRecipe(sigma=3)
+    np.testing.assert_array_equal(recipe.weight_map(mask, classes=classes), unet_weight_map(mask, sigma=3, classes=classes))
+    with pytest.raises(TypeError, match="classes: weighting 'falk' takes no per-pixel classes"):
+        WeightMapRecipe("falk").weight_map(mask, classes=classes)

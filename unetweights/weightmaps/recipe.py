@@ -25,14 +25,10 @@ from .distance import signed_distance_map
 from .skeleton import tubed_skeleton
 from .unet import border_cutoff, falk_weight_map, prepare_labels, unet_weight_map
 
-# How an option's value is normalised, written in a cache key or manifest, and given on the command
-# line. The set is closed: the command line maps each kind to its flag (tests check every kind).
-#   "float"          a real number, kept as float
-#   "int"            an integer or None
-#   "choice"         one of ``Option.choices`` (a string)
-#   "class_weights"  "balanced", "sqrt", None, or a mapping {class: weight}
-#   "spacing"        None, one number for every axis, or one per axis
-#   "flag"           a bool whose default is False (a command-line switch)
+# How an option's value is normalised, recorded and given on the command line (the set is closed:
+# the command line maps each kind to its flag). "float": kept as float; "int": an integer or None;
+# "choice": one of Option.choices; "class_weights": "balanced", "sqrt", None or {class: weight};
+# "spacing": None, one number, or one per axis; "flag": a bool defaulting to False (a switch).
 OPTION_KINDS = ("float", "int", "choice", "class_weights", "spacing", "flag")
 
 # Names an option may not have: they are the recipe's own arguments, or arguments the entry points
@@ -392,9 +388,18 @@ class WeightMapRecipe:
 
     # -- the maps -----------------------------------------------------------------------------
 
-    def weight_map(self, labels) -> np.ndarray:
-        """The float32 weight map of ``labels``: the weighting's function with the recipe's options."""
-        return self._spec.function(labels, **self._options)
+    def weight_map(self, labels, classes=None) -> np.ndarray:
+        """The float32 weight map of ``labels``: the weighting's function with the recipe's options.
+
+        ``classes`` (a per-pixel class map of the labels' shape, for a semantic segmentation whose
+        instances are its connected components) goes to a weighting whose function takes it
+        (:func:`unet_weight_map`: class weights per class); TypeError for one that does not.
+        """
+        if classes is None:
+            return self._spec.function(labels, **self._options)
+        if "classes" not in inspect.signature(self._spec.function).parameters:
+            raise TypeError(f"classes: weighting {self._spec.name!r} takes no per-pixel classes")
+        return self._spec.function(labels, classes=classes, **self._options)
 
     def foreground(self, labels) -> np.ndarray:
         """The bool target the weight map of ``labels`` goes with: the objects after the carving of
