@@ -337,6 +337,17 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- nnunet-path --------------------------------------------------------------------------------
+
+
+def _nnunet_path(args: argparse.Namespace) -> int:
+    folder = Path(__file__).resolve().parent / "nnunet" / "trainers"
+    if not folder.is_dir():  # pragma: no cover - a broken installation
+        raise UsageError(f"the trainers' folder is missing: {folder}")
+    print(folder)
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 
@@ -440,6 +451,14 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--out", default="weight_map.png", help="the PNG to write (default weight_map.png)")
     add_weight_options(show)
     show.set_defaults(run=_show)
+
+    nn = command(
+        "nnunet-path",
+        "Print the folder of unetweights' nnU-Net trainers, for the nnUNet_extTrainer environment variable "
+        "(nnU-Net 2.8+), then select one with nnUNetv2_train ... -tr NAME.",
+        'export nnUNet_extTrainer="$(unetweights nnunet-path)"; nnUNetv2_train 1 2d 0 -tr nnUNetTrainerUNetWeights',
+    )
+    nn.set_defaults(run=_nnunet_path)
     return parser
 
 

@@ -1,0 +1,68 @@
+"""nnU-Net end to end: a tiny generated dataset of touching cells, nnU-Net's own planning and
+preprocessing, then ``nnUNetv2_train -tr`` with our trainer found through nnUNet_extTrainer, on
+the CPU, for one tiny epoch with validation. nnU-Net is installed from the index, unmodified."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("nnunetv2")
+
+from unetweights import separate_touching  # noqa: E402
+from unetweights.synthetic import touching_cells  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+
+
+def _raw_dataset(root: Path, n: int = 6, size: int = 64) -> None:
+    from PIL import Image
+
+    folder = root / "nnUNet_raw" / "Dataset001_Cells"
+    (folder / "imagesTr").mkdir(parents=True)
+    (folder / "labelsTr").mkdir()
+    for k, (image, labels) in enumerate(touching_cells(n, size=size, seed=0)):
+        Image.fromarray((np.clip(image[0], 0, 1) * 255).astype(np.uint8)).save(folder / "imagesTr" / f"cell_{k:03d}_0000.png")
+        # Touching cells separated by a one-pixel gap: nnU-Net's labels are semantic.
+        Image.fromarray((separate_touching(labels) > 0).astype(np.uint8)).save(folder / "labelsTr" / f"cell_{k:03d}.png")
+    dataset = {"channel_names": {"0": "fluorescence"}, "labels": {"background": 0, "cell": 1}, "numTraining": n,
+               "file_ending": ".png"}
+    (folder / "dataset.json").write_text(json.dumps(dataset))
+
+
+def test_train_a_tiny_2d_dataset_with_the_weight_map_trainer(tmp_path):
+    _raw_dataset(tmp_path)
+    trainers = subprocess.run([str(BIN / "unetweights"), "nnunet-path"], capture_output=True, text=True, check=True).stdout.strip()
+    env = dict(
+        os.environ, nnUNet_raw=str(tmp_path / "nnUNet_raw"), nnUNet_preprocessed=str(tmp_path / "preprocessed"),
+        nnUNet_results=str(tmp_path / "results"), nnUNet_n_proc_DA="1", nnUNet_def_n_proc="1", nnUNet_compile="f",
+        nnUNet_extTrainer=os.pathsep.join([trainers, str(HERE)]), PYTHONWARNINGS="ignore",
+    )
+    plan = subprocess.run(
+        [str(BIN / "nnUNetv2_plan_and_preprocess"), "-d", "1", "-c", "2d", "-np", "1", "--verify_dataset_integrity"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    train = subprocess.run(
+        [str(BIN / "nnUNetv2_train"), "1", "2d", "0", "-tr", "nnUNetTrainerUNetWeightsTestTiny", "-device", "cpu"],
+        env=env, capture_output=True, text=True, timeout=400,
+    )
+    assert train.returncode == 0, (train.stdout[-3000:], train.stderr[-3000:])
+    assert "Mean Validation Dice" in train.stdout  # nnU-Net's own validation ran to the end
+    folder = next((tmp_path / "results").rglob("maps_seen.json")).parent
+    seen = json.loads((folder / "maps_seen.json").read_text())
+    assert len(seen) == 2  # both training iterations
+    for record in seen:
+        # The map is that of the augmented segmentation, computed in nnU-Net's own loader.
+        assert record["reference_error"] == 0.0
+        levels = [level for level in record["levels"]]
+        # Every deep-supervision level with a non-zero weight received a map of its own resolution,
+        # the area-resized full map, and not a uniform one.
+        assert len(levels) >= 3 and len({tuple(level["shape"]) for level in levels}) == len(levels)
+        for level in levels:
+            assert level["error"] < 1e-5 and level["std"] > 0.05
