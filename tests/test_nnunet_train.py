@@ -41,7 +41,7 @@ def test_train_a_tiny_2d_dataset_with_the_weight_map_trainer(tmp_path):
     env = dict(
         os.environ, nnUNet_raw=str(tmp_path / "nnUNet_raw"), nnUNet_preprocessed=str(tmp_path / "preprocessed"),
         nnUNet_results=str(tmp_path / "results"), nnUNet_n_proc_DA="1", nnUNet_def_n_proc="1", nnUNet_compile="f",
-        nnUNet_extTrainer=os.pathsep.join([trainers, str(HERE)]), PYTHONWARNINGS="ignore",
+        nnUNet_extTrainer=os.pathsep.join([trainers, str(HERE / "nnunet_trainers")]), PYTHONWARNINGS="ignore",
     )
     plan = subprocess.run(
         [str(BIN / "nnUNetv2_plan_and_preprocess"), "-d", "1", "-c", "2d", "-np", "1", "--verify_dataset_integrity"],

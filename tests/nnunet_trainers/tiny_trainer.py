@@ -1,7 +1,8 @@
 """A trainer of the end-to-end test (tests/test_nnunet_train.py): nnUNetTrainerUNetWeights with one
 tiny epoch, recording what its loss receives to <output folder>/maps_seen.json.
 
-Found by nnU-Net through nnUNet_extTrainer (the test points it at this folder), so it must import
+Found by nnU-Net through nnUNet_extTrainer (the test points it at this folder, which holds nothing
+else: nnU-Net imports every module of it while it looks), so it must import
 without the test's fixtures.
 """
 
