@@ -30,7 +30,7 @@ ALLOWED = {
     "data": {"weightmaps"},
     "monai": {"weightmaps"},
     "torchvision": {"weightmaps"},
-    "nnunet": {"weightmaps", "losses"},
+    "nnunet": {"weightmaps", "losses", "data"},
     "dask": {"weightmaps"},
     "plot": set(),
     "synthetic": set(),

@@ -13,7 +13,6 @@ import pytest
 
 pytest.importorskip("nnunetv2")
 
-from unetweights import separate_touching  # noqa: E402
 from unetweights.synthetic import touching_cells  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -21,18 +20,20 @@ BIN = Path(sys.executable).parent
 
 
 def _raw_dataset(root: Path, n: int = 6, size: int = 64) -> None:
-    from PIL import Image
-
-    folder = root / "nnUNet_raw" / "Dataset001_Cells"
-    (folder / "imagesTr").mkdir(parents=True)
-    (folder / "labelsTr").mkdir()
+    """Generated touching cells as instance masks and images, converted by the command line."""
+    masks, images = root / "masks", root / "images"
+    masks.mkdir()
+    images.mkdir()
     for k, (image, labels) in enumerate(touching_cells(n, size=size, seed=0)):
-        Image.fromarray((np.clip(image[0], 0, 1) * 255).astype(np.uint8)).save(folder / "imagesTr" / f"cell_{k:03d}_0000.png")
-        # Touching cells separated by a one-pixel gap: nnU-Net's labels are semantic.
-        Image.fromarray((separate_touching(labels) > 0).astype(np.uint8)).save(folder / "labelsTr" / f"cell_{k:03d}.png")
-    dataset = {"channel_names": {"0": "fluorescence"}, "labels": {"background": 0, "cell": 1}, "numTraining": n,
-               "file_ending": ".png"}
-    (folder / "dataset.json").write_text(json.dumps(dataset))
+        np.save(masks / f"cell_{k:03d}.npy", labels)
+        np.save(images / f"cell_{k:03d}.npy", image)
+    out = root / "nnUNet_raw" / "Dataset001_Cells"
+    convert = subprocess.run(
+        [str(BIN / "unetweights"), "nnunet-convert", str(masks), "--images", str(images), "--out", str(out)],
+        capture_output=True, text=True,
+    )
+    assert convert.returncode == 0, convert.stderr
+    assert "6 cases, 1 channel(s)" in convert.stdout
 
 
 def test_train_a_tiny_2d_dataset_with_the_weight_map_trainer(tmp_path):

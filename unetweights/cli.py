@@ -123,7 +123,7 @@ def _demo(args: argparse.Namespace) -> int:
 # -- precompute ---------------------------------------------------------------------------------
 
 
-def _mask_paths(inputs: Sequence[str]) -> List[Path]:
+def _mask_paths(inputs: Sequence[str], argument: str = "masks") -> List[Path]:
     from .data import MASK_SUFFIXES
 
     paths: List[Path] = []
@@ -134,9 +134,9 @@ def _mask_paths(inputs: Sequence[str]) -> List[Path]:
         elif path.exists():
             paths.append(path)
         else:
-            raise UsageError(f"masks: no such file or folder: {item}")
+            raise UsageError(f"{argument}: no such file or folder: {item}")
     if not paths:
-        raise UsageError(f"masks: no .npy, .png or .tif files in {', '.join(inputs)}")
+        raise UsageError(f"{argument}: no .npy, .png or .tif files in {', '.join(inputs)}")
     return paths
 
 
@@ -337,14 +337,23 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- nnunet-path --------------------------------------------------------------------------------
+# -- nnunet -------------------------------------------------------------------------------------
+
+
+def _nnunet_convert(args: argparse.Namespace) -> int:
+    from .nnunet.convert import convert_dataset
+
+    summary = convert_dataset(
+        _mask_paths(args.masks), _mask_paths(args.images, "--images"), args.out, spacing=args.spacing, channel_names=args.channel_names,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote      {summary['out_dir']}: {summary['cases']} cases, {summary['channels']} channel(s), dataset.json")
+    return 0
+
 
 
 def _nnunet_path(args: argparse.Namespace) -> int:
-    folder = Path(__file__).resolve().parent / "nnunet" / "trainers"
-    if not folder.is_dir():  # pragma: no cover - a broken installation
-        raise UsageError(f"the trainers' folder is missing: {folder}")
-    print(folder)
+    print(Path(__file__).resolve().parent / "nnunet" / "trainers")
     return 0
 
 
@@ -451,6 +460,20 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--out", default="weight_map.png", help="the PNG to write (default weight_map.png)")
     add_weight_options(show)
     show.set_defaults(run=_show)
+
+    conv = command(
+        "nnunet-convert",
+        "Write instance masks and their images as an nnU-Net raw dataset (imagesTr, labelsTr, dataset.json), "
+        "touching instances separated by a one-pixel gap so that the weight map sees every object.",
+        "unetweights nnunet-convert masks/ --images images/ --out $nnUNet_raw/Dataset001_Cells --spacing 1 1",
+    )
+    conv.add_argument("masks", nargs="+", help="mask files or folders of them (.npy, .png, .tif)")
+    conv.add_argument("--images", nargs="+", required=True, help="image files or folders; each image has its mask's stem")
+    conv.add_argument("--out", required=True, help="the dataset folder, nnUNet_raw/DatasetXXX_Name")
+    conv.add_argument("--spacing", type=float, nargs="+", help="pixel or voxel size per axis (default 1)")
+    conv.add_argument("--channel-names", nargs="+", help="one name per image channel (default image)")
+    conv.add_argument("--overwrite", action="store_true", help="replace a dataset.json already there")
+    conv.set_defaults(run=_nnunet_convert)
 
     nn = command(
         "nnunet-path",
