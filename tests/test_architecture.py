@@ -35,7 +35,7 @@ ALLOWED = {
     "plot": set(),
     "synthetic": set(),
     "demo": {"weightmaps", "losses", "metrics", "evaluation", "export", "runtime", "data", "plot", "synthetic"},
-    "cli": {"weightmaps", "data", "dask", "evaluation", "export", "runtime", "demo", "plot"},
+    "cli": {"weightmaps", "data", "dask", "evaluation", "export", "runtime", "demo", "plot", "nnunet"},
     "__init__": {"weightmaps", "losses", "metrics", "evaluation", "export", "runtime", "data", "dask"},
     "__main__": {"cli"},
 }
