@@ -189,3 +189,28 @@ def test_refusals_are_named():
         DeepSupervisedMapsLoss(WeightedCrossEntropyLoss(), [0.0, float("nan")])
     with pytest.raises(ValueError, match="target: expected a list of the segmentation levels and 1 map"):
         split_target([torch.zeros(1)], recipe)
+
+
+@pytest.mark.parametrize("resize", ["area", "nearest"])
+def test_an_extra_map_reaches_every_level_resized_its_own_way(resize):
+    from unetweights.losses import resize_nearest
+
+    g = torch.Generator().manual_seed(4)
+    outputs = [torch.randn(2, 3, 16 // 2**k, 16 // 2**k, generator=g) for k in range(3)]
+    targets = [torch.randint(0, 3, (2, 1, 16 // 2**k, 16 // 2**k), generator=g) for k in range(3)]
+    weight = torch.rand(2, 1, 16, 16, generator=g)
+    extra = torch.randn(2, 3, 16, 16, generator=g) if resize == "area" else torch.randint(0, 3, (2, 1, 16, 16), generator=g)
+    seen = []
+
+    class Recording(torch.nn.Module):
+        def forward(self, input, target, weight, level_extra):
+            seen.append(level_extra)
+            return input.sum() * 0.0 + level_extra.float().mean()
+
+    DeepSupervisedMapsLoss(Recording(), [4 / 7, 2 / 7, 1 / 7], extra_resize=resize)(outputs, targets, weight, extra)
+    for k, got in enumerate(seen):
+        size = [16 // 2**k] * 2
+        want = extra if k == 0 else (resize_area(extra, size) if resize == "area" else resize_nearest(extra, size))
+        assert torch.equal(got, want)
+    with pytest.raises(ValueError, match="extra_resize"):
+        DeepSupervisedMapsLoss(Recording(), [1.0], extra_resize="bilinear")

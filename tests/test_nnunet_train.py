@@ -36,12 +36,15 @@ def _raw_dataset(root: Path, n: int = 6, size: int = 64) -> None:
     assert "6 cases, 1 channel(s)" in convert.stdout
 
 
-def test_train_a_tiny_2d_dataset_with_the_weight_map_trainer(tmp_path):
-    _raw_dataset(tmp_path)
+@pytest.fixture(scope="module")
+def preprocessed(tmp_path_factory):
+    """The converted tiny dataset, planned and preprocessed by nnU-Net once for every trainer."""
+    root = tmp_path_factory.mktemp("nnunet")
+    _raw_dataset(root)
     trainers = subprocess.run([str(BIN / "unetweights"), "nnunet-path"], capture_output=True, text=True, check=True).stdout.strip()
     env = dict(
-        os.environ, nnUNet_raw=str(tmp_path / "nnUNet_raw"), nnUNet_preprocessed=str(tmp_path / "preprocessed"),
-        nnUNet_results=str(tmp_path / "results"), nnUNet_n_proc_DA="1", nnUNet_def_n_proc="1", nnUNet_compile="f",
+        os.environ, nnUNet_raw=str(root / "nnUNet_raw"), nnUNet_preprocessed=str(root / "preprocessed"),
+        nnUNet_results=str(root / "results"), nnUNet_n_proc_DA="1", nnUNet_def_n_proc="1", nnUNet_compile="f",
         nnUNet_extTrainer=os.pathsep.join([trainers, str(HERE / "nnunet_trainers")]), PYTHONWARNINGS="ignore",
     )
     plan = subprocess.run(
@@ -49,13 +52,22 @@ def test_train_a_tiny_2d_dataset_with_the_weight_map_trainer(tmp_path):
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert plan.returncode == 0, plan.stderr[-3000:]
+    return root, env
+
+
+def _train(env, trainer):
     train = subprocess.run(
-        [str(BIN / "nnUNetv2_train"), "1", "2d", "0", "-tr", "nnUNetTrainerUNetWeightsTestTiny", "-device", "cpu"],
+        [str(BIN / "nnUNetv2_train"), "1", "2d", "0", "-tr", trainer, "-device", "cpu"],
         env=env, capture_output=True, text=True, timeout=400,
     )
     assert train.returncode == 0, (train.stdout[-3000:], train.stderr[-3000:])
     assert "Mean Validation Dice" in train.stdout  # nnU-Net's own validation ran to the end
-    folder = next((tmp_path / "results").rglob("maps_seen.json")).parent
+
+
+def test_train_a_tiny_2d_dataset_with_the_weight_map_trainer(preprocessed):
+    root, env = preprocessed
+    _train(env, "nnUNetTrainerUNetWeightsTestTiny")
+    folder = next((root / "results").rglob("maps_seen.json")).parent
     seen = json.loads((folder / "maps_seen.json").read_text())
     assert len(seen) == 2  # both training iterations
     for record in seen:
@@ -67,3 +79,8 @@ def test_train_a_tiny_2d_dataset_with_the_weight_map_trainer(tmp_path):
         assert len(levels) >= 3 and len({tuple(level["shape"]) for level in levels}) == len(levels)
         for level in levels:
             assert level["error"] < 1e-5 and level["std"] > 0.05
+
+
+@pytest.mark.parametrize("trainer", ["nnUNetTrainerFalkWeights", "nnUNetTrainerUWBoundary", "nnUNetTrainerUWSkeletonRecall"])
+def test_every_trainer_trains_and_validates(preprocessed, trainer):
+    _train(preprocessed[1], f"{trainer}TestTiny")

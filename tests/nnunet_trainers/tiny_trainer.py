@@ -14,7 +14,12 @@ import torch
 
 from unetweights import label_instances, resize_area, unet_weight_map
 from unetweights.nnunet import split_target
-from unetweights.nnunet.trainers.unetweights_trainers import nnUNetTrainerUNetWeights
+from unetweights.nnunet.trainers.unetweights_trainers import (
+    nnUNetTrainerFalkWeights,
+    nnUNetTrainerUNetWeights,
+    nnUNetTrainerUWBoundary,
+    nnUNetTrainerUWSkeletonRecall,
+)
 
 
 class _Recording(torch.nn.Module):
@@ -60,3 +65,21 @@ class nnUNetTrainerUNetWeightsTestTiny(nnUNetTrainerUNetWeights):
         with open(os.path.join(self.output_folder, "maps_seen.json"), "w") as f:
             json.dump(self.seen, f)
         return result
+
+
+def _tiny(base):
+    class Tiny(base):
+        def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict, device: torch.device = torch.device("cuda")):
+            super().__init__(plans, configuration, fold, dataset_json, device)
+            self.num_epochs = 1
+            self.num_iterations_per_epoch = 2
+            self.num_val_iterations_per_epoch = 1
+
+    # nnU-Net names the results folder after the class.
+    Tiny.__name__ = Tiny.__qualname__ = f"{base.__name__}TestTiny"
+    return Tiny
+
+
+nnUNetTrainerFalkWeightsTestTiny = _tiny(nnUNetTrainerFalkWeights)
+nnUNetTrainerUWBoundaryTestTiny = _tiny(nnUNetTrainerUWBoundary)
+nnUNetTrainerUWSkeletonRecallTestTiny = _tiny(nnUNetTrainerUWSkeletonRecall)
