@@ -22,6 +22,19 @@ from unetweights.nnunet.trainers.unetweights_trainers import (
 )
 
 
+def _tiny(base):
+    class Tiny(base):
+        def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict, device: torch.device = torch.device("cuda")):
+            super().__init__(plans, configuration, fold, dataset_json, device)
+            self.num_epochs = 1
+            self.num_iterations_per_epoch = 2
+            self.num_val_iterations_per_epoch = 1
+
+    # nnU-Net names the results folder after the class.
+    Tiny.__name__ = Tiny.__qualname__ = f"{base.__name__}TestTiny"
+    return Tiny
+
+
 class _Recording(torch.nn.Module):
     """The level criterion, noting the shape and spread of each level's map and its distance from
     the area-resized full map."""
@@ -38,12 +51,9 @@ class _Recording(torch.nn.Module):
         return self.criterion(output, target, level_map)
 
 
-class nnUNetTrainerUNetWeightsTestTiny(nnUNetTrainerUNetWeights):
+class nnUNetTrainerUNetWeightsTestTiny(_tiny(nnUNetTrainerUNetWeights)):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict, device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = 1
-        self.num_iterations_per_epoch = 2
-        self.num_val_iterations_per_epoch = 1
         self.seen = []
 
     def train_step(self, batch: dict) -> dict:
@@ -65,19 +75,6 @@ class nnUNetTrainerUNetWeightsTestTiny(nnUNetTrainerUNetWeights):
         with open(os.path.join(self.output_folder, "maps_seen.json"), "w") as f:
             json.dump(self.seen, f)
         return result
-
-
-def _tiny(base):
-    class Tiny(base):
-        def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict, device: torch.device = torch.device("cuda")):
-            super().__init__(plans, configuration, fold, dataset_json, device)
-            self.num_epochs = 1
-            self.num_iterations_per_epoch = 2
-            self.num_val_iterations_per_epoch = 1
-
-    # nnU-Net names the results folder after the class.
-    Tiny.__name__ = Tiny.__qualname__ = f"{base.__name__}TestTiny"
-    return Tiny
 
 
 nnUNetTrainerFalkWeightsTestTiny = _tiny(nnUNetTrainerFalkWeights)
