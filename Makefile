@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_precompute.py
 	$(BIN)/python benchmarks/bench_dask.py
 	$(BIN)/python benchmarks/bench_torchvision.py
+	$(BIN)/python benchmarks/bench_nnunet.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .hypothesis build unetweights/weightmaps/_two_nearest.c unetweights/weightmaps/_two_nearest.*.so
