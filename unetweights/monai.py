@@ -119,6 +119,7 @@ class WeightMapd(MapTransform):
         if spacing_from_meta and "spacing" not in self.recipe.options:
             raise ValueError(f"spacing_from_meta: weighting {self.recipe.weighting!r} has no spacing option")
         self.spacing_from_meta = spacing_from_meta
+        self._by_spacing: dict = {}
         # One tuple of output keys per map made, in the order the recipe makes them.
         given = {"weight": weight_keys, "distance": distance_keys, "skeleton": skeleton_keys}
         self.output_keys = {
@@ -166,7 +167,13 @@ class WeightMapd(MapTransform):
         if self.spacing_from_meta:
             if not isinstance(label, MetaTensor):
                 raise TypeError(f"{key}: spacing_from_meta=True needs a MetaTensor, got {type(label).__name__}")
-            recipe = recipe.replace(spacing=_spacing_from_affine(label.affine, key, array.ndim - 1))
+            spacing = _spacing_from_affine(label.affine, key, array.ndim - 1)
+            # A dataset has few voxel sizes: the recipe of each is checked once, not per sample.
+            recipe = self._by_spacing.get(spacing)
+            if recipe is None:
+                if len(self._by_spacing) >= 64:
+                    self._by_spacing.clear()
+                recipe = self._by_spacing[spacing] = self.recipe.replace(spacing=spacing)
         maps = recipe.maps(array[0])
         # The distance map's class axis is already its channel axis; the others get one of size 1.
         return [_like(label, m if name == "distance" else m[np.newaxis]) for name, m in maps.items()]

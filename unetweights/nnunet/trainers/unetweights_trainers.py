@@ -39,14 +39,19 @@ class nnUNetTrainerWithMaps(nnUNetTrainer):
     extra_map = None
 
     def _maps_recipe(self) -> WeightMapRecipe:
-        """The class's recipe in the configuration's physical spacing."""
+        """The class's recipe in the configuration's physical spacing (built once: every step asks)."""
+        cached = self.__dict__.get("_recipe_in_spacing")
+        if cached is not None:
+            return cached
         if self.label_manager.has_regions:
             raise NotImplementedError(
                 f"{type(self).__name__}: region-based training is not supported (the weight map is made from one "
                 "class map, region targets are overlapping binary channels); train with labels"
             )
         spacing = tuple(float(s) for s in self.configuration_manager.spacing)[-len(self.configuration_manager.patch_size):]
-        return self.recipe.replace(spacing=spacing) if "spacing" in self.recipe.options else self.recipe
+        recipe = self.recipe.replace(spacing=spacing) if "spacing" in self.recipe.options else self.recipe
+        self._recipe_in_spacing = recipe
+        return recipe
 
     def _with_maps(self, transforms):
         return with_maps(
