@@ -42,13 +42,8 @@ def _segmentation(shape=(80, 80), seed=0, ignore=None):
 def _reference_weight(seg, sigma, ignore=None):
     """unet_weight_map of the connected components of each class, written independently of
     semantic_maps: scipy's labelling per class, and the ignored pixels given an id beyond all."""
-    instances = np.zeros(seg.shape, np.int64)
-    for c in range(1, int(seg.max()) + 1):
-        if c == ignore:
-            continue
-        components, n = ndimage.label(seg == c)
-        instances[components > 0] = components[components > 0] + instances.max()
     classes = np.where(seg == ignore, 0, seg) if ignore is not None else seg
+    instances = _components(classes)
     if ignore is None:
         return unet_weight_map(instances, sigma=sigma, classes=classes)
     marker = instances.max() + 1
