@@ -38,6 +38,17 @@ an image whose every pixel is ignored or weighs 0 (every metric). The value ther
 of :class:`SegmentationMetrics` do). ``empty_score=1.0`` keeps the older convention (nothing to
 find and nothing found is a perfect score), which inflates the mean of a rare class.
 
+A class absent from an image's target but predicted there has a denominator Σp > 0, so by
+default its Dice and IoU are 0: nnU-Net's rule, under which a false positive in an image without
+the class counts against it. ``ignore_empty=True`` (:func:`dice_score`, :func:`iou_score`, their
+Modules and :class:`SegmentationMetrics`) is MONAI's rule (``ignore_empty=True``, the default of
+its ``DiceMetric``, ``compute_dice``, ``MeanIoU`` and ``compute_iou``): a class absent from the
+image's target, Σt = 0 with Σt the weighted count, scores ``empty_score`` whatever was
+predicted, so such images drop out of the class's mean. With ``empty_score`` NaN (the default)
+this reproduces MONAI's values and means; MONAI's ``ignore_empty=False`` is ours with
+``empty_score=1.0``. Per-class accuracy (tp / Σt) follows MONAI's rule already and takes no
+``ignore_empty``. A NaN Σt (invalid input) is not 0: the option never turns a NaN into a score.
+
 Invalid input: a NaN or infinite logit, a NaN target, or (in a compiled or exported graph, where
 nothing can raise) a NaN, infinite or negative weight or a class index outside [0, C) that is not
 ``ignore_index`` makes every value of its image NaN, whatever ``empty_score`` is. The argmax or

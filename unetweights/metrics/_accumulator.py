@@ -20,6 +20,7 @@ from ._per_image import (
     check_empty_score,
     check_prediction_options,
     dice_fraction,
+    in_target,
     iou_fraction,
     segmentation_counts,
 )
@@ -49,11 +50,18 @@ class SegmentationMetrics:
         The value of a score whose denominator is 0. NaN (the default): such an entry is left
         out of the macro mean (and a class absent from the whole dataset is NaN in the micro
         score too); a finite value is averaged like any other, as :func:`dice_score` gives it.
+    ignore_empty : bool
+        False (the default, nnU-Net's rule): an image whose target lacks a class but whose
+        prediction has it scores 0 for that class. True (MONAI's rule): Dice and IoU leave out,
+        for each class, the images whose target lacks it (Σt = 0), in the macro and the micro
+        scores alike (see the Notes). The accuracies are unchanged: the class accuracy tp / Σt
+        already follows this rule, and the overall accuracy has no class to leave out.
     sync_on_compute : bool
         True (the default): :meth:`compute` sums the states over the default process group (or
         ``process_group``) when ``torch.distributed`` is initialised with more than one process.
-        Every process must then call :meth:`compute`, with the same C, ``hard``, ``activation``
-        and ``empty_score``; where they differ, every process raises the same ValueError.
+        Every process must then call :meth:`compute`, with the same C, ``hard``, ``activation``,
+        ``empty_score`` and ``ignore_empty``; where they differ, every process raises the same
+        ValueError.
     process_group : optional
         The ``torch.distributed`` group to sync over; None is the default group.
     device : torch.device or str, optional
@@ -75,6 +83,13 @@ class SegmentationMetrics:
 
     and the overall pixel accuracy: the correct over the counted weight mass (pixels for
     "softmax"; pixels and channels for "sigmoid" and "none"), micro and macro.
+
+    With ``ignore_empty=True`` the images whose target lacks class c (Σt = 0) are left out of
+    class c's Dice and IoU: each gets ``empty_score`` as its per-image value (as
+    :func:`dice_score` gives it; skipped in the macro mean when NaN), and its Σp is left out of
+    the micro sums (its tp and Σt are 0), so micro Dice = 2·Σ_n tp / (Σ_{n: Σt > 0} Σp + Σ_n Σt),
+    the micro score over the images that hold the class, and ``empty_score`` for a class that no
+    image's target holds. An image with NaN counts is not "lacking" a class: its NaN is carried on.
 
     Absent classes and invalid input are kept apart with the counts themselves. An image whose
     denominator is exactly 0 for a class (the class absent from it) is left out of that class's
@@ -107,6 +122,7 @@ class SegmentationMetrics:
         include_background: bool = True,
         ignore_index: Optional[int] = None,
         empty_score: float = math.nan,
+        ignore_empty: bool = False,
         sync_on_compute: bool = True,
         process_group: Optional[Any] = None,
         device: Optional[Any] = None,
@@ -134,6 +150,7 @@ class SegmentationMetrics:
         self.include_background = checked_flag(include_background, "include_background")
         self.ignore_index = None if ignore_index is None else int(ignore_index)
         self.empty_score = empty_score
+        self.ignore_empty = checked_flag(ignore_empty, "ignore_empty")
         self.sync_on_compute = checked_flag(sync_on_compute, "sync_on_compute")
         self.process_group = process_group
         self.device = checked_device(device)
@@ -149,6 +166,9 @@ class SegmentationMetrics:
     def _layout(self, classes: int) -> List[Tuple[str, int]]:
         """Each state's name and length, in the order of the one flat float64 buffer."""
         layout = [("tp", classes), ("sum_p", classes), ("sum_t", classes), ("mass", 1), ("images", 1)]
+        if self.ignore_empty:
+            # Σp of the images whose target holds the class: the micro Dice and IoU's own sum.
+            layout.append(("sum_p_in_target", classes))
         for name in self._scores():
             size = 1 if name == "accuracy" else classes
             layout += [(f"{name}_sum", size), (f"{name}_images", size)]
@@ -270,6 +290,8 @@ class SegmentationMetrics:
         """Graph metric modules that output this accumulator's counts, named ``prefix`` + tp, sum_p, sum_t, mass.
 
         Pass them as (part of) an :class:`~unetweights.evaluation.EvaluationGraph`'s ``metrics``.
+        The counts do not depend on ``include_background``, ``empty_score`` or ``ignore_empty``:
+        the accumulator applies those to the counts itself.
         """
         return {
             prefix + name: SegmentationCount(name, self.activation, self.hard, self.threshold, self.ignore_index)
@@ -279,9 +301,15 @@ class SegmentationMetrics:
     def _classes_source(self) -> str:
         return f"num_classes={self.num_classes}" if self.num_classes is not None else "the first update's C"
 
-    def _fractions(self, tp: Tensor, sum_p: Tensor, sum_t: Tensor, mass: Tensor) -> Dict[str, Tuple[Tensor, Tensor]]:
-        """Numerator and denominator of each score, per set: (S, C), or (S,) for the overall accuracy."""
-        fractions = {"dice": dice_fraction(tp, sum_p, sum_t), "iou": iou_fraction(tp, sum_p, sum_t)}
+    def _fractions(
+        self, tp: Tensor, sum_p: Tensor, sum_t: Tensor, mass: Tensor, overlap_p: Tensor
+    ) -> Dict[str, Tuple[Tensor, Tensor]]:
+        """Numerator and denominator of each score, per set: (S, C), or (S,) for the overall accuracy.
+
+        ``overlap_p`` is the Σp of Dice and IoU: ``sum_p``, or with ``ignore_empty`` its part in
+        the sets whose target holds the class.
+        """
+        fractions = {"dice": dice_fraction(tp, overlap_p, sum_t), "iou": iou_fraction(tp, overlap_p, sum_t)}
         if self.hard:
             fractions["class_accuracy"] = (tp, sum_t)
             fractions["accuracy"] = accuracy_fraction(tp, sum_p, sum_t, mass.unsqueeze(1), self.activation)
@@ -301,8 +329,12 @@ class SegmentationMetrics:
         state["sum_t"] += sum_t.sum(0)
         state["mass"] += mass.sum()
         state["images"] += tp.shape[0]
+        overlap_p = sum_p
+        if self.ignore_empty:
+            overlap_p = in_target(sum_p, sum_t)
+            state["sum_p_in_target"] += overlap_p.sum(0)
         skip_empty = math.isnan(self.empty_score)
-        for name, (num, den) in self._fractions(tp, sum_p, sum_t, mass).items():
+        for name, (num, den) in self._fractions(tp, sum_p, sum_t, mass, overlap_p).items():
             # den == 0 is an absent class, skipped when empty_score is NaN; a NaN den (invalid
             # input) is not 0, so it counts and its NaN reaches the sum.
             counted = den != 0 if skip_empty else torch.ones_like(den, dtype=torch.bool)
@@ -356,7 +388,11 @@ class SegmentationMetrics:
         """
         activations = ("softmax", "sigmoid", "none")
         mine = [
-            float(self._classes or 0), float(self.hard), float(activations.index(self.activation)), self.empty_score
+            float(self._classes or 0),
+            float(self.hard),
+            float(activations.index(self.activation)),
+            self.empty_score,
+            float(self.ignore_empty),
         ]
         header = torch.tensor(mine, dtype=torch.float64, device=self._state_device(True))
         gathered = [torch.empty_like(header) for _ in range(dist.get_world_size(self.process_group))]
@@ -374,6 +410,7 @@ class SegmentationMetrics:
             "activation": [repr(activations[int(row[2])]) for row in rows],
             # NaN != NaN, but two NaN empty scores agree.
             "empty_score": ["nan" if math.isnan(row[3]) else row[3] for row in rows],
+            "ignore_empty": [bool(row[4]) for row in rows],
         }
         for name, values in shown.items():
             if len(set(values)) > 1:
@@ -409,15 +446,16 @@ class SegmentationMetrics:
             ``num_classes``.
         ValueError
             When syncing, on every process, if the processes differ in C, ``hard``,
-            ``activation`` or ``empty_score``.
+            ``activation``, ``empty_score`` or ``ignore_empty``.
         """
         state = self._synced()
         if float(state["images"]) == 0:
             raise RuntimeError("compute: no image was added; call update() first")
         first = 0 if self.include_background else 1
         totals = [state[name].unsqueeze(0) for name in ("tp", "sum_p", "sum_t")]
+        overlap_p = state["sum_p_in_target"].unsqueeze(0) if self.ignore_empty else totals[1]
         result: Dict[str, Tensor] = {}
-        for name, (num, den) in self._fractions(*totals, state["mass"]).items():
+        for name, (num, den) in self._fractions(*totals, state["mass"], overlap_p).items():
             micro = ratio_or(num, den, self.empty_score)[0]
             macro = ratio_or(state[f"{name}_sum"], state[f"{name}_images"], self.empty_score)
             images = state[f"{name}_images"].long()

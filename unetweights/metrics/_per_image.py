@@ -36,6 +36,12 @@ def check_empty_score(empty_score: float) -> None:
         raise ValueError(f"empty_score: expected a finite number or NaN, got {empty_score}")
 
 
+def check_ignore_empty(ignore_empty: bool) -> None:
+    """Refuse a non-bool ``ignore_empty`` by name in eager mode (TorchScript checks the annotation)."""
+    if not torch.jit.is_scripting() and checking_values():
+        checked_flag(ignore_empty, "ignore_empty")
+
+
 def _prediction(input: Tensor, target: Tensor, activation: str, hard: bool, threshold: float) -> Tensor:
     """The prediction p (N, C, *): probabilities, or the hard labels as 0/1 in ``input``'s dtype."""
     input = checked_input(input, 3, "(N, C, *)")
@@ -78,6 +84,16 @@ def _counts(
     return tp, sum_p, sum_t, mass
 
 
+def in_target(sum_p: Tensor, sum_t: Tensor) -> Tensor:
+    """Σp where the class is in the target (Σt ≠ 0) and 0 where it is absent: the rule of ``ignore_empty``.
+
+    Dice and IoU computed from it have a denominator of exactly 0, so ``empty_score``, wherever
+    Σt = 0 (tp is 0 there too), whatever was predicted. A NaN Σt is not 0, and 0·NaN is NaN: a
+    NaN count keeps its NaN and is never taken for an absent class.
+    """
+    return sum_p * (sum_t != 0).to(sum_p.dtype)
+
+
 def dice_fraction(tp: Tensor, sum_p: Tensor, sum_t: Tensor) -> Tuple[Tensor, Tensor]:
     return 2.0 * tp, sum_p + sum_t
 
@@ -107,10 +123,14 @@ def _overlap_score(
     include_background: bool,
     ignore_index: Optional[int],
     empty_score: float,
+    ignore_empty: bool,
     iou: bool,
 ) -> Tensor:
     check_empty_score(empty_score)
+    check_ignore_empty(ignore_empty)
     tp, sum_p, sum_t, _ = _counts(input, target, weight, activation, hard, threshold, include_background, ignore_index)
+    if ignore_empty:
+        sum_p = in_target(sum_p, sum_t)
     if iou:
         num, den = iou_fraction(tp, sum_p, sum_t)
     else:
@@ -128,6 +148,7 @@ def dice_score(
     include_background: bool = True,
     ignore_index: Optional[int] = None,
     empty_score: float = math.nan,
+    ignore_empty: bool = False,
 ) -> Tensor:
     """Weighted Dice coefficient per image and class, 2·tp / (Σp + Σt).
 
@@ -154,6 +175,13 @@ def dice_score(
     empty_score : float
         The value where Σp + Σt = 0, a class absent from both prediction and target: NaN (the
         default) marks it for means to skip; 1.0 scores it as perfect. See :mod:`unetweights.metrics`.
+    ignore_empty : bool
+        False (the default, nnU-Net's rule): a class absent from the image's target but predicted
+        scores 0 (its denominator Σp + Σt is Σp > 0). True (MONAI's ``ignore_empty=True``): a
+        class absent from the target, Σt = 0 (Σt being the weighted count, so a class present
+        only on ignored or zero-weight pixels is absent too), scores ``empty_score`` whatever was
+        predicted, so that a mean with NaN skipped leaves such images out. A NaN count is not
+        absent: invalid input stays NaN.
 
     Returns
     -------
@@ -163,7 +191,8 @@ def dice_score(
         float64 scores).
     """
     return _overlap_score(
-        input, target, weight, activation, hard, threshold, include_background, ignore_index, empty_score, False
+        input, target, weight, activation, hard, threshold, include_background, ignore_index, empty_score,
+        ignore_empty, False,
     )
 
 
@@ -177,10 +206,12 @@ def iou_score(
     include_background: bool = True,
     ignore_index: Optional[int] = None,
     empty_score: float = math.nan,
+    ignore_empty: bool = False,
 ) -> Tensor:
     """Weighted intersection over union (Jaccard index) per image and class, tp / (Σp + Σt - tp).
 
-    Parameters are those of :func:`dice_score`; ``empty_score`` applies where Σp + Σt - tp = 0.
+    Parameters are those of :func:`dice_score`; ``empty_score`` applies where Σp + Σt - tp = 0,
+    and with ``ignore_empty=True`` wherever Σt = 0 (MONAI's ``MeanIoU`` / ``compute_iou`` rule).
     With ``hard=False`` this is the soft Jaccard index on probabilities.
 
     Returns
@@ -189,7 +220,8 @@ def iou_score(
         Shape (N, C), or (N, C - 1) without the background.
     """
     return _overlap_score(
-        input, target, weight, activation, hard, threshold, include_background, ignore_index, empty_score, True
+        input, target, weight, activation, hard, threshold, include_background, ignore_index, empty_score,
+        ignore_empty, True,
     )
 
 
@@ -212,12 +244,14 @@ def pixel_accuracy(
         True: for each class, the weighted fraction of its target pixels predicted as that
         class, tp / Σt (the per-class accuracy of Long et al.'s "mean accuracy"; for "sigmoid"
         channels, each channel's sensitivity), shape (N, C) or (N, C - 1); ``empty_score`` where
-        the class is absent from the target. False: the weighted fraction of all counted
+        the class is absent from the target (so it needs no ``ignore_empty``: it already
+        follows that rule). False: the weighted fraction of all counted
         elements predicted correctly, shape (N,): pixels for "softmax" (Σ w·[argmax = t] / Σ w),
         pixels and channels for "sigmoid" and "none"; ``empty_score`` where Σ w = 0 (and
         ``include_background`` does not apply).
 
-    The other parameters are those of :func:`dice_score`; the prediction is always hard.
+    The other parameters are those of :func:`dice_score` (but ``hard`` and ``ignore_empty``);
+    the prediction is always hard.
     """
     check_empty_score(empty_score)
     if per_class:
@@ -260,9 +294,11 @@ class _OverlapScore(_Metric):
         include_background: bool = True,
         ignore_index: Optional[int] = None,
         empty_score: float = math.nan,
+        ignore_empty: bool = False,
     ) -> None:
         super().__init__(activation, threshold, include_background, ignore_index, empty_score)
         self.hard = checked_flag(hard, "hard")
+        self.ignore_empty = checked_flag(ignore_empty, "ignore_empty")
         self.iou = type(self)._iou
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
@@ -276,6 +312,7 @@ class _OverlapScore(_Metric):
             self.include_background,
             self.ignore_index,
             self.empty_score,
+            self.ignore_empty,
             self.iou,
         )
 
