@@ -17,7 +17,7 @@ SHARED = {"_files", "_graph", "_validation", "_stage"}
 
 # Private top-level modules that are parts of one room (split off to keep modules short).
 PARTS = {"_onnx_export": "export", "_artefacts": "export", "_providers": "runtime", "_input_checks": "runtime",
-         "_weight_flags": "cli"}
+         "_weight_flags": "cli", "_evaluate_objects": "cli"}
 
 # room -> the rooms it may import (the shared helpers are allowed everywhere).
 ALLOWED = {
@@ -32,18 +32,19 @@ ALLOWED = {
     "torchvision": {"weightmaps"},
     "nnunet": {"weightmaps", "losses", "data"},
     "dask": {"weightmaps"},
+    "matching": {"weightmaps"},
     "plot": set(),
     "synthetic": set(),
-    "demo": {"weightmaps", "losses", "metrics", "evaluation", "export", "runtime", "data", "plot", "synthetic"},
-    "cli": {"weightmaps", "data", "dask", "evaluation", "export", "runtime", "demo", "plot", "nnunet"},
-    "__init__": {"weightmaps", "losses", "metrics", "evaluation", "export", "runtime", "data", "dask"},
+    "demo": {"weightmaps", "losses", "metrics", "evaluation", "export", "runtime", "data", "plot", "synthetic", "matching"},
+    "cli": {"weightmaps", "data", "dask", "evaluation", "export", "runtime", "demo", "plot", "nnunet", "matching"},
+    "__init__": {"weightmaps", "losses", "metrics", "evaluation", "export", "runtime", "data", "dask", "matching"},
     "__main__": {"cli"},
 }
 for helper in SHARED:
     ALLOWED[helper] = set()
 
 # Rooms that never import torch: data-loader workers and numpy users load them without it.
-NO_TORCH = {"weightmaps", "data", "dask", "synthetic", "_files", "_validation", "_graph"}
+NO_TORCH = {"weightmaps", "data", "dask", "synthetic", "matching", "_files", "_validation", "_graph"}
 
 MAX_LINES = 500
 

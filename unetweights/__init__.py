@@ -2,7 +2,7 @@
 
 The weight-map functions need only numpy and scipy, so data-loader workers can use them without
 loading torch: the torch-based names (losses, metrics, evaluation graphs, export and the
-onnxruntime evaluator) and the data-pipeline helpers are imported on first use.
+onnxruntime evaluator), the data-pipeline helpers and the object matching are imported on first use.
 """
 
 from importlib import import_module
@@ -98,6 +98,8 @@ _LAZY = {
     },
     "dask": None,
     **{name: "dask" for name in ("ZarrReport", "precompute_zarr", "required_halo")},
+    "matching": None,
+    **{name: "matching" for name in ("MatchingScores", "ObjectMatching", "match_instances", "matched_pairs")},
     "runtime": None,
     **{name: "runtime" for name in ("EvaluationResult", "GraphInput", "OnnxEvaluator")},
 }
