@@ -40,7 +40,10 @@ def test_object_scores_count_merged_and_split_cells():
     labels[2:6, 1:6] = 1
     labels[2:6, 6:11] = 2  # two cells touching along a column
     merged = object_scores((labels > 0).astype(np.int64), labels)
-    assert merged["f1"] == 0.0 and merged["merged"] == 1.0
+    # The fused component matches one of the two equal cells at IoU 20/40, exactly 1/2 (IoU >= 0.5):
+    # precision 1, recall 1/2; both cells lie inside it.
+    assert merged["f1"] == 2 / 3 and merged["merged"] == 1.0
+    assert object_scores(np.zeros_like(labels), labels)["f1"] == 0.0
     split = (labels > 0).astype(np.int64)
     split[:, 6] = 0  # a one-pixel gap: two components, each IoU 20/20 and 16/20 with its cell
     scores = object_scores(split, labels)

@@ -2,7 +2,7 @@
 
 Subcommands: ``demo`` (the whole pipeline on generated data), ``precompute`` (weight maps for a
 folder of masks), ``export`` (an evaluation graph to ONNX and TorchScript), ``evaluate`` (an ONNX
-graph on saved predictions) and ``show`` (a PNG of a mask and its weight map). User errors print
+graph on saved predictions, or instance masks object by object) and ``show`` (a PNG of a mask and its weight map). User errors print
 one line and exit with status 2; nothing prints a traceback for them. Files a command writes are
 checked before it starts: never one of its inputs, never a folder, in a folder that can be written.
 """
@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ._evaluate_objects import add_object_options
 from ._files import check_output_file, check_writable_folder, same_file, write_text_in_place
 from ._weight_flags import add_weight_options, weight_options
 
@@ -111,7 +112,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"held-out scores (mean over {n_test} images; Dice and IoU from the ONNX graph on {result.provider})")
     print(result.table())
     print()
-    print("object F1: cells recovered as their own connected component (IoU > 0.5); merged: share of cells fused")
+    print("object F1: cells matched one-to-one by a connected component (IoU >= 0.5, all images' counts); merged: share of cells fused")
     if result.figures_skipped:
         print(f"figures    skipped ({', '.join(FIGURES)}): {result.figures_skipped}")
     else:
@@ -431,23 +432,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = command(
         "evaluate",
-        "Run an exported ONNX graph on saved logits, targets and weight maps (.npy, batch first); print the mean and "
-        "std per output and write per-image rows.",
-        "unetweights evaluate graphs/eval.onnx --logits logits.npy --target target.npy --weight weight.npy --csv scores.csv",
+        "Run an exported ONNX graph on saved logits, targets and weight maps (.npy, batch first), or with --instances match "
+        "instance masks object by object; print the scores and write per-image rows.",
+        "unetweights evaluate graphs/eval.onnx --logits logits.npy --target target.npy --weight weight.npy --csv scores.csv\n"
+        "  unetweights evaluate --instances true_masks/ predicted_masks/ --thresholds 0.5 0.75 0.9 --csv objects.csv",
     )
-    ev.add_argument("graph", help="the .onnx file")
-    ev.add_argument("--logits", required=True, help=".npy (N, C, *spatial)")
-    ev.add_argument("--target", required=True, help=".npy (N, *spatial) class indices, or (N, C, *spatial) for sigmoid")
+    ev.add_argument("graph", nargs="?", help="the .onnx file (required, unless --instances)")
+    ev.add_argument("--logits", help=".npy (N, C, *spatial), required with a graph")
+    ev.add_argument("--target", help=".npy (N, *spatial) class indices, or (N, C, *spatial) for sigmoid; required with a graph")
     ev.add_argument("--weight", help=".npy or .tif (N, *spatial) of finite non-negative weights, if the graph takes one")
-    ev.add_argument(
-        "--distance", help=".npy (N, C', *spatial): the targets' signed distance maps, if the graph takes them"
-    )
+    ev.add_argument("--distance", help=".npy (N, C', *spatial): the targets' signed distance maps, if the graph takes them")
     _add_count(ev, "--batch-size", 1, default=8, help="images per run (default 8)")
     ev.add_argument("--providers", choices=["auto", "cuda", "cpu"], default="auto")
-    ev.add_argument("--csv", help="write one row per image")
+    ev.add_argument("--csv", help="write one row per image (with --instances, per image and threshold)")
     ev.add_argument("--json", help="write the summary and the per-image rows")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
-    ev.set_defaults(run=_evaluate)
+    add_object_options(ev, _evaluate, UsageError)  # --instances and its flags; run: _evaluate without them
 
     show = command(
         "show",

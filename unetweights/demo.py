@@ -3,14 +3,16 @@
 :func:`run_demo` trains the same small U-Net twice on generated images of touching cells, once
 with the U-Net weight map in a ``torch.jit.script``-ed weighted cross-entropy and once without a
 map, then scores both on held-out images with the exported evaluation graph under onnxruntime,
-and adds an object-level score (how many cells come out as their own connected component),
-which is what the border weights are for. Weight maps are computed in DataLoader workers through
+and adds object-level scores (:mod:`unetweights.matching`: the object F1 of the foreground's
+connected components at IoU >= 0.5 from the counts summed over the held-out images, and the share
+of cells merged with a neighbour), which is what the border weights are for. Weight maps are computed in DataLoader workers through
 :class:`~unetweights.data.WeightMapDataset` and cached on disk. Used by ``unetweights demo`` and
 ``examples/train_unet.py``.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ._files import check_writable_folder
+from .matching import ObjectMatching, match_instances
 
 TORCHSCRIPT_DEPRECATION = r"`torch\.jit\.\w+` is deprecated"
 
@@ -59,33 +62,21 @@ class SmallUNet(nn.Module):
 
 
 def object_scores(predicted: np.ndarray, labels: np.ndarray, iou: float = 0.5) -> Dict[str, float]:
-    """Object-level agreement of a foreground prediction with instance labels.
+    """Object-level agreement of a foreground prediction with instance labels, by
+    :func:`unetweights.matching.match_instances`.
 
-    The predicted foreground is split into connected components (4-connectivity); a true object
-    is found when one component overlaps it with IoU > ``iou`` (each component can match at
-    most one object, since IoU > 0.5 is unique). Returns precision, recall and F1 over objects,
-    and "merged": true objects whose best component also covers another object.
+    The predicted foreground (``predicted > 0``) is split into connected components
+    (4-connectivity), and a true object is found when a component matches it one-to-one with IoU
+    >= ``iou``. Returns precision, recall and F1 over objects, and "merged": the share of true
+    objects that lie (at least half) inside a component holding another true object. A share with
+    nothing to count (no components for precision, no true objects for recall and "merged", neither
+    for F1) is NaN. (Before the matching module: IoU > ``iou`` rather than >=, 1.0 for precision and
+    recall with nothing to count, and "merged" counted from each object's best component.)
     """
-    components = _instances(predicted)
-    true_ids = np.unique(labels[labels > 0])
-    n_pred = int(components.max())
-    found = merged = 0
-    for obj in true_ids:
-        inside = components[labels == obj]
-        inside = inside[inside > 0]
-        if inside.size == 0:
-            continue
-        best = np.bincount(inside).argmax()
-        region = components == best
-        union = np.count_nonzero(region | (labels == obj))
-        if np.count_nonzero(region & (labels == obj)) / union > iou:
-            found += 1
-        if len(np.unique(labels[region & (labels > 0)])) > 1:
-            merged += 1
-    precision = found / n_pred if n_pred else 1.0
-    recall = found / len(true_ids) if len(true_ids) else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "merged": merged / max(len(true_ids), 1)}
+    scores = match_instances(labels, np.asarray(predicted) > 0, iou, semantic=True)
+    merged = scores.merged / scores.n_true if scores.n_true else math.nan
+    return {"precision": float(scores.precision[0]), "recall": float(scores.recall[0]), "f1": float(scores.f1[0]),
+            "merged": merged}
 
 
 # The figures run_demo draws into its output folder (with matplotlib, the ``plot`` extra).
@@ -269,12 +260,16 @@ def run_demo(
     for name, model_logits in logits.items():
         scores = evaluator.evaluate([(model_logits, targets, weights)], progress=False).summary
         predicted = model_logits.argmax(1).numpy()
-        objects = [object_scores(predicted[k], pairs[n_train + k][1]) for k in range(n_test)]
+        objects = ObjectMatching(0.5, semantic=True)  # the foreground's components, counts summed over images
+        for k in range(n_test):
+            objects.update(pairs[n_train + k][1], predicted[k] > 0)
+        found = objects.compute()
         result.metrics[name] = {
             "ce": float(scores["ce"]["mean"]),
             "dice": float(scores["dice"]["mean"][0]),
             "iou": float(scores["iou"]["mean"][0]),
-            **{key: float(np.mean([o[key] for o in objects])) for key in ("f1", "merged")},
+            "f1": float(found.f1[0]),
+            "merged": found.merged / found.n_true if found.n_true else math.nan,
         }
     result.seconds["export and evaluate"] = time.perf_counter() - tick
     log(f"evaluate   {report.path} on {n_test} held-out images with onnxruntime ({evaluator.provider})")
