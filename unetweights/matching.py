@@ -18,9 +18,9 @@ division of exact counts (so an IoU of 3/4 equals the threshold 0.75).
 equal, as in StarDist's ``matching`` and Cellpose's ``average_precision``). The matching is a set
 of candidates in which no object appears twice, chosen to have the most pairs and, among those,
 the largest summed IoU: an optimal assignment (``scipy.optimize.linear_sum_assignment``) on each
-connected group of candidates. For t > 0.5 no object has two candidates (two disjoint objects
-cannot each share more than half of a third's union with it), so every candidate is matched and
-the matching is unique. At t = 0.5 an object can have two candidates of IoU exactly 1/2 (its two
+connected group of candidates. For t > 0.5 no object has two candidates (IoU > 1/2 puts more
+than half of each object inside the other, which two disjoint objects cannot both do), so every
+candidate is matched and the matching is unique. At t = 0.5 an object can have two candidates of IoU exactly 1/2 (its two
 halves); which one is matched is then arbitrary, the counts and sums below are not.
 
 **Counts** per threshold: TP the matched pairs, FP = n_pred - TP, FN = n_true - TP,
