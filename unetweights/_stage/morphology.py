@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._stage.options import checked_reals
-from .._stage.reduce import check_option_range, checking_values
+from .options import checked_reals
+from .reduce import check_option_range, checking_values
 
 
 def checked_spacing(spacing: Optional[List[float]], ndim: int) -> List[float]:
@@ -36,10 +36,14 @@ def _lower_envelope(f: Tensor, step: float) -> Tensor:
     """Along the last dim of ``f`` (lines of length L): out[x] = min over y of f[y] + (step·(x - y))²."""
     length = f.shape[-1]
     position = torch.arange(length, device=f.device, dtype=f.dtype) * step
-    cost = (position.unsqueeze(1) - position.unsqueeze(0)) ** 2
     if not checking_values():
-        # Traced graphs (compile, export, ONNX) have symbolic sizes and take all lines at once.
-        return (f.unsqueeze(-2) + cost).amin(-1)
+        if not torch.jit.is_scripting():
+            # (Nested: TorchScript skips only a block whose whole condition is is_scripting.)
+            if torch.compiler.is_exporting():
+                return _envelope_scanned(f, position, step)
+        # torch.compile fuses the sum into the minimum: nothing of (elements × L) is stored.
+        return (f.unsqueeze(-2) + (position.unsqueeze(1) - position.unsqueeze(0)).square()).amin(-1)
+    cost = (position.unsqueeze(1) - position.unsqueeze(0)) ** 2
     lines = f.reshape(-1, length)
     # At most 2^24 (line, x, y) values per chunk, 64 MiB in float32 (a literal: TorchScript
     # cannot read module globals).
@@ -48,6 +52,36 @@ def _lower_envelope(f: Tensor, step: float) -> Tensor:
     for start in range(0, lines.shape[0], chunk):
         parts.append((lines[start : start + chunk].unsqueeze(1) + cost).amin(-1))
     return torch.cat(parts, 0).reshape(f.shape)
+
+
+def _envelope_scanned(f: Tensor, position: Tensor, step: float) -> Tensor:
+    """:func:`_lower_envelope` for an exported graph: the candidates y 16 at a time, in a loop.
+
+    An exported graph has symbolic sizes and runs where nothing fuses the sum into the minimum
+    (onnxruntime), so taking every y at once would store (elements × L) values: 1 GiB for a 128³
+    float32 volume. Here a scan (an ONNX ``Scan``) carries the running minimum over slices of 16
+    candidates, so no step holds more than (elements × 16) values, whatever the size. The lines
+    are padded with +inf to a whole number of slices, at least two (a loop of one would be
+    specialised by the exporter).
+    """
+    from torch._higher_order_ops.scan import scan
+
+    width = 16
+    slices = f.shape[-1] // width + 2
+    padded = F.pad(f, [0, slices * width - f.shape[-1]], value=math.inf)
+    # unfold, not reshape: the exporter proves its sizes without a divisibility guard.
+    candidates = padded.unfold(-1, width, width).movedim(-2, 0).contiguous()
+    places = (torch.arange(slices * width, device=f.device, dtype=f.dtype) * step).unfold(0, width, width)
+
+    def take(best: Tensor, slice_: List[Tensor]) -> Tuple[Tensor, Tensor]:
+        values, at = slice_[0], slice_[1]
+        cost = (position.unsqueeze(1) - at).square()
+        best = torch.minimum(best, (values.unsqueeze(-2) + cost).amin(-1))
+        # scan stacks a per-step output; one scalar costs nothing.
+        return best, best.new_zeros(())
+
+    best, _ = scan(take, torch.full(f.shape, math.inf, dtype=f.dtype, device=f.device), [candidates, places.contiguous()])
+    return best
 
 
 def squared_distance_to(mask: Tensor, spacing: Optional[List[float]] = None, dims: int = -1) -> Tensor:
@@ -73,8 +107,9 @@ def squared_distance_to(mask: Tensor, spacing: Optional[List[float]] = None, dim
     (out[x] = min_y f[y] + (s·(x - y))²), taken here by brute force over y in O(L) per element and
     axis. Eager mode and TorchScript find the last axis's distances with running maxima in O(1)
     per element (the same values), and process the other axes' lines in chunks of at most 2^24
-    (line, x, y) triples; traced graphs (torch.compile, torch.export, ONNX) take each axis whole,
-    which needs (elements × L) floats for the longest axis L.
+    (line, x, y) triples; torch.compile takes each axis whole (it fuses the sum into the
+    minimum, storing nothing of that size), and an exported graph (torch.export, ONNX) loops over
+    the candidates y 16 at a time, so no step holds more than (elements × 16) floats.
     """
     ndim = mask.dim() - 2 if dims == -1 else dims
     if ndim < 1 or ndim > mask.dim():

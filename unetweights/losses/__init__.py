@@ -48,7 +48,7 @@ Importing this package does not touch TorchScript, so it emits no deprecation wa
 
 from typing import List
 
-from ._morphology import distance_transform, soft_skeleton
+from .._stage.morphology import distance_transform, soft_skeleton
 from .binary import WeightedBCELoss, WeightedBCEWithLogitsLoss, weighted_bce_with_logits, weighted_binary_cross_entropy
 from .classification import (
     FocalLoss,

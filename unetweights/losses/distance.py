@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .._stage.inputs import check_activation, scored_parts
-from ._morphology import checked_spacing, distance_transform
+from .._stage.morphology import checked_spacing, distance_transform
 from .._stage.options import checked_flag, checked_index, checked_real, checked_reals
 from .._stage.reduce import (
     check_option_range,

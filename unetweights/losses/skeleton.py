@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from .._stage.inputs import SetOptions, check_set_options, reduce_sets, scored_parts, set_mass
-from ._morphology import soft_skeleton
+from .._stage.morphology import soft_skeleton
 from .._stage.options import checked_flag, checked_int
 from .._stage.reduce import checking_values, poison_rows, ratio_or
 
