@@ -10,7 +10,9 @@ the index target equals ``ignore_index``)
 
     Dice = 2·tp / (Σp + Σt),    IoU = tp / (Σp + Σt - tp),    accuracy = tp / Σt,
 
-and ``empty_score`` (NaN unless given) wherever the denominator is 0.
+and ``empty_score`` (NaN unless given) wherever the denominator is 0. With ``ignore_empty``
+(Dice and IoU), ``empty_score`` also wherever Σt = 0, whatever was predicted; over a dataset the
+images whose Σt is 0 for a class add nothing to that class's micro sums.
 """
 
 import math
@@ -132,10 +134,12 @@ def _counts(p, t, w, pixels):
     return tp, sp, st
 
 
-def _ratio(num, den, empty_score):
+def _ratio(num, den, empty_score, st=None):
+    """num / den per entry, ``empty_score`` where den is 0 or (given ``st``) where st is 0."""
     out = np.zeros(num.shape)
     for idx in np.ndindex(*num.shape):
-        out[idx] = num[idx] / den[idx] if den[idx] > 0 else empty_score
+        absent = st is not None and st[idx] == 0
+        out[idx] = num[idx] / den[idx] if den[idx] > 0 and not absent else empty_score
     return out
 
 
@@ -153,10 +157,11 @@ def ref_dice(
     include_background=True,
     ignore_index=None,
     empty_score=math.nan,
+    ignore_empty=False,
 ):
     p, t, w, pixels = _prepare(input, target, weight, activation, hard, threshold, ignore_index)
     tp, sp, st = _counts(p, t, w, pixels)
-    return _drop_background(_ratio(2.0 * tp, sp + st, empty_score), include_background)
+    return _drop_background(_ratio(2.0 * tp, sp + st, empty_score, st if ignore_empty else None), include_background)
 
 
 def ref_iou(
@@ -169,10 +174,11 @@ def ref_iou(
     include_background=True,
     ignore_index=None,
     empty_score=math.nan,
+    ignore_empty=False,
 ):
     p, t, w, pixels = _prepare(input, target, weight, activation, hard, threshold, ignore_index)
     tp, sp, st = _counts(p, t, w, pixels)
-    return _drop_background(_ratio(tp, sp + st - tp, empty_score), include_background)
+    return _drop_background(_ratio(tp, sp + st - tp, empty_score, st if ignore_empty else None), include_background)
 
 
 def ref_accuracy(
@@ -220,18 +226,21 @@ def ref_dataset(
     include_background=True,
     ignore_index=None,
     empty_score=math.nan,
+    ignore_empty=False,
 ):
     """The scores of ``SegmentationMetrics`` over ``batches`` of (input, target, weight), by loops.
 
     Micro: the ratio of the counts summed over every image. Macro: the mean over images of the
     per-image ratio, leaving out the images whose denominator is 0 when ``empty_score`` is NaN
-    (and averaging ``empty_score`` for them otherwise). The overall accuracy counts pixels
+    (and averaging ``empty_score`` for them otherwise). With ``ignore_empty``, an image whose Σt
+    is 0 for a class has, for Dice and IoU, a per-image denominator of 0 and adds nothing to the
+    micro sums of that class (its Σp is left out). The overall accuracy counts pixels
     ("softmax") or pixels and channels ("sigmoid", "none"), background included. Returns a dict of
     float64 arrays with the accumulator's keys.
     """
     skip = math.isnan(empty_score)
     per_image = {"dice": [], "iou": [], "class_accuracy": [], "accuracy": []}
-    total = {"tp": 0.0, "sp": 0.0, "st": 0.0, "correct": 0.0, "counted": 0.0}
+    total = {"tp": 0.0, "sp": 0.0, "sp_in_target": 0.0, "st": 0.0, "correct": 0.0, "counted": 0.0}
     images = 0
     for input, target, weight in batches:
         p, t, w, pixels = _prepare(input, target, weight, activation, hard, threshold, ignore_index)
@@ -242,8 +251,10 @@ def ref_dataset(
         total["sp"] = total["sp"] + sp.sum(0)
         total["st"] = total["st"] + st.sum(0)
         for i in range(n):
-            per_image["dice"].append([(2 * tp[i, k], sp[i, k] + st[i, k]) for k in range(c)])
-            per_image["iou"].append([(tp[i, k], sp[i, k] + st[i, k] - tp[i, k]) for k in range(c)])
+            absent = [bool(ignore_empty and st[i, k] == 0) for k in range(c)]
+            total["sp_in_target"] = total["sp_in_target"] + np.array([0.0 if absent[k] else sp[i, k] for k in range(c)])
+            per_image["dice"].append([(2 * tp[i, k], 0.0 if absent[k] else sp[i, k] + st[i, k]) for k in range(c)])
+            per_image["iou"].append([(tp[i, k], 0.0 if absent[k] else sp[i, k] + st[i, k] - tp[i, k]) for k in range(c)])
             per_image["class_accuracy"].append([(tp[i, k], st[i, k]) for k in range(c)])
             correct = counted = 0.0
             for pix in pixels:
@@ -265,9 +276,10 @@ def ref_dataset(
         return num / den if den > 0 else empty_score
 
     first = 0 if include_background else 1
+    overlap_sp = total["sp_in_target"] if ignore_empty else total["sp"]
     micro = {
-        "dice": [ratio(2 * a, b + d) for a, b, d in zip(total["tp"], total["sp"], total["st"])],
-        "iou": [ratio(a, b + d - a) for a, b, d in zip(total["tp"], total["sp"], total["st"])],
+        "dice": [ratio(2 * a, b + d) for a, b, d in zip(total["tp"], overlap_sp, total["st"])],
+        "iou": [ratio(a, b + d - a) for a, b, d in zip(total["tp"], overlap_sp, total["st"])],
         "class_accuracy": [ratio(a, d) for a, d in zip(total["tp"], total["st"])],
         "accuracy": [ratio(total["correct"], total["counted"])],
     }
@@ -289,3 +301,39 @@ def ref_dataset(
             result[name], result[f"{name}_macro"], result[f"{name}_images"] = (
                 result[name][0], result[f"{name}_macro"][0], result[f"{name}_images"][0])
     return result
+
+
+# ------------------------------------------------------------------------------------------------
+# MONAI's own values for ignore_empty=True (its default)
+# ------------------------------------------------------------------------------------------------
+# Data, not code: the inputs and expected values of TEST_CASE_4 to TEST_CASE_8, the cases of
+# ``test_nans_class``, in Project-MONAI/MONAI tests/metrics/test_compute_meandice.py (DiceMetric)
+# and tests/metrics/test_compute_meaniou.py (MeanIoU). Both files share the inputs: one
+# prediction, (2, 3, 2, 2) multi-label 0/1, and two one-hot targets. MONAI's reductions, per
+# class c and image n of the per-image values v[n, c] (NaN where the target lacks c):
+# "mean_batch" the mean over n of the non-NaN v[:, c]; "sum_batch" their sum; "mean" the mean
+# over n of each image's mean over its non-NaN classes.
+
+MONAI_PREDICTION = [
+    [[[1.0, 1.0], [1.0, 0.0]], [[0.0, 1.0], [0.0, 0.0]], [[0.0, 1.0], [1.0, 1.0]]],
+    [[[1.0, 0.0], [1.0, 1.0]], [[0.0, 1.0], [1.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]]],
+]
+# TEST_CASE_4 and 5: image 0 holds class 0 only, image 1 all three classes.
+MONAI_TARGET_A = [
+    [[[1.0, 1.0], [1.0, 1.0]], [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]],
+    [[[0.0, 0.0], [0.0, 1.0]], [[1.0, 1.0], [0.0, 0.0]], [[0.0, 0.0], [1.0, 0.0]]],
+]
+# TEST_CASE_6, 7 and 8: both images hold class 0 only.
+MONAI_TARGET_B = [
+    [[[1.0, 1.0], [1.0, 1.0]], [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]],
+    [[[1.0, 1.0], [1.0, 1.0]], [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]],
+]
+# (case, target, include_background, reduction, expected Dice, expected IoU); MONAI checks them
+# at atol 1e-4.
+MONAI_NANS_CLASS = [
+    ("TEST_CASE_4", MONAI_TARGET_A, True, "mean_batch", [0.6786, 0.4000, 0.6667], [0.5416, 0.2500, 0.5000]),
+    ("TEST_CASE_5", MONAI_TARGET_A, True, "mean", 0.689683, 0.5555),
+    ("TEST_CASE_6", MONAI_TARGET_B, True, "sum_batch", [1.7143, 0.0000, 0.0000], [1.5000, 0.0000, 0.0000]),
+    ("TEST_CASE_7", MONAI_TARGET_B, True, "mean", 0.857143, 0.7500),
+    ("TEST_CASE_8", MONAI_TARGET_B, False, "sum_batch", [0.0000, 0.0000], [0.0000, 0.0000]),
+]

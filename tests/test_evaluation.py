@@ -123,8 +123,8 @@ def test_compiled_graph_matches_eager_on_unseen_shapes():
     """torch.compile(fullgraph=True, dynamic=True), as users call it for varying sizes, gives the
     eager outputs and gradients on a shape it never saw. Each loss's own graph is compiled with
     dynamic=True in tests/losses/test_modes.py; here a graph of a per-pixel loss, two set losses
-    (one with a float option) and three metrics is traced whole with the "aot_eager" backend
-    (the full softmax graph would take half a minute)."""
+    (one with a float option) and three metrics (the IoU with ignore_empty) is traced whole with
+    the "aot_eager" backend (the full softmax graph would take half a minute)."""
     graph = EvaluationGraph(
         losses={
             "ce": L.WeightedCrossEntropyLoss(ignore_index=IGNORE, label_smoothing=0.1),
@@ -133,7 +133,7 @@ def test_compiled_graph_matches_eager_on_unseen_shapes():
         },
         metrics={
             "dice": M.DiceScore(ignore_index=IGNORE),
-            "iou": M.IoUScore(include_background=False, ignore_index=IGNORE),
+            "iou": M.IoUScore(include_background=False, ignore_index=IGNORE, ignore_empty=True),
             "accuracy": M.PixelAccuracy(per_class=False, ignore_index=IGNORE),
         },
     )
@@ -141,6 +141,7 @@ def test_compiled_graph_matches_eager_on_unseen_shapes():
     compiled = torch.compile(graph, fullgraph=True, dynamic=True, backend="aot_eager")
     for seed, shape in enumerate(((2, 3, 6, 8), (1, 3, 5, 7))):
         inputs = softmax_inputs(shape, seed + 3)
+        inputs[1][0][inputs[1][0] == 2] = 1  # image 0 lacks class 2, which it predicts: IoU NaN there
         results = []
         for run in (graph, compiled):
             logits = inputs[0].clone().requires_grad_(True)
@@ -152,3 +153,4 @@ def test_compiled_graph_matches_eager_on_unseen_shapes():
         for name in want:
             torch.testing.assert_close(got[name], want[name], rtol=2e-5, atol=2e-6, equal_nan=True)
         torch.testing.assert_close(got_grad, want_grad, rtol=2e-5, atol=2e-6)
+        assert want["dice"][0, 2] == 0.0 and torch.isnan(got["iou"][0, 1])

@@ -2,13 +2,17 @@
 
 - seeded random cases compare each functional and its Module twin with
   ``tests/metrics_reference.py`` at 1e-10 over 2D/3D inputs, activations, targets, weights,
-  ``ignore_index``, ``include_background``, ``per_class``, thresholds and ``empty_score``;
+  ``ignore_index``, ``include_background``, ``per_class``, thresholds, ``empty_score`` and
+  ``ignore_empty``;
 - edge cases: empty classes, everything ignored or zero-weighted, one pixel, one class;
 - tiny examples computed by hand (the arithmetic is in the comments);
+- ``ignore_empty=True`` gives MONAI's values: the ``test_nans_class`` cases of MONAI's own tests
+  and ``compute_dice`` / ``compute_iou`` / ``DiceMetric`` / ``MeanIoU`` on random inputs;
 - the Modules under ``torch.jit.script`` (saved and loaded back) give the eager values;
 - bad arguments raise a ValueError whose message starts with the argument's name.
 """
 
+import inspect
 import io
 import math
 import warnings
@@ -36,14 +40,15 @@ REFERENCES = {"dice": R.ref_dice, "iou": R.ref_iou, "accuracy": R.ref_accuracy}
 
 
 def options(metric, activation="softmax", hard=True, threshold=0.5, per_class=True, include_background=True,
-            ignore_index=None, empty_score=NAN):
-    """Keyword options valid for ``metric`` (accuracy has ``per_class`` and no ``hard``)."""
+            ignore_index=None, empty_score=NAN, ignore_empty=False):
+    """Keyword options valid for ``metric`` (accuracy has ``per_class`` and no ``hard`` or ``ignore_empty``)."""
     opts = dict(activation=activation, threshold=threshold, include_background=include_background,
                 ignore_index=ignore_index, empty_score=empty_score)
     if metric == "accuracy":
         opts["per_class"] = per_class
     else:
         opts["hard"] = hard
+        opts["ignore_empty"] = ignore_empty
     return opts
 
 
@@ -123,7 +128,7 @@ def random_case(metric, index):
         ignore_index=pick([None, -1, 255, 0]) if target_kind == "index" else None,
         empty_score=pick([1.0, 1.0, 0.0, NAN]),
     )
-    return dict(
+    case = dict(
         shape=(n, c) + spatial,
         target_kind=target_kind,
         int_target=pick([True, False]),  # (N, C, *) 0/1 targets as an int64 tensor
@@ -132,6 +137,9 @@ def random_case(metric, index):
         seed=int(rng.integers(2**31)),
         opts=opts,
     )
+    if metric != "accuracy":
+        opts["ignore_empty"] = pick([False, True])  # drawn last: the earlier draws stay as they were
+    return case
 
 
 def build(case):
@@ -290,8 +298,6 @@ def test_empty_class_gets_empty_score(metric):
 
 @pytest.mark.parametrize("metric", ["dice", "iou", "accuracy"])
 def test_default_empty_score_is_nan_for_functions_and_modules(metric):
-    import inspect
-
     assert math.isnan(inspect.signature(FUNCTIONS[metric]).parameters["empty_score"].default)
     assert math.isnan(MODULES[metric]().empty_score)
 
@@ -312,6 +318,150 @@ def test_accuracy_class_predicted_but_absent_from_target_is_empty():
     y = torch.zeros(1, 2, 2, dtype=torch.int64)
     assert_matches(pixel_accuracy(x, y, empty_score=NAN), [[0.0, NAN]])
     assert_matches(pixel_accuracy(x, y, per_class=False), [0.0])
+
+
+def _absent_from_target():
+    """(2, 3, 2, 2) logits, index target and weight map of the hand example of ignore_empty.
+
+    Image 0 predicts class 1 on every pixel; its target is class 0 everywhere. Image 1 predicts
+    [[2, 1], [0, 0]] for the target [[2, 0], [0, 1]], and its pixel (1, 1) weighs 0.
+    """
+    x = torch.zeros(2, 3, 2, 2, dtype=torch.float64)
+    x[0, 1] = 1.0
+    x[1, 0] = 1.0
+    x[1, 2, 0, 0] = 5.0
+    x[1, 1, 0, 1] = 5.0
+    y = i64([[[0, 0], [0, 0]], [[2, 0], [0, 1]]])
+    w = torch.ones(2, 2, 2, dtype=torch.float64)
+    w[1, 1, 1] = 0.0
+    return x, y, w
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+def test_ignore_empty_scores_a_class_absent_from_the_target(metric):
+    # Image 0: class 0 tp 0, Σp 0, Σt 4 -> 0; class 1 tp 0, Σp 4, Σt 0; class 2 absent from both.
+    # Image 1: class 0 tp w(1,0) = 1, Σp w(1,0) + w(1,1) = 1, Σt w(0,1) + w(1,0) = 2 -> Dice 2/3,
+    #   IoU 1/2; class 1 tp 0, Σp w(0,1) = 1, Σt w(1,1) = 0 (its one target pixel weighs 0);
+    #   class 2 tp 1, Σp 1, Σt 1 -> 1.
+    # Σt = 0 with Σp > 0 (class 1 in both images) scores 0 by default (nnU-Net) and empty_score
+    # with ignore_empty (MONAI); Σp + Σt = 0 is empty_score either way.
+    x, y, w = _absent_from_target()
+    present = 2 / 3 if metric == "dice" else 0.5
+    for empty in (NAN, 0.25):
+        default = [[0.0, 0.0, empty], [present, 0.0, 1.0]]
+        ignoring = [[0.0, empty, empty], [present, empty, 1.0]]
+        assert_matches(compute(metric, x, y, w, empty_score=empty), default)
+        assert_matches(compute(metric, x, y, w, empty_score=empty, ignore_empty=True), ignoring)
+        assert_matches(compute_module(metric, x, y, w, empty_score=empty, ignore_empty=True), ignoring)
+        assert_matches(compute(metric, x, y, w, empty_score=empty, ignore_empty=True, include_background=False),
+                       [row[1:] for row in ignoring])
+    # The scripted Module keeps the option (a plain bool attribute).
+    loaded = scripted_roundtrip(MODULES[metric](ignore_empty=True))
+    assert_matches(loaded(x, y, w), [[0.0, NAN, NAN], [present, NAN, 1.0]])
+    assert_matches(loaded(x, y, None), reference(metric, x, y, None, ignore_empty=True))
+    # Soft scores follow the same rule: Σt = 0 whatever the probabilities.
+    soft = compute(metric, x, y, w, hard=False, ignore_empty=True)
+    assert torch.isnan(soft[:, 1]).all() and torch.isnan(soft[0, 2]) and torch.isfinite(soft[1, [0, 2]]).all()
+    assert_matches(soft, reference(metric, x, y, w, hard=False, ignore_empty=True))
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+def test_ignore_empty_keeps_invalid_input_nan(metric):
+    # A finite empty_score, so that a NaN taken for an absent class would show as 1.0.
+    x, y, w = _absent_from_target()
+    clean = compute(metric, x, y, w, empty_score=1.0, ignore_empty=True)
+    bad = x.clone()
+    bad[1, 0, 1, 1] = NAN  # in the pixel that weighs 0
+    got = compute(metric, bad, y, w, empty_score=1.0, ignore_empty=True)
+    assert torch.isnan(got[1]).all()
+    torch.testing.assert_close(got[0], clean[0], rtol=0, atol=0)
+    # A NaN target value in a channel whose target is otherwise empty is refused here; compiled
+    # and exported graphs make its Σt NaN, which is not 0 (tests/losses/test_bad_input.py and
+    # tests/export/test_bad_input.py run a Module with ignore_empty there).
+    target = torch.zeros(2, 2, 3, 3, dtype=torch.float64)
+    target[:, 0] = 1.0
+    logits = torch.ones(2, 2, 3, 3, dtype=torch.float64)
+    got = compute(metric, logits, target, None, activation="sigmoid", empty_score=1.0, ignore_empty=True)
+    assert_matches(got, [[1.0, 1.0], [1.0, 1.0]])  # channel 1: Σt = 0, predicted everywhere -> empty_score
+    target[0, 1, 1, 1] = NAN
+    with pytest.raises(ValueError, match=r"^target:"):
+        compute(metric, logits, target, None, activation="sigmoid", empty_score=1.0, ignore_empty=True)
+
+
+def test_per_class_accuracy_already_follows_the_rule_of_ignore_empty():
+    # tp / Σt is empty_score wherever Σt = 0, whatever was predicted: what ignore_empty gives
+    # Dice and IoU, in the same entries.
+    x, y, w = _absent_from_target()
+    accuracy = pixel_accuracy(x, y, w, empty_score=0.25)
+    dice = dice_score(x, y, w, empty_score=0.25, ignore_empty=True)
+    assert ((accuracy == 0.25) == (dice == 0.25)).all() and (accuracy == 0.25).sum() == 3
+    assert "ignore_empty" not in inspect.signature(pixel_accuracy).parameters
+
+
+# ------------------------------------------------------------------------------------------------
+# MONAI's rule: ignore_empty=True
+# ------------------------------------------------------------------------------------------------
+
+
+def _monai_reduce(values, reduction):
+    """MONAI's reductions of per-image values (N, C), as metrics_reference.py describes them."""
+    if reduction == "mean_batch":
+        return torch.nanmean(values, 0)
+    if reduction == "sum_batch":
+        return torch.nansum(values, 0)
+    per_image = torch.nanmean(values, 1)
+    return torch.nanmean(per_image)
+
+
+@pytest.mark.parametrize("case", R.MONAI_NANS_CLASS, ids=[case[0] for case in R.MONAI_NANS_CLASS])
+def test_monai_nans_class_values(case):
+    """MONAI's test_nans_class (DiceMetric, MeanIoU): the per-image scores with ignore_empty=True."""
+    _, target, include_background, reduction, dice, iou = case
+    prediction = f64(R.MONAI_PREDICTION)
+    for metric, expected in (("dice", dice), ("iou", iou)):
+        values = compute(metric, prediction, f64(target), activation="none", include_background=include_background,
+                         ignore_empty=True)
+        np.testing.assert_allclose(_monai_reduce(values, reduction).numpy(), expected, rtol=0, atol=1e-4,
+                                   err_msg=metric)
+
+
+def _monai_batch(rng, n=4, c=3, spatial=(5, 4)):
+    """Float32 0/1 (N, C, *) prediction and one-hot target; each image leaves some classes out of
+    its target and some (others) out of its prediction, so that every kind of emptiness occurs."""
+    labels = rng.integers(0, c, (n, *spatial))
+    for i in range(n):
+        keep = rng.permutation(c)[: int(rng.integers(1, c + 1))]
+        labels[i] = np.where(np.isin(labels[i], keep), labels[i], keep[0])
+    target = (labels[:, None] == np.arange(c).reshape(1, c, 1, 1)).astype(np.float32)
+    prediction = (rng.random((n, c, *spatial)) < 0.3).astype(np.float32)
+    prediction[rng.random((n, c)) < 0.3] = 0.0
+    return torch.tensor(prediction), torch.tensor(target)
+
+
+@pytest.mark.parametrize("include_background", [True, False])
+@pytest.mark.parametrize("ignore_empty", [True, False])
+def test_matches_monai_compute_dice_and_compute_iou(ignore_empty, include_background):
+    """The installed MONAI's per-image values: ignore_empty as MONAI's, and MONAI's score of a
+    class absent from both, 1, as empty_score (ignore_empty=True never reaches it)."""
+    monai_metrics = pytest.importorskip("monai.metrics")
+    rng = np.random.default_rng(21)
+    for _ in range(3):
+        prediction, target = _monai_batch(rng)
+        opts = dict(activation="none", include_background=include_background, ignore_empty=ignore_empty,
+                    empty_score=NAN if ignore_empty else 1.0)
+        theirs = {
+            "dice": monai_metrics.compute_dice(prediction, target, include_background=include_background,
+                                               ignore_empty=ignore_empty),
+            "iou": monai_metrics.compute_iou(prediction, target, include_background=include_background,
+                                             ignore_empty=ignore_empty),
+        }
+        for metric, expected in theirs.items():
+            got = compute(metric, prediction, target, **opts)
+            assert got.shape == expected.shape
+            np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-6, atol=1e-7, err_msg=metric)
+        # The data holds what tells the rules apart: a class absent from a target but predicted.
+        absent = (target.sum((2, 3)) == 0) & (prediction.sum((2, 3)) > 0)
+        assert absent.any()
 
 
 @pytest.mark.parametrize("metric", ["dice", "iou", "accuracy"])
@@ -651,9 +801,9 @@ def test_hand_3d_batch():
 SCRIPT_CASES = [
     ("dice", dict()),
     ("dice", dict(hard=False, include_background=False, ignore_index=-1)),
-    ("dice", dict(activation="sigmoid", threshold=0.3, empty_score=NAN)),
+    ("dice", dict(activation="sigmoid", threshold=0.3, empty_score=NAN, ignore_empty=True)),
     ("iou", dict()),
-    ("iou", dict(activation="none", hard=False, ignore_index=255, empty_score=0.0)),
+    ("iou", dict(activation="none", hard=False, ignore_index=255, empty_score=0.0, ignore_empty=True)),
     ("iou", dict(activation="sigmoid", threshold=0.7, include_background=False)),
     ("accuracy", dict()),
     ("accuracy", dict(per_class=False, ignore_index=-1)),

@@ -7,6 +7,9 @@
   per-image metrics;
 - a NaN logit makes every micro score and every macro mean NaN, never a silent 1.0 or a
   skipped image, while an absent class is skipped;
+- ``ignore_empty=True`` leaves the images whose target lacks a class out of that class's Dice and
+  IoU, micro and macro (by hand, against the reference, and against MONAI's ``DiceMetric`` and
+  ``MeanIoU`` and their own test values), and never takes NaN counts for an absent class;
 - a real 2-process gloo group: the synced result equals one process's result on the union, and
   processes that differ in C or in the options that shape the summed states all raise the same
   named error (instead of an abort inside gloo);
@@ -111,6 +114,7 @@ def random_dataset(index):
             make_batch(rng, int(rng.integers(1, 4)), c, spatial, activation, target_kind, options["ignore_index"],
                        pick([None, "pixel", "zeros"]), absent=pick([True, True, False]))
         )
+    options["ignore_empty"] = pick([False, True])  # drawn last: the earlier draws stay as they were
     return batches, options
 
 
@@ -168,9 +172,9 @@ def test_fixed_cases_match_reference(activation, target_kind, empty_score):
     ignore = IGNORE if target_kind == "index" else None
     batches = [make_batch(rng, 3, 3, (4, 3), activation, target_kind, ignore),
                make_batch(rng, 2, 3, (2, 3, 2), activation, target_kind, ignore, weight_kind="zeros")]
-    for include_background in (True, False):
+    for include_background, ignore_empty in ((True, False), (False, True)):
         options = dict(activation=activation, include_background=include_background, ignore_index=ignore,
-                       empty_score=empty_score)
+                       empty_score=empty_score, ignore_empty=ignore_empty)
         got = accumulate(batches, **options)
         assert_result(got, R.ref_dataset(batches, **options))
         assert got["images"] == 5
@@ -217,6 +221,55 @@ def test_class_absent_from_the_whole_dataset_is_empty_score():
     assert math.isnan(got["class_accuracy"][1]) and got["class_accuracy_images"][1] == 0
     zero = accumulate([(x, y, None)], empty_score=0.0)
     assert zero["dice"][2] == 0.0 and zero["dice_macro"][2] == 0.0 and zero["dice_images"][2] == 2
+    # With ignore_empty, class 1, predicted once but in no target, has nothing to score either.
+    ignoring = accumulate([(x, y, None)], ignore_empty=True)
+    for name in ("dice", "iou"):
+        assert torch.isnan(ignoring[name][1:]).all() and torch.isnan(ignoring[f"{name}_macro"][1:]).all()
+        assert ignoring[f"{name}_images"].tolist() == [2, 0, 0]
+
+
+def test_hand_example_ignore_empty():
+    # Two 1x2 images, two classes, weights 1. Image 0: prediction [1, 1], target [0, 0] (class 1
+    # predicted, absent from the target); image 1: prediction [1, 0], target [1, 0].
+    # Image 0: class 0 tp 0, Σp 0, Σt 2; class 1 tp 0, Σp 2, Σt 0. Image 1: tp 1, Σp 1, Σt 1 each.
+    # Default: per-image Dice [0, 0] and [1, 1]: macro [1/2, 1/2]; micro class 0 2/(1 + 3),
+    #   class 1 2/(3 + 1): [1/2, 1/2]; IoU micro 1/(4 - 1) = 1/3 each, macro [1/2, 1/2].
+    # ignore_empty: image 0's class 1 leaves the macro mean (Dice and IoU [1/2, 1], over [2, 1]
+    #   images) and its Σp = 2 the micro sums: class 1 Dice 2/(1 + 1) = 1, IoU 1/(2 - 1) = 1.
+    # Accuracies do not change: class accuracy micro [1/3, 1], macro [1/2, 1] over [2, 1]
+    #   images; overall 2/4 micro and macro.
+    x = torch.zeros(2, 2, 1, 2, dtype=torch.float64)
+    x[0, 1] = 1.0
+    x[1, 1, 0, 0] = 1.0
+    x[1, 0, 0, 1] = 1.0
+    y = torch.tensor([[[0, 0]], [[1, 0]]])
+    accuracies = {
+        "class_accuracy": np.array([1 / 3, 1.0]), "class_accuracy_macro": np.array([0.5, 1.0]),
+        "class_accuracy_images": np.array([2, 1]),
+        "accuracy": np.array(0.5), "accuracy_macro": np.array(0.5), "accuracy_images": np.array(2),
+        "images": np.array(2),
+    }
+    assert_result(accumulate([(x, y, None)]), {
+        "dice": np.array([0.5, 0.5]), "dice_macro": np.array([0.5, 0.5]), "dice_images": np.array([2, 2]),
+        "iou": np.array([1 / 3, 1 / 3]), "iou_macro": np.array([0.5, 0.5]), "iou_images": np.array([2, 2]),
+        **accuracies,
+    })
+    ignoring = {
+        "dice": np.array([0.5, 1.0]), "dice_macro": np.array([0.5, 1.0]), "dice_images": np.array([2, 1]),
+        "iou": np.array([1 / 3, 1.0]), "iou_macro": np.array([0.5, 1.0]), "iou_images": np.array([2, 1]),
+        **accuracies,
+    }
+    assert_result(accumulate([(x, y, None)], ignore_empty=True), ignoring)
+    # The same from counts, one image at a time: update_counts applies the rule too.
+    metrics = SegmentationMetrics(ignore_empty=True)
+    for image in range(2):
+        metrics.update_counts(*(c.numpy() for c in segmentation_counts(x[image:image + 1], y[image:image + 1])))
+    assert_result(metrics.compute(), ignoring)
+    # A finite empty_score is averaged for the image that lacks the class, as dice_score gives it.
+    zero = accumulate([(x, y, None)], ignore_empty=True, empty_score=0.0)
+    np.testing.assert_allclose(zero["dice_macro"].numpy(), [0.5, 0.5], rtol=RTOL)
+    np.testing.assert_array_equal(zero["dice_images"].numpy(), [2, 2])
+    np.testing.assert_allclose(zero["dice"].numpy(), [0.5, 1.0], rtol=RTOL)
 
 
 def test_split_into_batches_changes_nothing():
@@ -227,18 +280,30 @@ def test_split_into_batches_changes_nothing():
     assert_result(parts, {name: value.numpy() for name, value in whole.items()}, rtol=1e-12, atol=1e-14)
 
 
-def test_macro_is_the_nanmean_of_the_per_image_metrics():
+@pytest.mark.parametrize("ignore_empty", [False, True])
+def test_macro_is_the_nanmean_of_the_per_image_metrics(ignore_empty):
     rng = np.random.default_rng(4)
     batches = [make_batch(rng, 3, 3, (4, 4), "softmax", "index", IGNORE) for _ in range(2)]
-    got = accumulate(batches, ignore_index=IGNORE, include_background=False)
+    if ignore_empty:
+        # Class 2 predicted in an image whose target lacks it: the two rules differ there.
+        batches[0][1][0][batches[0][1][0] == 2] = 1
+        batches[0][0][0, 2] = 0.0
+    got = accumulate(batches, ignore_index=IGNORE, include_background=False, ignore_empty=ignore_empty)
     for name, metric in (("dice", dice_score), ("iou", iou_score), ("class_accuracy", pixel_accuracy)):
-        per_image = torch.cat([metric(*batch, ignore_index=IGNORE, include_background=False) for batch in batches])
+        opts = dict(ignore_empty=ignore_empty) if name != "class_accuracy" else {}
+        per_image = torch.cat([metric(*batch, ignore_index=IGNORE, include_background=False, **opts)
+                               for batch in batches])
         counted = (~torch.isnan(per_image)).sum(0)
         assert (counted < 6).any(), "the data should leave some classes out of some images"
         np.testing.assert_allclose(got[f"{name}_macro"].numpy(), np.nanmean(per_image.numpy(), 0), rtol=RTOL)
         np.testing.assert_array_equal(got[f"{name}_images"].numpy(), counted.numpy())
     overall = torch.cat([pixel_accuracy(*batch, per_class=False, ignore_index=IGNORE) for batch in batches])
     np.testing.assert_allclose(float(got["accuracy_macro"]), float(overall.mean()), rtol=RTOL)
+    if ignore_empty:
+        # Image 0's class 2 is predicted: 0 under the default rule, left out under this one.
+        assert dice_score(*batches[0], ignore_index=IGNORE)[0, 2] == 0.0
+        default = accumulate(batches, ignore_index=IGNORE, include_background=False)
+        assert default["dice_images"][1] == got["dice_images"][1] + 1
 
 
 def test_soft_scores_have_no_accuracy():
@@ -363,6 +428,75 @@ def test_absent_class_is_skipped_but_nan_counts_are_not():
     assert all(bool(torch.isnan(got[name]).all()) for name in got if not name.endswith("images"))
 
 
+def test_ignore_empty_never_takes_nan_counts_for_an_absent_class():
+    # A finite empty_score, so that NaN counts taken for an absent class would show as 1.0.
+    # Image 0 is valid (class 1 absent from its target, predicted on 2 pixels); image 1 is NaN
+    # where the default rule and this one read it: everywhere, or only its class-1 Σp beside a
+    # Σt of 0.
+    image0 = ([2.0, 0.0], [2.0, 2.0], [4.0, 0.0], 4.0)
+    for image1 in (([NAN] * 2, [NAN] * 2, [NAN] * 2, NAN), ([1.0, 0.0], [2.0, NAN], [2.0, 0.0], 4.0)):
+        counts = [np.array([a, b], dtype=np.float64) for a, b in zip(image0, image1)]
+        metrics = SegmentationMetrics(ignore_empty=True, empty_score=1.0)
+        metrics.update_counts(*counts)
+        got = metrics.compute()
+        for name in ("dice", "iou", "dice_macro", "iou_macro"):
+            assert bool(torch.isnan(got[name][1])), (name, got[name])
+        assert got["dice_images"].tolist() == [2, 2]
+    # Image 0 alone: class 0 Dice 2·2/(2 + 4); class 1 scores empty_score, micro and macro.
+    metrics = SegmentationMetrics(ignore_empty=True, empty_score=1.0)
+    metrics.update_counts(*(np.array([value]) for value in image0))
+    got = metrics.compute()
+    np.testing.assert_allclose(got["dice"].numpy(), [2 / 3, 1.0], rtol=RTOL)
+    np.testing.assert_allclose(got["dice_macro"].numpy(), [2 / 3, 1.0], rtol=RTOL)
+
+
+# MONAI's "mean" averages over the classes of each image first: the accumulator has no such
+# score, and test_metrics.py checks those cases on the per-image scores.
+PER_CLASS_MONAI_CASES = [case for case in R.MONAI_NANS_CLASS if case[3] != "mean"]
+
+
+@pytest.mark.parametrize("case", PER_CLASS_MONAI_CASES, ids=[case[0] for case in PER_CLASS_MONAI_CASES])
+def test_monai_nans_class_values_over_a_dataset(case):
+    """MONAI's test_nans_class values (tests/metrics_reference.py) from the macro scores with
+    ignore_empty=True: "mean_batch" is the macro score, "sum_batch" the macro score times the
+    images it averages."""
+    _, target, include_background, reduction, dice, iou = case
+    prediction = torch.tensor(R.MONAI_PREDICTION, dtype=torch.float64)
+    got = accumulate([(prediction, torch.tensor(target, dtype=torch.float64), None)], activation="none",
+                     include_background=include_background, ignore_empty=True)
+    for name, expected in (("dice", dice), ("iou", iou)):
+        value = got[f"{name}_macro"]
+        if reduction == "sum_batch":
+            value = value.nan_to_num(0.0) * got[f"{name}_images"]
+        np.testing.assert_allclose(value.numpy(), expected, rtol=0, atol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("include_background", [True, False])
+@pytest.mark.parametrize("ignore_empty", [True, False])
+def test_macro_matches_monai_dice_metric_and_mean_iou(ignore_empty, include_background):
+    """MONAI's DiceMetric and MeanIoU with reduction="mean_batch" over several batches are the
+    macro scores, with MONAI's ignore_empty and its 1 for a class absent from both as empty_score."""
+    monai_metrics = pytest.importorskip("monai.metrics")
+    from .test_metrics import _monai_batch
+
+    rng = np.random.default_rng(22)
+    batches = [_monai_batch(rng, n=n) for n in (3, 1, 4)]
+    kwargs = dict(include_background=include_background, reduction="mean_batch", ignore_empty=ignore_empty)
+    theirs = {"dice": monai_metrics.DiceMetric(**kwargs), "iou": monai_metrics.MeanIoU(**kwargs)}
+    ours = SegmentationMetrics(activation="none", include_background=include_background, ignore_empty=ignore_empty,
+                               empty_score=NAN if ignore_empty else 1.0)
+    for prediction, target in batches:
+        ours.update(prediction, target)
+        for metric in theirs.values():
+            metric(y_pred=prediction, y=target)
+    got = ours.compute()
+    for name, metric in theirs.items():
+        np.testing.assert_allclose(got[f"{name}_macro"].numpy(), metric.aggregate().numpy(), rtol=1e-6, atol=1e-7,
+                                   err_msg=name)
+    if ignore_empty:
+        assert (got["dice_images"] < 8).any()  # some images were left out of some class
+
+
 # ------------------------------------------------------------------------------------------------
 # Counts: the functional, the module, TorchScript
 # ------------------------------------------------------------------------------------------------
@@ -406,13 +540,18 @@ def test_counts_from_an_exported_graph_equal_the_torch_path(tmp_path):
 
     from .export.graphs import softmax_inputs
 
-    options = dict(ignore_index=-1, include_background=False)
+    # ignore_empty: the counts are the same, and the accumulator applies the rule to them.
+    options = dict(ignore_index=-1, include_background=False, ignore_empty=True)
     torch_metrics = SegmentationMetrics(**options)
-    graph = EvaluationGraph(metrics={**torch_metrics.count_modules("n_"), "dice": DiceScore(ignore_index=-1)})
+    graph = EvaluationGraph(metrics={**torch_metrics.count_modules("n_"),
+                                     "dice": DiceScore(ignore_index=-1, ignore_empty=True)})
     report = to_onnx(graph, tmp_path / "counts.onnx", softmax_inputs((2, 3, 6, 5)))
     assert [spec.shape for spec in report.outputs] == [("batch", 3)] * 3 + [("batch",)] + [("batch", 3)]
     evaluator = OnnxEvaluator(report.path, providers="cpu")
     batches = [softmax_inputs(shape, seed=seed) for seed, shape in enumerate([(3, 3, 7, 4), (1, 3, 5, 9), (2, 3, 4, 4)])]
+    target = batches[0][1][0]
+    target[target == 2] = 1  # image 0 lacks class 2, which its logits predict somewhere
+    assert DiceScore(ignore_index=-1)(*batches[0])[0, 2] == 0.0
     from_numpy, from_torch = SegmentationMetrics(**options), SegmentationMetrics(**options)
     for logits, target, weight in batches:
         torch_metrics.update(logits, target, weight)
@@ -428,6 +567,7 @@ def test_counts_from_an_exported_graph_equal_the_torch_path(tmp_path):
     assert_result(from_result.compute(), expected, rtol=1e-5, atol=1e-6)
     # Its macro Dice is the mean of the graph's own per-image Dice, absent classes left out.
     np.testing.assert_allclose(expected["dice_macro"], np.nanmean(result.per_image["dice"][:, 1:], 0), rtol=1e-5)
+    assert np.isnan(result.per_image["dice"][0, 2]) and expected["dice_images"][1] == 5
     assert_result(torch_metrics.compute(), R.ref_dataset(batches, **options), rtol=1e-5, atol=1e-6)
 
 
@@ -445,6 +585,7 @@ def _disagreeing_computes(rank):
         "hard": (SegmentationMetrics(hard=rank == 0), same_c),
         "activation": (SegmentationMetrics(activation="softmax" if rank == 0 else "none"), same_c),
         "empty_score": (SegmentationMetrics(empty_score=NAN if rank == 0 else 1.0), same_c),
+        "ignore_empty": (SegmentationMetrics(ignore_empty=rank == 1), same_c),
         # Rank 1 has no data and no num_classes: its C is unknown.
         "unknown": (SegmentationMetrics(), same_c if rank == 0 else None),
     }
@@ -526,6 +667,7 @@ def test_ranks_that_disagree_raise_the_same_named_error(gloo_results):
         "hard": r"ValueError: hard differs across ranks: rank 0 has True, rank 1 has False;",
         "activation": r"ValueError: activation differs across ranks: rank 0 has 'softmax', rank 1 has 'none';",
         "empty_score": r"ValueError: empty_score differs across ranks: rank 0 has nan, rank 1 has 1.0;",
+        "ignore_empty": r"ValueError: ignore_empty differs across ranks: rank 0 has False, rank 1 has True;",
         "unknown": r"RuntimeError: compute: C is unknown on rank\(s\) \[1\], which had no update; pass num_classes",
     }
     errors = [results["errors"] for results in gloo_results]
@@ -564,6 +706,8 @@ CONSTRUCTION_ERRORS = [
     ("hard", dict(hard="False"), r"expected True or False, got 'False'"),
     ("include_background", dict(include_background="no"), r"expected True or False, got 'no'"),
     ("sync_on_compute", dict(sync_on_compute=0), r"expected True or False, got 0"),
+    ("ignore_empty", dict(ignore_empty="yes"), r"expected True or False, got 'yes'"),
+    ("ignore_empty", dict(ignore_empty=None), r"expected True or False, got None"),
     ("process_group", dict(process_group="gloo"), r"expected a torch.distributed ProcessGroup or None, got str"),
     ("device", dict(device="tpu"), r"expected a torch.device or a device string such as 'cpu', 'cuda' or 'cuda:1', "
                                    r"got 'tpu'"),

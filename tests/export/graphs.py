@@ -31,7 +31,7 @@ def softmax_graph() -> EvaluationGraph:
         metrics={
             "dice": M.DiceScore(ignore_index=IGNORE),
             "dice_soft": M.DiceScore(hard=False, ignore_index=IGNORE),
-            "iou": M.IoUScore(include_background=False, ignore_index=IGNORE),
+            "iou": M.IoUScore(include_background=False, ignore_index=IGNORE, ignore_empty=True),
             "accuracy": M.PixelAccuracy(ignore_index=IGNORE),
             "overall_accuracy": M.PixelAccuracy(per_class=False, ignore_index=IGNORE),
         },

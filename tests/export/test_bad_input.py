@@ -28,10 +28,18 @@ SHAPE = (3, C, 5, 7)  # the shape every run here uses: never the export's
 
 
 def softmax_poison_graph() -> EvaluationGraph:
-    """The graph of the poisoning contract; its parts ignore no common value (CE -100, the rest none)."""
+    """The graph of the poisoning contract; its parts ignore no common value (CE -100, the rest none).
+
+    Its IoU takes MONAI's ignore_empty with a finite empty_score: a NaN Σt taken for a class
+    absent from the target would show as 0 instead of NaN.
+    """
     return EvaluationGraph(
         losses={"ce": L.WeightedCrossEntropyLoss(), "dice_loss": L.SoftDiceLoss(per_image=True)},
-        metrics={"dice": M.DiceScore(), "iou": M.IoUScore(), "accuracy": M.PixelAccuracy()},
+        metrics={
+            "dice": M.DiceScore(),
+            "iou": M.IoUScore(empty_score=0.0, ignore_empty=True),
+            "accuracy": M.PixelAccuracy(),
+        },
     )
 
 

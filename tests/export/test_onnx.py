@@ -100,9 +100,14 @@ def test_absent_class_is_nan_in_onnx_where_it_is_in_torch(exported, key):
     # Image 1 has no class 2 in its target or its prediction: its Dice, IoU and accuracy are NaN there.
     target[1][target[1] == 2] = 0
     logits[1, 2] -= 100.0
+    # Image 2 has no class 1 in its target but predicts it: Dice scores it 0 (the default rule),
+    # the IoU (ignore_empty=True, MONAI's rule) NaN.
+    target[2][target[2] == 1] = 0
     expected = assert_matches_torch(path, graph, (logits, target, weight))
     assert torch.isnan(expected["dice"][1, 2]) and torch.isnan(expected["iou"][1, 1])
-    assert torch.isfinite(expected["dice"][[0, 2]]).all() and torch.isfinite(expected["dice"][1, :2]).all()
+    assert torch.isfinite(expected["dice"][0]).all() and torch.isfinite(expected["dice"][1, :2]).all()
+    assert expected["dice"][2, 1] == 0.0 and torch.isnan(expected["iou"][2, 0])
+    assert torch.isfinite(expected["iou"][0]).all() and torch.isfinite(expected["iou"][2, 1])
 
 
 @pytest.mark.parametrize("value", [1.5, -0.25, float("nan")])

@@ -74,7 +74,8 @@ PER_IMAGE = [
     PerImage("huber", lambda: L.WeightedHuberLoss(delta=0.7, reduction="per_image"), "real", nan=False),
     PerImage("kl_div", lambda: L.WeightedKLDivLoss(reduction="per_image"), "logprob", nan=False),
     PerImage("dice_score", lambda: M.DiceScore(ignore_index=IGNORE), "index"),
-    PerImage("iou_soft", lambda: M.IoUScore(hard=False, ignore_index=IGNORE), "index"),
+    # MONAI's rule with a finite empty_score: a NaN Σt taken for an absent class would show as 0.
+    PerImage("iou_soft", lambda: M.IoUScore(hard=False, ignore_index=IGNORE, empty_score=0.0, ignore_empty=True), "index"),
     PerImage("dice_score_sigmoid", lambda: M.DiceScore("sigmoid"), "binary"),
     PerImage("accuracy", lambda: M.PixelAccuracy(per_class=False, ignore_index=IGNORE), "index"),
     PerImage("accuracy_sigmoid", lambda: M.PixelAccuracy("sigmoid"), "binary"),
@@ -312,6 +313,9 @@ WRONG_TYPES = [
     ("threshold", lambda: M.IoUScore("sigmoid", threshold="0.5")),
     ("empty_score", lambda: M.PixelAccuracy(empty_score="nan")),
     ("per_class", lambda: M.PixelAccuracy(per_class=0)),
+    ("ignore_empty", lambda: M.DiceScore(ignore_empty="False")),
+    ("ignore_empty", lambda: M.IoUScore(ignore_empty=None)),
+    ("ignore_empty", lambda: M.iou_score(*make_inputs("index_clean", SHAPE)[:2], ignore_empty=1)),
 ]
 
 

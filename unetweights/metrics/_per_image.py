@@ -87,9 +87,9 @@ def _counts(
 def in_target(sum_p: Tensor, sum_t: Tensor) -> Tensor:
     """Σp where the class is in the target (Σt ≠ 0) and 0 where it is absent: the rule of ``ignore_empty``.
 
-    Dice and IoU computed from it have a denominator of exactly 0, so ``empty_score``, wherever
-    Σt = 0 (tp is 0 there too), whatever was predicted. A NaN Σt is not 0, and 0·NaN is NaN: a
-    NaN count keeps its NaN and is never taken for an absent class.
+    Dice and IoU computed from it have a denominator of exactly 0 wherever Σt = 0 (tp is 0 there
+    too), and so score ``empty_score`` whatever was predicted. A NaN Σt is not 0, and 0·NaN is
+    NaN: a NaN count keeps its NaN and is never taken for an absent class.
     """
     return sum_p * (sum_t != 0).to(sum_p.dtype)
 
