@@ -18,7 +18,7 @@ from .losses.binary import WeightedBCEWithLogitsLoss
 from .losses.classification import WeightedCrossEntropyLoss
 from .losses.compose import DeepSupervisionLoss, with_reduction
 from .losses.skeleton import SkeletonRecallLoss
-from .metrics import DiceScore, IoUScore, PixelAccuracy
+from .metrics import DiceScore, IoUScore, PixelAccuracy, surface_groups
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -109,7 +109,11 @@ class EvaluationGraph(nn.Module):
         # Two dicts: TorchScript unrolls each loop with one call signature.
         self.losses = nn.ModuleDict({name: loss for name, loss in per_image.items() if not _takes_distance(loss)})
         self.distance_losses = nn.ModuleDict({name: loss for name, loss in per_image.items() if _takes_distance(loss)})
-        self.metrics = nn.ModuleDict(metric_parts)
+        # Surface metrics with equal mask options share their distance transforms, a group each.
+        groups = surface_groups(metric_parts)
+        grouped = {name for group in groups for name in group.metrics}
+        self.metrics = nn.ModuleDict({name: metric for name, metric in metric_parts.items() if name not in grouped})
+        self.surface_groups = nn.ModuleList(groups)
         self.output_names: List[str] = [*loss_parts, *metric_parts]
 
     @classmethod
@@ -146,6 +150,9 @@ class EvaluationGraph(nn.Module):
             outputs[name] = loss(logits, target, weight, distance)
         for name, metric in self.metrics.items():
             outputs[name] = metric(logits, target, weight)
+        for group in self.surface_groups:
+            for name, value in group(logits, target, weight).items():
+                outputs[name] = value
         ordered: Dict[str, Tensor] = {}
         for name in self.output_names:
             ordered[name] = outputs[name]

@@ -53,6 +53,10 @@ TWINS: List[Tuple[Callable, type]] = [
     (M.iou_score, M.IoUScore),
     (M.pixel_accuracy, M.PixelAccuracy),
     (M.segmentation_counts, M.SegmentationCount),
+    (M.hausdorff_distance, M.HausdorffDistance),
+    (M.average_surface_distance, M.AverageSurfaceDistance),
+    (M.surface_dice, M.SurfaceDice),
+    (M.surface_counts, M.SurfaceCount),
 ]
 
 # Modules that are not the twin of one functional form: they compose other losses.
@@ -62,8 +66,12 @@ NOT_TWINS = {L.CombinedLoss, L.DeepSupervisionLoss}
 FUNCTIONAL_ONLY = {"hausdorff_dt_loss": {"prediction_distance"}}
 # Module options with no functional counterpart, and the value each is built with here:
 # SegmentationCount returns the one count of segmentation_counts' four that ``count`` names.
-MODULE_ONLY = {"SegmentationCount": {"count": "tp"}}
-PICK = {"segmentation_counts": lambda out: out[0]}
+MODULE_ONLY = {"SegmentationCount": {"count": "tp"}, "SurfaceCount": {"count": "within"}}
+PICK = {"segmentation_counts": lambda out: out[0], "surface_counts": lambda out: out[0]}
+# Options without a usable default (None is refused), given on both sides wherever not under test.
+REQUIRED = {"surface_dice": {"tolerance": [1.0]}, "surface_counts": {"tolerance": [1.0]}}
+# The surface metrics use a weight map only where it is 0 (those pixels are left out).
+ZERO_WEIGHT_MATTERS = {"hausdorff_distance", "average_surface_distance", "surface_dice", "surface_counts"}
 
 N, C, SPATIAL = 2, 3, (6, 7)
 CLASS_WEIGHT = torch.tensor([0.5, 2.0, 1.0])
@@ -83,11 +91,13 @@ CANDIDATES: Dict[str, List[Any]] = {
     "ignore_index": [1],
     "iterations": [1],
     "label_smoothing": [0.1],
+    "percentile": [50.0],
     "pos_weight": [torch.tensor([2.0, 1.0, 0.5]).view(C, 1, 1)],
     "reduction": ["none"],
     "smooth": [0.5],
     "spacing": [[2.0, 0.5]],
     "threshold": [0.3],
+    "tolerance": [[2.0]],
     "weight_mode": ["margin"],
 }
 # MCC's smooth enters a fourth power of the counts: 0.5 would vanish beside it.
@@ -157,7 +167,8 @@ def _non_default(fn: Callable, option: inspect.Parameter) -> Any:
 def _option_change(fn: Callable, option: inspect.Parameter) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """``(context, change)``: the options set on both sides and in the reference, and the one under test."""
     context = CONTEXT.get((fn.__name__, option.name), CONTEXT.get(("*", option.name), {}))
-    return context, {option.name: _non_default(fn, option)}
+    # A required option under test keeps its given value in the reference; the change overrides it.
+    return {**REQUIRED.get(fn.__name__, {}), **context}, {option.name: _non_default(fn, option)}
 
 
 def _data(fn: Callable, options: Dict[str, Any]) -> Dict[str, Tensor]:
@@ -172,6 +183,8 @@ def _data(fn: Callable, options: Dict[str, Any]) -> Dict[str, Tensor]:
     labels = torch.randint(0, 2, (N,) + SPATIAL, generator=g)
     binary = (torch.rand((N, C) + SPATIAL, generator=g) < 0.4).float()
     weight = 0.5 + 1.5 * torch.rand((N,) + SPATIAL, generator=g)
+    if fn.__name__ in ZERO_WEIGHT_MATTERS:
+        weight[:, :2] = 0.0
     distance = torch.randn((N, C) + SPATIAL, generator=g)
     defaults = {p.name: p.default for p in _parameters(fn)}
     target = binary if options.get("activation", defaults.get("activation")) == "sigmoid" else labels
@@ -217,9 +230,9 @@ def forwarding_problems(
     given = {name: data[name] for name in required + [give]}
     last = max(forward.index(name) for name in given)
     pick = PICK.get(fn.__name__, lambda out: out)
-    module = cls(**MODULE_ONLY.get(cls.__name__, {}), **context, **change)
+    module = cls(**MODULE_ONLY.get(cls.__name__, {}), **{**context, **change})
     got = module(*[given.get(name) for name in forward[: last + 1]])
-    want = pick(fn(**given, **context, **change))
+    want = pick(fn(**given, **{**context, **change}))
     problems = []
     if not _same(got, want):
         problems.append(f"{cls.__name__}(**{change}) differs from {fn.__name__}(..., **{change}), given {give}")
@@ -238,9 +251,10 @@ def default_problems(fn: Callable, cls: type) -> List[str]:
     """Whether the Module built with no options gives the functional form's result with none."""
     forward = [p.name for p in _parameters(cls.forward) if p.default is inspect.Parameter.empty] + ["weight"]
     data = _data(fn, {})
-    module = cls(**MODULE_ONLY.get(cls.__name__, {}))
+    required = REQUIRED.get(fn.__name__, {})
+    module = cls(**MODULE_ONLY.get(cls.__name__, {}), **required)
     got = module(*[data[name] for name in forward])
-    want = PICK.get(fn.__name__, lambda out: out)(fn(*[data[name] for name in forward]))
+    want = PICK.get(fn.__name__, lambda out: out)(fn(*[data[name] for name in forward], **required))
     return [] if _same(got, want) else [f"{cls.__name__}() differs from {fn.__name__} with its defaults"]
 
 
@@ -286,7 +300,7 @@ def test_each_option_is_forwarded(fn, cls, option):
 
 @pytest.mark.parametrize("fn, cls, name", list(_data_cases()))
 def test_each_data_argument_is_forwarded(fn, cls, name):
-    assert forwarding_problems(fn, cls, {}, {}, give=name) == []
+    assert forwarding_problems(fn, cls, REQUIRED.get(fn.__name__, {}), {}, give=name) == []
 
 
 @pytest.mark.parametrize("index, count", list(enumerate(("tp", "sum_p", "sum_t", "mass"))))

@@ -79,15 +79,32 @@ from ._per_image import (
     pixel_accuracy,
     segmentation_counts,
 )
+from ._surface import average_surface_distance, hausdorff_distance, surface_counts, surface_dice
+from ._surface_modules import (
+    AverageSurfaceDistance,
+    HausdorffDistance,
+    SurfaceCount,
+    SurfaceDice,
+    SurfaceGroup,
+    surface_groups,
+)
 
 __all__ = [
+    "AverageSurfaceDistance",
     "DiceScore",
+    "HausdorffDistance",
     "IoUScore",
     "PixelAccuracy",
     "SegmentationCount",
     "SegmentationMetrics",
+    "SurfaceCount",
+    "SurfaceDice",
+    "average_surface_distance",
     "dice_score",
+    "hausdorff_distance",
     "iou_score",
     "pixel_accuracy",
     "segmentation_counts",
+    "surface_counts",
+    "surface_dice",
 ]

@@ -3,7 +3,7 @@ processes (plain Python and ``torch.distributed``; never scripted).
 """
 
 import math
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -12,7 +12,8 @@ from torch import Tensor
 
 from .._stage.options import checked_flag, checked_real
 from .._stage.reduce import ratio_or
-from ._accumulator_checks import as_tensor, check_count_relations, checked_device, ranks_holding
+from ._accumulator_checks import check_count_relations, checked_counts, checked_device, ranks_holding
+from ._accumulator_surface import SurfaceOptions, add_surface, surface_layout, surface_outputs, surface_results, surface_values
 from ._per_image import (
     COUNT_NAMES,
     SegmentationCount,
@@ -56,6 +57,11 @@ class SegmentationMetrics:
         for each class, the images whose target lacks it (Σt = 0), in the macro and the micro
         scores alike (see the Notes). The accuracies are unchanged: the class accuracy tp / Σt
         already follows this rule, and the overall accuracy has no class to leave out.
+    surface : bool
+        True: also the surface metrics of :mod:`unetweights.metrics._surface` (every class; see
+        the Notes), with ``tolerance`` (required: the NSD's τ in units of ``spacing``, one value or
+        one per class), ``percentile`` (of the Hausdorff distance, 95 by default) and ``spacing``
+        (the voxel size; :meth:`update` may give each batch its own).
     sync_on_compute : bool
         True (the default): :meth:`compute` sums the states over the default process group (or
         ``process_group``) when ``torch.distributed`` is initialised with more than one process.
@@ -123,6 +129,10 @@ class SegmentationMetrics:
         ignore_index: Optional[int] = None,
         empty_score: float = math.nan,
         ignore_empty: bool = False,
+        surface: bool = False,
+        tolerance: Any = None,
+        percentile: float = 95.0,
+        spacing: Optional[Sequence[float]] = None,
         sync_on_compute: bool = True,
         process_group: Optional[Any] = None,
         device: Optional[Any] = None,
@@ -151,6 +161,7 @@ class SegmentationMetrics:
         self.ignore_index = None if ignore_index is None else int(ignore_index)
         self.empty_score = empty_score
         self.ignore_empty = checked_flag(ignore_empty, "ignore_empty")
+        self.surface = SurfaceOptions.checked(surface, tolerance, percentile, spacing)
         self.sync_on_compute = checked_flag(sync_on_compute, "sync_on_compute")
         self.process_group = process_group
         self.device = checked_device(device)
@@ -172,7 +183,7 @@ class SegmentationMetrics:
         for name in self._scores():
             size = 1 if name == "accuracy" else classes
             layout += [(f"{name}_sum", size), (f"{name}_images", size)]
-        return layout
+        return layout + (surface_layout(classes) if self.surface is not None else [])
 
     def _views(self, buffer: Tensor, classes: int) -> Dict[str, Tensor]:
         views, start = {}, 0
@@ -199,13 +210,18 @@ class SegmentationMetrics:
 
     # -- updates ---------------------------------------------------------------------------------
 
-    def update(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> None:
+    def update(
+        self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None, spacing: Optional[Sequence[float]] = None
+    ) -> None:
         """Add a batch: logits (N, C, *) (or what ``activation`` says), its target and weight map.
 
         The layouts and checks are those of :func:`dice_score`; C must equal ``num_classes`` or
         the first update's C (ValueError naming ``input`` otherwise). A batch that raises adds
         nothing. An image with a NaN or infinite logit adds NaN counts (see the Notes).
+        ``spacing``, with ``surface=True`` only, is this batch's voxel size (the constructor's by default).
         """
+        if spacing is not None and self.surface is None:
+            raise ValueError("spacing: only the surface metrics use it; build the accumulator with surface=True")
         if not isinstance(input, Tensor):
             raise ValueError(f"input: expected a torch tensor (N, C, *), got {type(input).__name__}")
         if input.dim() >= 2 and self._classes is not None and input.shape[1] != self._classes:
@@ -217,9 +233,14 @@ class SegmentationMetrics:
             tp, sum_p, sum_t, mass = segmentation_counts(
                 input, target, weight, self.activation, self.hard, self.threshold, self.ignore_index
             )
-        self._add(tp, sum_p, sum_t, mass)
+            surface = None
+            if self.surface is not None:
+                steps = None if spacing is None else list(spacing)
+                options = (self.activation, self.threshold, self.ignore_index, steps)
+                surface = surface_values(input, target, weight, self.surface, *options)
+        self._add(tp, sum_p, sum_t, mass, surface)
 
-    def update_counts(self, tp: Any, sum_p: Any, sum_t: Any, mass: Any) -> None:
+    def update_counts(self, tp: Any, sum_p: Any, sum_t: Any, mass: Any, surface: Optional[Mapping[str, Any]] = None) -> None:
         """Add the counts of a batch computed elsewhere (torch tensors or numpy arrays).
 
         Parameters
@@ -235,41 +256,21 @@ class SegmentationMetrics:
         value that cannot be such counts: an infinite or negative count, tp > sum_p, tp > sum_t,
         sum_p + sum_t - tp > mass (negative true negatives) or, with "softmax", Σ_c sum_p ≠ mass
         (each counted pixel predicts one class). The relations hold within a relative √ε of the
-        counts' dtype, for rounding. A batch that raises adds nothing.
+        counts' dtype, for rounding. A batch that raises adds nothing. With ``surface=True``,
+        ``surface`` (required) maps hd, assd, nsd_within, nsd_boundary and target_boundary to
+        their (N, C) per-image values, as the graph modules of :meth:`count_modules` give them.
         """
-        counts = {name: as_tensor(value, name) for name, value in zip(COUNT_NAMES, (tp, sum_p, sum_t, mass))}
-        for name, value in counts.items():
-            if not value.is_floating_point():
-                raise ValueError(f"{name}: expected floating-point counts, got dtype {value.dtype}")
-        first = counts["tp"]
-        if first.dim() != 2 or first.shape[0] < 1:
-            raise ValueError(f"tp: expected shape (N, C) with N >= 1, got {list(first.shape)}")
-        if self._classes is not None and first.shape[1] != self._classes:
+        if (surface is None) != (self.surface is None):
             raise ValueError(
-                f"tp: expected shape (N, C) = [{first.shape[0]}, {self._classes}] ({self._classes_source()}; "
-                f"every class, background included), got {list(first.shape)}"
+                "surface: expected the per-image surface values with surface=True, and none without, got "
+                f"{'none' if surface is None else sorted(surface)} with surface={self.surface is not None}"
             )
-        for name in ("sum_p", "sum_t"):
-            if list(counts[name].shape) != list(first.shape):
-                raise ValueError(
-                    f"{name}: expected the shape of tp, (N, C) = {list(first.shape)}, got {list(counts[name].shape)}"
-                )
-        mass_shape = list(counts["mass"].shape)
-        if mass_shape not in ([first.shape[0]], [first.shape[0], 1]):
-            raise ValueError(f"mass: expected shape (N,) = [{first.shape[0]}] (or (N, 1)), got {mass_shape}")
-        for name, value in counts.items():
-            if bool(torch.isinf(value).any()):
-                raise ValueError(
-                    f"{name}: expected finite counts (NaN for an image with invalid input), found "
-                    f"{float(value[torch.isinf(value)][0])}"
-                )
-            if bool((value < 0).any()):
-                raise ValueError(
-                    f"{name}: expected non-negative counts (NaN for an image with invalid input), "
-                    f"found {float(value[value < 0].min())}"
-                )
+        counts = checked_counts((tp, sum_p, sum_t, mass), self._classes, self._classes_source())
         check_count_relations(counts, self.activation)
-        self._add(counts["tp"], counts["sum_p"], counts["sum_t"], counts["mass"].reshape(-1))
+        values = None if surface is None else surface_outputs(surface, "", counts["tp"].shape[1])
+        if values is not None and values["hd"].shape[0] != counts["tp"].shape[0]:
+            raise ValueError(f"surface: expected N = {counts['tp'].shape[0]} images, as tp, got {values['hd'].shape[0]}")
+        self._add(counts["tp"], counts["sum_p"], counts["sum_t"], counts["mass"].reshape(-1), values)
 
     def update_from_outputs(self, outputs: Mapping[str, Any], prefix: str = "") -> None:
         """Add the count outputs of a graph run: ``outputs[prefix + name]`` for tp, sum_p, sum_t and mass.
@@ -284,19 +285,29 @@ class SegmentationMetrics:
                 f"outputs: missing {missing}; put SegmentationMetrics.count_modules(prefix={prefix!r}) in the "
                 f"graph's metrics (the outputs hold {sorted(outputs)})"
             )
-        self.update_counts(*(outputs[prefix + name] for name in COUNT_NAMES))
+        surface = None
+        if self.surface is not None:
+            surface = {name[len(prefix) :]: value for name, value in outputs.items() if name.startswith(prefix)}
+        self.update_counts(*(outputs[prefix + name] for name in COUNT_NAMES), surface=surface)
 
-    def count_modules(self, prefix: str = "") -> Dict[str, SegmentationCount]:
+    def count_modules(self, prefix: str = "") -> Dict[str, Any]:
         """Graph metric modules that output this accumulator's counts, named ``prefix`` + tp, sum_p, sum_t, mass.
+
+        With ``surface=True`` also its surface values, ``prefix`` + hd, assd, nsd_within,
+        nsd_boundary and target_boundary (:class:`HausdorffDistance`, :class:`AverageSurfaceDistance`,
+        :class:`SurfaceCount`; the graph computes their distance transforms once).
 
         Pass them as (part of) an :class:`~unetweights.evaluation.EvaluationGraph`'s ``metrics``.
         The counts do not depend on ``include_background``, ``empty_score`` or ``ignore_empty``:
         the accumulator applies those to the counts itself.
         """
-        return {
+        modules: Dict[str, Any] = {
             prefix + name: SegmentationCount(name, self.activation, self.hard, self.threshold, self.ignore_index)
             for name in COUNT_NAMES
         }
+        if self.surface is not None:
+            modules.update(self.surface.modules(prefix, self.activation, self.threshold, self.ignore_index))
+        return modules
 
     def _classes_source(self) -> str:
         return f"num_classes={self.num_classes}" if self.num_classes is not None else "the first update's C"
@@ -315,7 +326,7 @@ class SegmentationMetrics:
             fractions["accuracy"] = accuracy_fraction(tp, sum_p, sum_t, mass.unsqueeze(1), self.activation)
         return fractions
 
-    def _add(self, tp: Tensor, sum_p: Tensor, sum_t: Tensor, mass: Tensor) -> None:
+    def _add(self, tp: Tensor, sum_p: Tensor, sum_t: Tensor, mass: Tensor, surface: Optional[Mapping[str, Tensor]]) -> None:
         classes = tp.shape[1]
         if self._buffer is None:
             self._check_classes(classes)
@@ -341,6 +352,8 @@ class SegmentationMetrics:
             score = ratio_or(num, den, self.empty_score)
             state[f"{name}_sum"] += torch.where(counted, score, torch.zeros_like(score)).sum(0)
             state[f"{name}_images"] += counted.sum(0)
+        if surface is not None:
+            add_surface(state, surface, self.ignore_empty)
 
     # -- results ---------------------------------------------------------------------------------
 
@@ -393,6 +406,7 @@ class SegmentationMetrics:
             float(activations.index(self.activation)),
             self.empty_score,
             float(self.ignore_empty),
+            float(self.surface is not None),
         ]
         header = torch.tensor(mine, dtype=torch.float64, device=self._state_device(True))
         gathered = [torch.empty_like(header) for _ in range(dist.get_world_size(self.process_group))]
@@ -411,6 +425,7 @@ class SegmentationMetrics:
             # NaN != NaN, but two NaN empty scores agree.
             "empty_score": ["nan" if math.isnan(row[3]) else row[3] for row in rows],
             "ignore_empty": [bool(row[4]) for row in rows],
+            "surface": [bool(row[5]) for row in rows],
         }
         for name, values in shown.items():
             if len(set(values)) > 1:
@@ -466,5 +481,7 @@ class SegmentationMetrics:
             result[name] = micro
             result[f"{name}_macro"] = macro
             result[f"{name}_images"] = images
+        if self.surface is not None:
+            result.update(surface_results(state, first, self.empty_score))
         result["images"] = state["images"][0].long()
         return result

@@ -3,7 +3,7 @@
 Plain Python: the accumulator is never scripted.
 """
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
@@ -109,3 +109,41 @@ def check_count_relations(counts: Mapping[str, Tensor], activation: str) -> None
                 f"{float(predicted[violated][0])} and mass = {float(counted[violated][0])} "
                 f"({_first_violation(violated)})"
             )
+
+
+def checked_counts(values: Tuple[Any, Any, Any, Any], classes: Optional[int], source: str) -> Dict[str, Tensor]:
+    """The counts ``(tp, sum_p, sum_t, mass)`` given to ``update_counts`` as tensors, their dtypes,
+    shapes and values checked (C must equal ``classes`` when known; ``source`` says where it came from)."""
+    tp, sum_p, sum_t, mass = values
+    counts = {name: as_tensor(value, name) for name, value in zip(COUNT_NAMES, (tp, sum_p, sum_t, mass))}
+    for name, value in counts.items():
+        if not value.is_floating_point():
+            raise ValueError(f"{name}: expected floating-point counts, got dtype {value.dtype}")
+    first = counts["tp"]
+    if first.dim() != 2 or first.shape[0] < 1:
+        raise ValueError(f"tp: expected shape (N, C) with N >= 1, got {list(first.shape)}")
+    if classes is not None and first.shape[1] != classes:
+        raise ValueError(
+            f"tp: expected shape (N, C) = [{first.shape[0]}, {classes}] ({source}; "
+            f"every class, background included), got {list(first.shape)}"
+        )
+    for name in ("sum_p", "sum_t"):
+        if list(counts[name].shape) != list(first.shape):
+            raise ValueError(
+                f"{name}: expected the shape of tp, (N, C) = {list(first.shape)}, got {list(counts[name].shape)}"
+            )
+    mass_shape = list(counts["mass"].shape)
+    if mass_shape not in ([first.shape[0]], [first.shape[0], 1]):
+        raise ValueError(f"mass: expected shape (N,) = [{first.shape[0]}] (or (N, 1)), got {mass_shape}")
+    for name, value in counts.items():
+        if bool(torch.isinf(value).any()):
+            raise ValueError(
+                f"{name}: expected finite counts (NaN for an image with invalid input), found "
+                f"{float(value[torch.isinf(value)][0])}"
+            )
+        if bool((value < 0).any()):
+            raise ValueError(
+                f"{name}: expected non-negative counts (NaN for an image with invalid input), "
+                f"found {float(value[value < 0].min())}"
+            )
+    return counts
