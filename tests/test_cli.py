@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import re
 import sys
 
@@ -122,19 +123,64 @@ def test_export(exported, capsys):
         torch.testing.assert_close(value, expected[name])
 
 
-def test_export_3d_without_weight(tmp_path, capsys):
-    assert main(["export", "--classes", "2", "--ndim", "3", "--no-weight", "--out", str(tmp_path)]) == 0
+def test_export_3d_without_weight_with_surface_metrics(tmp_path, capsys):
+    surface = ["--surface", "1.0", "2.0", "--percentile", "90", "--spacing", "2", "1", "1", "--ignore-empty"]
+    argv = ["export", "--classes", "2", "--ndim", "3", "--no-weight", *surface, "--out", str(tmp_path / "graph")]
+    (tmp_path / "graph").mkdir()
+    assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "logits: float32[batch, 2, depth, height, width]" in printed
     inputs = printed.split("inputs:")[1].split("outputs:")[0]
     assert "target: int64[batch, depth, height, width]" in inputs and "weight:" not in inputs
     # What the printout names is what both saved graphs compute, and nothing else (no dice_loss).
-    names = EvaluationGraph.default().output_names
-    onnx_outputs = printed.split("outputs:")[1].split(str(tmp_path / "eval.pt"))[0].strip().splitlines()
+    graph = EvaluationGraph.default(ignore_empty=True, tolerance=[1.0, 2.0], percentile=90.0, spacing=[2.0, 1.0, 1.0])
+    names = graph.output_names
+    assert names[-3:] == ["hausdorff", "assd", "nsd"]
+    onnx_outputs = printed.split("outputs:")[1].split(str(tmp_path / "graph" / "eval.pt"))[0].strip().splitlines()
     assert [line.split(":")[0].strip() for line in onnx_outputs] == names
     assert f"outputs {', '.join(names)};" in printed and "dice_loss" not in printed
-    logits, target = torch.randn(1, 2, 3, 4, 5), torch.randint(0, 2, (1, 3, 4, 5))
-    assert list(torch.jit.load(str(tmp_path / "eval.pt"))(logits, target)) == names
+    g = torch.Generator().manual_seed(3)
+    logits, target = torch.randn(2, 2, 5, 9, 7, generator=g), torch.randint(0, 2, (2, 5, 9, 7), generator=g)
+    target[0] = 0  # class 1 absent from image 0: NaN Dice with --ignore-empty, inf Hausdorff distance
+    scripted = torch.jit.load(str(tmp_path / "graph" / "eval.pt"))(logits, target)
+    assert list(scripted) == names
+    expected = graph(logits, target)
+    assert torch.isnan(expected["dice"][0, 1]) and torch.isinf(expected["hausdorff"][0, 1])
+    # The command line's evaluate runs the ONNX graph to the same numbers.
+    np.save(tmp_path / "logits.npy", logits.numpy())
+    np.save(tmp_path / "target.npy", target.numpy())
+    argv = [
+        "evaluate", str(tmp_path / "graph" / "eval.onnx"), "--logits", str(tmp_path / "logits.npy"),
+        "--target", str(tmp_path / "target.npy"), "--quiet", "--json", str(tmp_path / "scores.json"),
+    ]
+    assert main(argv) == 0
+    rows = json.loads((tmp_path / "scores.json").read_text())["per_image"]
+    for name in ("hausdorff", "assd", "nsd", "dice"):
+        torch.testing.assert_close(scripted[name], expected[name], equal_nan=True)
+        for k, row in enumerate(rows):
+            for c in range(2):
+                value, want = row[f"{name}_{c}"], float(expected[name][k, c])
+                if value is None or isinstance(value, str):
+                    # Strict JSON: NaN is null, an infinite distance "inf".
+                    assert (value is None and math.isnan(want)) or (value == "inf" and want == math.inf), (name, k, c)
+                else:
+                    assert abs(value - want) <= 1e-5, (name, k, c)
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["--spacing", "1", "1"], "--spacing: only the surface metrics"),
+        (["--surface", "1", "--spacing", "1"], "--spacing: expected 2 values"),
+        (["--surface", "-1"], "tolerance"),
+        (["--surface", "1", "--percentile", "0"], "percentile"),
+        (["--surface", "nan"], "--surface: expected finite"),
+    ],
+)
+def test_export_refuses_bad_surface_options(tmp_path, capsys, flags, expected):
+    assert main(["export", "--classes", "2", *flags, "--out", str(tmp_path)]) == 2
+    assert expected in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 def test_evaluate_writes_csv_and_json(exported, tmp_path, capsys):

@@ -21,7 +21,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ._evaluate_objects import add_object_options
-from ._files import check_output_file, check_writable_folder, same_file, write_text_in_place
+from ._export_command import add_export_options
+from ._files import check_output_file, same_file, write_text_in_place
 from ._weight_flags import add_weight_options, weight_options
 
 
@@ -182,33 +183,6 @@ def _precompute_zarr(args: argparse.Namespace) -> int:
 # -- export -------------------------------------------------------------------------------------
 
 
-def _export(args: argparse.Namespace) -> int:
-    import torch
-
-    from .evaluation import EvaluationGraph
-    from .export import to_onnx, to_torchscript
-
-    if args.classes < 1 or (args.activation == "softmax" and args.classes < 2):
-        raise UsageError(f"--classes: expected at least {2 if args.activation == 'softmax' else 1}, got {args.classes}")
-    graph = EvaluationGraph.default(args.activation, ignore_index=args.ignore_index)
-    spatial = (6, 10, 8) if args.ndim == 3 else (24, 20)
-    logits = torch.randn(2, args.classes, *spatial)
-    if args.activation == "softmax":
-        target = torch.randint(0, args.classes, (2, *spatial))
-    else:
-        target = (torch.rand(2, args.classes, *spatial) > 0.5).float()
-    example = (logits, target) if args.no_weight else (logits, target, torch.rand(2, *spatial))
-    out = Path(args.out)
-    check_writable_folder(out, "--out")
-    report = to_onnx(graph, out / "eval.onnx", example, opset=args.opset)
-    to_torchscript(graph, out / "eval.pt", example)
-    print(report)
-    # The outputs named here come from the graph itself, like the ONNX report's above, so the text
-    # cannot promise an output (a Dice loss, say) that this graph does not compute.
-    print(f"{out / 'eval.pt'} (TorchScript of the same graph, outputs {', '.join(graph.output_names)}; for libtorch programs)")
-    return 0
-
-
 # -- evaluate -----------------------------------------------------------------------------------
 
 
@@ -281,18 +255,21 @@ def _evaluate(args: argparse.Namespace) -> int:
         }
         per_image = [{key: _null_for_nan(value) for key, value in row.items()} for row in rows]
         document = {"graph": args.graph, "provider": evaluator.provider, "summary": summary, "per_image": per_image}
-        write_text_in_place(args.json, json.dumps(document, indent=1))
+        write_text_in_place(args.json, json.dumps(document, indent=1, allow_nan=False))
         print(f"wrote      {args.json}")
     return 0
 
 
 def _null_for_nan(value):
-    """``value`` (a number or nested lists of them) with NaN as None: JSON has no NaN, and a NaN
-    here is a metric with nothing to score (or an image with invalid input), which null says."""
+    """``value`` (a number or nested lists of them) as strict JSON, which has no NaN or infinity: NaN
+    (a metric with nothing to score, or an image with invalid input) as null, and an infinite
+    distance (a class on one side only) as the string "inf" (or "-inf")."""
     if isinstance(value, list):
         return [_null_for_nan(item) for item in value]
     if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
     return value
 
 
@@ -417,18 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     exp = command(
         "export",
-        "Write the default evaluation graph (cross-entropy or BCE, Dice, IoU, accuracy per image) as OUT/eval.onnx "
-        "and OUT/eval.pt.",
+        "Write the default evaluation graph (cross-entropy or BCE, Dice, IoU, accuracy per image; with --surface "
+        "also the Hausdorff distance, ASSD and NSD) as OUT/eval.onnx and OUT/eval.pt.",
         "unetweights export --classes 3 --out graphs/",
     )
-    exp.add_argument("--out", required=True, help="output folder")
-    _add_count(exp, "--classes", 1, default=2, help="channels of the logits (default 2)")
-    exp.add_argument("--activation", choices=["softmax", "sigmoid"], default="softmax")
-    exp.add_argument("--ndim", type=int, choices=[2, 3], default=2, help="spatial dims (default 2)")
-    exp.add_argument("--ignore-index", type=int, help="target value to ignore (softmax only)")
-    exp.add_argument("--no-weight", action="store_true", help="a graph without the weight-map input")
-    exp.add_argument("--opset", type=int, help="ONNX opset (default 20, at least 18)")
-    exp.set_defaults(run=_export)
+    add_export_options(exp, _add_count, UsageError)
 
     ev = command(
         "evaluate",

@@ -18,7 +18,15 @@ from .losses.binary import WeightedBCEWithLogitsLoss
 from .losses.classification import WeightedCrossEntropyLoss
 from .losses.compose import DeepSupervisionLoss, with_reduction
 from .losses.skeleton import SkeletonRecallLoss
-from .metrics import DiceScore, IoUScore, PixelAccuracy, surface_groups
+from .metrics import (
+    AverageSurfaceDistance,
+    DiceScore,
+    HausdorffDistance,
+    IoUScore,
+    PixelAccuracy,
+    SurfaceDice,
+    surface_groups,
+)
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -117,11 +125,23 @@ class EvaluationGraph(nn.Module):
         self.output_names: List[str] = [*loss_parts, *metric_parts]
 
     @classmethod
-    def default(cls, activation: str = "softmax", ignore_index: Optional[int] = None) -> "EvaluationGraph":
+    def default(
+        cls,
+        activation: str = "softmax",
+        ignore_index: Optional[int] = None,
+        ignore_empty: bool = False,
+        tolerance: Optional[object] = None,
+        percentile: float = 95.0,
+        spacing: Optional[List[float]] = None,
+    ) -> "EvaluationGraph":
         """Hard Dice, IoU and per-class accuracy, plus the weighted loss that fits ``activation``.
 
         "softmax" adds the weighted cross-entropy ("ce"), "sigmoid" the weighted BCE ("bce");
-        the metrics are "dice", "iou" and "accuracy", each (N, C).
+        the metrics are "dice", "iou" and "accuracy", each (N, C); ``ignore_empty`` gives Dice
+        and IoU MONAI's empty-class rule. With ``tolerance`` (the NSD's τ in units of
+        ``spacing``: a number, or one per class) the surface metrics join them, each (N, C) and
+        computed from one pair of distance transforms: "hausdorff" (at ``percentile``), "assd"
+        and "nsd".
         """
         if activation == "softmax":
             losses: Dict[str, nn.Module] = {
@@ -133,11 +153,16 @@ class EvaluationGraph(nn.Module):
             losses = {"bce": WeightedBCEWithLogitsLoss()}
         else:
             raise ValueError(f"activation: expected 'softmax' or 'sigmoid', got '{activation}'")
-        metrics = {
-            "dice": DiceScore(activation, ignore_index=ignore_index),
-            "iou": IoUScore(activation, ignore_index=ignore_index),
+        metrics: Dict[str, nn.Module] = {
+            "dice": DiceScore(activation, ignore_index=ignore_index, ignore_empty=ignore_empty),
+            "iou": IoUScore(activation, ignore_index=ignore_index, ignore_empty=ignore_empty),
             "accuracy": PixelAccuracy(activation, ignore_index=ignore_index),
         }
+        if tolerance is not None:
+            shared = dict(activation=activation, ignore_index=ignore_index, spacing=spacing)
+            metrics["hausdorff"] = HausdorffDistance(percentile=percentile, **shared)
+            metrics["assd"] = AverageSurfaceDistance(**shared)
+            metrics["nsd"] = SurfaceDice(tolerance=tolerance, **shared)
         return cls(losses, metrics)
 
     def forward(
