@@ -1,5 +1,6 @@
 """Segmentation metrics with a per-pixel weight map: Dice, IoU and pixel accuracy, per image and
-over a dataset.
+over a dataset; and surface metrics (Hausdorff distance at a percentile, average surface distance,
+normalized surface Dice), whose definitions and empty rules are in :mod:`._surface`.
 
 Per image, every metric returns one value per image and class, shape (N, C) (or (N, C - 1)
 without the background class), so an evaluation graph can report them per image and a consumer
