@@ -11,6 +11,7 @@ NaN and infinities are refused wherever a finite value is expected; the one docu
 from __future__ import annotations
 
 import math
+import os
 import numbers
 from typing import Optional, Sequence, Union
 
@@ -185,3 +186,19 @@ def integer_in_range(value, name: str, low: int, high: int, what: str = "") -> i
 def check_same_shape(arr: np.ndarray, name: str, shape: tuple, other: str = "labels") -> None:
     if arr.shape != shape:
         raise ValueError(f"{name} must have the same shape as {other} {shape}, got {arr.shape}")
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def thread_count(value) -> int:
+    """``threads``: a positive integer, or 0 or None for every core this process may use."""
+    if value is None:
+        return available_cores()
+    count = integer_in_range(value, "threads", 0, 1 << 16, " (0 or None: every core)")
+    return count if count > 0 else available_cores()

@@ -325,11 +325,13 @@ cdef void _later_axis(Py_ssize_t n, double w, double* g1, label_t* a1, double* g
         a1[x] = nearest[x]
 
 
-def nearest_two_squared(labels, spacing):
+def nearest_two_squared(labels, spacing, Py_ssize_t threads=1):
     """Squared distances (d1², d2²) to the nearest and second-nearest distinct nonzero label.
 
-    ``labels``: a C-contiguous int64 array of shape (P, M, N); ``spacing``: three positive floats.
-    Returns two new float64 arrays of that shape, inf where there is no such label.
+    ``labels``: a C-contiguous int64 array of shape (P, M, N); ``spacing``: three positive floats;
+    ``threads``: how many native threads share each axis's lines (the GIL released), >= 1.
+    Returns two new float64 arrays of that shape, inf where there is no such label. Every line is
+    computed alone, so the result is the same bit for bit whatever ``threads`` is.
     """
     cdef const label_t[:, :, ::1] lab = labels
     cdef Py_ssize_t P = lab.shape[0], M = lab.shape[1], N = lab.shape[2]
@@ -339,31 +341,67 @@ def nearest_two_squared(labels, spacing):
         return f1_arr, f2_arr
     l1_arr = np.empty((P, M, N), dtype=np.int64)
     l2_arr = np.empty((P, M, N), dtype=np.int64)
-    cdef double[:, :, ::1] f1 = f1_arr
-    cdef double[:, :, ::1] f2 = f2_arr
-    cdef label_t[:, :, ::1] l1 = l1_arr
-    cdef label_t[:, :, ::1] l2 = l2_arr
-    cdef double w0 = float(spacing[0]) ** 2, w1 = float(spacing[1]) ** 2, w2 = float(spacing[2]) ** 2
-    cdef Py_ssize_t n = max(M, P)
-    # Scratch for one line of a later axis (see _later_axis for the layout).
+    arrays = (labels, f1_arr, l1_arr, f2_arr, l2_arr)
+    # One job per axis: its independent lines (rows, or blocks of BLOCK columns) split into ranges.
+    jobs = [(_first_axis_rows, (float(spacing[2]) ** 2,), P * M)]
+    if M > 1:
+        jobs.append((_later_blocks, (P, M, N, float(spacing[1]) ** 2), P * _blocks(N)))
+    if P > 1:
+        jobs.append((_later_blocks, (1, P, M * N, float(spacing[0]) ** 2), _blocks(M * N)))
+    if threads <= 1:
+        for run, options, items in jobs:
+            run(arrays, options, 0, items)
+        return f1_arr, f2_arr
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for run, options, items in jobs:
+            # An axis starts once the one before it is complete everywhere.
+            bounds = [items * t // threads for t in range(threads + 1)]
+            ranges = [(bounds[t], bounds[t + 1]) for t in range(threads) if bounds[t + 1] > bounds[t]]
+            for done in [pool.submit(run, arrays, options, a, b) for a, b in ranges]:
+                done.result()
+    return f1_arr, f2_arr
+
+
+cdef inline Py_ssize_t _blocks(Py_ssize_t inner) noexcept nogil:
+    return (inner + BLOCK - 1) // BLOCK
+
+
+def _first_axis_rows(arrays, options, Py_ssize_t start, Py_ssize_t stop):
+    """The contiguous axis of rows [start, stop) of the (P·M, N) view."""
+    cdef const label_t[:, :, ::1] lab = arrays[0]
+    cdef double[:, :, ::1] f1 = arrays[1]
+    cdef label_t[:, :, ::1] l1 = arrays[2]
+    cdef double[:, :, ::1] f2 = arrays[3]
+    cdef label_t[:, :, ::1] l2 = arrays[4]
+    cdef Py_ssize_t M = lab.shape[1], N = lab.shape[2], r, p, m
+    cdef double w = options[0]
+    cdef Py_ssize_t[::1] left = np.empty(2 * N, dtype=np.intp)
+    with nogil:
+        for r in range(start, stop):
+            p = r // M
+            m = r - p * M
+            _first_axis(&lab[p, m, 0], N, w, &left[0], &f1[p, m, 0], &l1[p, m, 0], &f2[p, m, 0], &l2[p, m, 0])
+
+
+def _later_blocks(arrays, options, Py_ssize_t start, Py_ssize_t stop):
+    """The middle axis of the arrays viewed as (outer, n, inner), for blocks [start, stop) of BLOCK lines."""
+    cdef double[::1] f1 = arrays[1].reshape(-1)
+    cdef label_t[::1] l1 = arrays[2].reshape(-1)
+    cdef double[::1] f2 = arrays[3].reshape(-1)
+    cdef label_t[::1] l2 = arrays[4].reshape(-1)
+    cdef Py_ssize_t outer = options[0], n = options[1], inner = options[2]
+    cdef double w = options[3]
+    # Scratch for one line (see _later_axis for the layout) and one block, this range's own.
     cdef double[::1] dbuf = np.empty(8 * n + 2, dtype=np.float64)
     cdef label_t[::1] lbuf = np.empty(8 * n, dtype=np.int64)
     cdef Py_ssize_t[::1] ibuf = np.empty(8 * n + 1, dtype=np.intp)
     cdef double[::1] block_f = np.empty(2 * BLOCK * _row_stride(n), dtype=np.float64)
     cdef label_t[::1] block_l = np.empty(2 * BLOCK * _row_stride(n), dtype=np.int64)
-    cdef Py_ssize_t[::1] left = np.empty(2 * N, dtype=np.intp)
-    cdef Py_ssize_t p, m
     with nogil:
-        for p in range(P):
-            for m in range(M):
-                _first_axis(&lab[p, m, 0], N, w2, &left[0], &f1[p, m, 0], &l1[p, m, 0], &f2[p, m, 0], &l2[p, m, 0])
-        if M > 1:
-            _later_pass(&f1[0, 0, 0], &l1[0, 0, 0], &f2[0, 0, 0], &l2[0, 0, 0], P, M, N, w1,
-                        &dbuf[0], &lbuf[0], &ibuf[0], &block_f[0], &block_l[0])
-        if P > 1:
-            _later_pass(&f1[0, 0, 0], &l1[0, 0, 0], &f2[0, 0, 0], &l2[0, 0, 0], 1, P, M * N, w0,
-                        &dbuf[0], &lbuf[0], &ibuf[0], &block_f[0], &block_l[0])
-    return f1_arr, f2_arr
+        _later_pass(&f1[0], &l1[0], &f2[0], &l2[0], n, inner, w, start, stop,
+                    &dbuf[0], &lbuf[0], &ibuf[0], &block_f[0], &block_l[0])
 
 
 cdef enum:
@@ -378,15 +416,16 @@ cdef inline Py_ssize_t _row_stride(Py_ssize_t n) noexcept nogil:
     return lines * 8
 
 
-cdef void _later_pass(double* f1, label_t* l1, double* f2, label_t* l2, Py_ssize_t outer, Py_ssize_t n,
-                      Py_ssize_t inner, double w, double* dbuf, label_t* lbuf, Py_ssize_t* ibuf,
+cdef void _later_pass(double* f1, label_t* l1, double* f2, label_t* l2, Py_ssize_t n, Py_ssize_t inner,
+                      double w, Py_ssize_t start, Py_ssize_t stop, double* dbuf, label_t* lbuf, Py_ssize_t* ibuf,
                       double* block_f, label_t* block_l) noexcept nogil:
-    """Transform the middle axis of arrays viewed as (outer, n, inner), BLOCK lines at a time.
+    """Transform the middle axis of arrays viewed as (outer, n, inner), BLOCK lines at a time: the
+    blocks [start, stop) in the order (o, j), _blocks(inner) of them per o.
 
     Scratch: ``dbuf`` 8n + 2 doubles, ``lbuf`` 8n labels, ``ibuf`` 8n + 1 indices, ``block_f``
     2 BLOCK ld doubles and ``block_l`` 2 BLOCK ld labels, ld = _row_stride(n).
     """
-    cdef Py_ssize_t o, j, x, b, base, width, at
+    cdef Py_ssize_t o, j, x, b, base, width, at, k, per_outer = _blocks(inner)
     cdef Envelope e
     cdef double* rg = dbuf + 2 * n
     cdef double* tmp = dbuf + 3 * n            # 3n: e1, e2, best
@@ -413,33 +452,32 @@ cdef void _later_pass(double* f1, label_t* l1, double* f2, label_t* l2, Py_ssize
     # number of cache lines: with a power-of-two stride (n = 512, say) the 2 BLOCK lines written
     # for one x all fall into one cache set and evict each other.
     cdef Py_ssize_t ld = _row_stride(n)
-    for o in range(outer):
-        j = 0
-        while j < inner:
-            width = BLOCK if inner - j >= BLOCK else inner - j
-            base = o * n * inner + j
-            for x in range(n):
-                at = base + x * inner
-                for b in range(width):
-                    block_f[b * ld + x] = f1[at + b]
-                    block_f[(BLOCK + b) * ld + x] = f2[at + b]
-                    block_l[b * ld + x] = l1[at + b]
-                    block_l[(BLOCK + b) * ld + x] = l2[at + b]
+    for k in range(start, stop):
+        o = k // per_outer
+        j = (k - o * per_outer) * BLOCK
+        width = BLOCK if inner - j >= BLOCK else inner - j
+        base = o * n * inner + j
+        for x in range(n):
+            at = base + x * inner
             for b in range(width):
-                g1 = block_f + b * ld
-                g2 = block_f + (BLOCK + b) * ld
-                a1 = block_l + b * ld
-                a2 = block_l + (BLOCK + b) * ld
-                _later_axis(n, w, g1, a1, g2, a2, tmp, tmp_label, winner, winner2, run_of, run_start,
-                            nearest, rg, rlab, rrun_of, rrun_start, rwinner, rnearest, rbest, rbest_label, &e)
-            for x in range(n):
-                at = base + x * inner
-                for b in range(width):
-                    f1[at + b] = block_f[b * ld + x]
-                    f2[at + b] = block_f[(BLOCK + b) * ld + x]
-                    l1[at + b] = block_l[b * ld + x]
-                    l2[at + b] = block_l[(BLOCK + b) * ld + x]
-            j += width
+                block_f[b * ld + x] = f1[at + b]
+                block_f[(BLOCK + b) * ld + x] = f2[at + b]
+                block_l[b * ld + x] = l1[at + b]
+                block_l[(BLOCK + b) * ld + x] = l2[at + b]
+        for b in range(width):
+            g1 = block_f + b * ld
+            g2 = block_f + (BLOCK + b) * ld
+            a1 = block_l + b * ld
+            a2 = block_l + (BLOCK + b) * ld
+            _later_axis(n, w, g1, a1, g2, a2, tmp, tmp_label, winner, winner2, run_of, run_start,
+                        nearest, rg, rlab, rrun_of, rrun_start, rwinner, rnearest, rbest, rbest_label, &e)
+        for x in range(n):
+            at = base + x * inner
+            for b in range(width):
+                f1[at + b] = block_f[b * ld + x]
+                f2[at + b] = block_f[(BLOCK + b) * ld + x]
+                l1[at + b] = block_l[b * ld + x]
+                l2[at + b] = block_l[(BLOCK + b) * ld + x]
 
 
 def add_border_term(f1_arr, f2_arr, labels, weights, double scale, double w0, double sigma, double cutoff,

@@ -31,6 +31,7 @@ from .._validation import (
     check_spacing_range,
     integer_in_range,
     optional_positive_float,
+    thread_count,
 )
 from .instances import as_instances
 
@@ -61,17 +62,26 @@ def _kernel_labels(labels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(labels, dtype=np.int64)
 
 
-def _squared(labels: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _squared(
+    labels: np.ndarray, spacing: np.ndarray, threads: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(d1², d2², kernel labels, scale): the kernel's squared distances in rescaled units, d = scale·√f."""
     sampling, scale = _unit_sampling(spacing)
     kernel_labels = _kernel_labels(labels)
     step = np.concatenate([np.ones(3 - labels.ndim), sampling])
-    f1, f2 = nearest_two_squared(kernel_labels, step)
+    f1, f2 = nearest_two_squared(kernel_labels, step, threads)
     return f1, f2, kernel_labels, scale
 
 
 def _add_border_term_in_place(
-    weights: np.ndarray, labels: np.ndarray, spacing: np.ndarray, w0: float, sigma: float, cutoff: float, background_only: bool
+    weights: np.ndarray,
+    labels: np.ndarray,
+    spacing: np.ndarray,
+    w0: float,
+    sigma: float,
+    cutoff: float,
+    background_only: bool,
+    threads: int = 1,
 ) -> None:
     """Add w0·exp(−(d1 + d2)²/2σ²) to ``weights`` (float32, in place) where d1 + d2 <= ``cutoff``.
 
@@ -79,17 +89,17 @@ def _add_border_term_in_place(
     """
     if not weights.flags.c_contiguous or weights.dtype != np.float32:
         raise AssertionError("weights must be a C-contiguous float32 array: it is updated through a flat view")
-    f1, f2, kernel_labels, scale = _squared(labels, spacing)
+    f1, f2, kernel_labels, scale = _squared(labels, spacing, threads)
     add_border_term(f1, f2, kernel_labels, weights.reshape(kernel_labels.shape), scale, w0, sigma, cutoff, background_only)
 
 
-def _nearest_two(labels: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _nearest_two(labels: np.ndarray, spacing: np.ndarray, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Exact distances (d1, d2) to the nearest and second-nearest distinct positive id.
 
     The transform runs on the power-of-two rescaled sampling of :func:`_unit_sampling`, so squared
     steps neither overflow nor underflow; the result is scaled back exactly.
     """
-    d1, d2, _, scale = _squared(labels, spacing)
+    d1, d2, _, scale = _squared(labels, spacing, threads)
     d1 = np.sqrt(d1, out=d1).reshape(labels.shape)
     d2 = np.sqrt(d2, out=d2).reshape(labels.shape)
     if scale != 1.0:
@@ -99,7 +109,7 @@ def _nearest_two(labels: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, n
 
 
 def nearest_two_distances(
-    labels, spacing: SpacingLike = None, max_distance: Optional[float] = None
+    labels, spacing: SpacingLike = None, max_distance: Optional[float] = None, threads: Optional[int] = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distance from every pixel to the nearest and the second-nearest object.
 
@@ -117,6 +127,10 @@ def nearest_two_distances(
         Distances above this are reported as ``inf``. ``None`` (default), or ``inf``, reports every
         distance. Either way the cost is one exact transform of the image, about that of one
         ``scipy.ndimage.distance_transform_edt`` (see benchmarks/RESULTS.md).
+    threads : int or None
+        Native threads that share the lines of each axis, the GIL released: 1 (the default, so
+        that data-loader workers never oversubscribe the cores), or 0 / None for every core this
+        process may use. The result is the same bit for bit whatever the count.
 
     Returns
     -------
@@ -129,8 +143,9 @@ def nearest_two_distances(
     labels = as_instances(labels)
     spacing = as_spacing(spacing, labels.ndim)
     max_distance = optional_positive_float(max_distance, "max_distance")
+    threads = thread_count(threads)
     check_spacing_range(spacing, labels.shape, np.float64, "the float64 output")
-    d1, d2 = _nearest_two(labels, spacing)
+    d1, d2 = _nearest_two(labels, spacing, threads)
     if max_distance is not None and not math.isinf(max_distance):
         d1[d1 > max_distance] = np.inf
         d2[d2 > max_distance] = np.inf

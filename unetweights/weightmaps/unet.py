@@ -16,6 +16,7 @@ from .._validation import (
     check_spacing_range,
     integer_in_range,
     positive_float,
+    thread_count,
 )
 from .balance import ClassWeights, check_class_weights, class_balance_weights
 from .distance import _add_border_term_in_place, _nearest_two
@@ -79,6 +80,7 @@ def unet_weight_map(
     classes=None,
     separate: bool = False,
     ignore_label: Optional[int] = None,
+    threads: Optional[int] = 1,
 ) -> np.ndarray:
     """Per-pixel loss weights that balance classes and emphasise thin gaps between objects.
 
@@ -130,6 +132,10 @@ def unet_weight_map(
         losses of :mod:`unetweights.losses` leave weight-0 pixels out of every reduction. It is a
         value of ``labels`` as given, never an id that labelling a bool mask generates: with a
         bool mask, which holds no label values, it raises ValueError.
+    threads : int or None
+        Native threads for the distance transform (:func:`nearest_two_distances`): 1 by default
+        (data-loader workers never oversubscribe), 0 or None for every core. The map is the same
+        bit for bit whatever the count.
 
     Returns
     -------
@@ -147,6 +153,7 @@ def unet_weight_map(
     if not isinstance(border, str) or border not in BORDERS:
         raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
     _check_separate(separate)
+    threads = thread_count(threads)
     if classes is not None:
         classes = as_label_array(classes, name="classes", ndims=(labels.ndim,))
         check_same_shape(classes, "classes", labels.shape)
@@ -160,7 +167,7 @@ def unet_weight_map(
         kept = ~ignored
         if kept.any():
             weights[kept] = class_balance_weights(classes[kept], class_weights)
-    _add_border_term(weights, labels, w0, sigma, tol, spacing, border)
+    _add_border_term(weights, labels, w0, sigma, tol, spacing, border, threads)
     if ignored is not None:
         weights[ignored] = 0.0
     return weights
@@ -174,13 +181,14 @@ def _add_border_term(
     tol: float,
     spacing: np.ndarray,
     border: str,
+    threads: int,
 ) -> None:
     cutoff = border_cutoff(w0, sigma, tol)
     if cutoff == 0.0:
         return
     # (d / sigma)^2 rather than d^2 / sigma^2, whose parts overflow or underflow (to inf / inf or
     # 0 / 0) for extreme sigma or spacing; beyond the cutoff the term is below tol and left out.
-    _add_border_term_in_place(weights, labels, spacing, w0, sigma, cutoff, border == "background")
+    _add_border_term_in_place(weights, labels, spacing, w0, sigma, cutoff, border == "background", threads)
 
 
 def falk_weight_map(
@@ -192,6 +200,7 @@ def falk_weight_map(
     spacing: SpacingLike = None,
     separate: bool = False,
     ignore_label: Optional[int] = None,
+    threads: Optional[int] = 1,
 ) -> np.ndarray:
     """The weighting of the U-Net authors' ImageJ plugin (Falk et al. 2019, Nature Methods).
 
@@ -224,6 +233,8 @@ def falk_weight_map(
     ignore_label : int, optional
         As in :func:`unet_weight_map`: those pixels weigh 0 and are no objects. A value of the
         labels as given; refused (ValueError) with a bool mask.
+    threads : int or None
+        As in :func:`unet_weight_map`.
 
     Returns
     -------
@@ -239,8 +250,9 @@ def falk_weight_map(
     sigma_bal = positive_float(sigma_bal, "sigma_bal")
     v_bal = positive_float(v_bal, "v_bal", allow_zero=True, maximum=1.0, why=" (a weight between 0 and 1)")
     _check_separate(separate)
+    threads = thread_count(threads)
     labels, ignored = _prepared(labels, separate, ignore_label)
-    d1, d2 = _nearest_two(labels, spacing)
+    d1, d2 = _nearest_two(labels, spacing, threads)
     background = labels == 0
     near = d1[background] / sigma_bal
     border = (d1[background] + d2[background]) / sigma
