@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dask.py
 	$(BIN)/python benchmarks/bench_torchvision.py
 	$(BIN)/python benchmarks/bench_nnunet.py
+	$(BIN)/python benchmarks/bench_surface.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .hypothesis build unetweights/weightmaps/_two_nearest.c unetweights/weightmaps/_two_nearest.*.so
