@@ -73,15 +73,23 @@ _LAZY = {
     **{
         name: "metrics"
         for name in (
+            "AverageSurfaceDistance",
             "DiceScore",
+            "HausdorffDistance",
             "IoUScore",
             "PixelAccuracy",
             "SegmentationCount",
             "SegmentationMetrics",
+            "SurfaceCount",
+            "SurfaceDice",
+            "average_surface_distance",
             "dice_score",
+            "hausdorff_distance",
             "iou_score",
             "pixel_accuracy",
             "segmentation_counts",
+            "surface_counts",
+            "surface_dice",
         )
     },
     "evaluation": None,

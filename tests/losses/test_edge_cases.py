@@ -125,3 +125,35 @@ def test_gradcheck_float64(name):
     x, target, weight = make_inputs(kind, (2, 3, 3, 4), seed=5, dtype=torch.float64)
     x = x.detach().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda a: fn(a, target, weight), (x,), eps=1e-6, atol=1e-5)
+
+
+def test_poison_of_finite_logits_whose_sum_overflows_is_zero():
+    # The eager shortcut reads one total; a total that overflows must take the exact way, not poison.
+    from unetweights._stage.reduce import input_poison
+
+    x = torch.full((2, 3, 4, 4), 3e38)
+    assert torch.equal(input_poison(x), torch.zeros(2))
+    x[1, 0, 0, 0] = float("-inf")
+    assert torch.equal(input_poison(x).isnan(), torch.tensor([False, True]))
+    assert torch.equal(input_poison(x, allow_negative_inf=True), torch.zeros(2))
+
+
+def test_cross_entropy_fast_path_equals_the_decomposition():
+    # Eager takes torch's fused loss where no pixel is ignored; with one ignored pixel it masks.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 5, 6, generator=g, dtype=torch.float64)
+    t = torch.randint(0, 3, (2, 5, 6), generator=g)
+    w = torch.rand(2, 5, 6, generator=g, dtype=torch.float64)
+    cw = torch.tensor([0.5, 2.0, 1.0], dtype=torch.float64)
+    for reduction in ("none", "sum", "mean", "per_image"):
+        plain = L.weighted_cross_entropy(x, t, w, class_weight=cw, reduction=reduction)
+        ignored = t.clone()
+        ignored[0, 0, 0] = -100
+        masked = L.weighted_cross_entropy(x, ignored, w * (ignored != -100), class_weight=cw, reduction=reduction)
+        manual = -torch.log_softmax(x, 1).gather(1, t.unsqueeze(1)).squeeze(1) * cw[t] * w
+        if reduction == "none":
+            torch.testing.assert_close(plain, manual)
+        elif reduction == "mean":
+            torch.testing.assert_close(plain, manual.sum() / (cw[t] * w).sum())
+        # Ignoring a pixel equals giving it weight 0, through the masking path.
+        torch.testing.assert_close(masked, L.weighted_cross_entropy(x, t, w * (ignored != -100), class_weight=cw, reduction=reduction))

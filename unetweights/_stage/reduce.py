@@ -116,6 +116,12 @@ def input_poison(input: Tensor, allow_negative_inf: bool = False) -> Tensor:
     if allow_negative_inf:
         # Only to make -inf finite: the value itself is multiplied by 0.
         flat = flat.clamp_min(-1e30)
+    if checking_values() and flat.device.type == "cpu":
+        # Valid input, the usual case, costs one read and no copy: a finite total means no NaN and
+        # no infinity anywhere. (A total that overflows takes the exact way below.) Not on a GPU,
+        # where reading the total back would stall the stream.
+        if bool(torch.isfinite(flat.sum())):
+            return torch.zeros(flat.shape[0], dtype=flat.dtype, device=flat.device)
     return (flat * 0.0).sum(1)
 
 
@@ -279,6 +285,20 @@ def index_target(
         torch.where(valid, indices, torch.zeros_like(indices)), input.shape[1], ignore_index, input.dtype, name
     )
     return valid, safe, poison
+
+
+def plain_index_target(target: Tensor, input: Tensor, ignore_index: int, name: str = "target") -> Optional[Tensor]:
+    """Eager and TorchScript only: the (N, *) int64 class indices when every value is a class in
+    [0, C) and none can be ``ignore_index``, checked in one pass; None otherwise (ignored pixels
+    may be present, or a value is out of range: :func:`index_target` then masks or raises)."""
+    indices = _indices_layout(target, input, name)
+    num_classes = input.shape[1]
+    if 0 <= ignore_index and ignore_index < num_classes:
+        return None
+    low, high = torch.aminmax(indices)
+    if int(low) < 0 or int(high) >= num_classes:
+        return None
+    return indices
 
 
 def elementwise_weight(weight: Optional[Tensor], shape: List[int], channel_dim: bool) -> Optional[Tensor]:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._stage.inputs import binary_parts, softplus_neg
+from .._stage.inputs import binary_parts
 from .._stage.options import checked_int, checked_real
 from .._stage.reduce import (
     check_finite_option,
@@ -25,10 +25,12 @@ from .._stage.reduce import (
     check_input_rank,
     check_option_range,
     check_reduction,
+    checking_values,
     check_same_shape,
     checked_input,
     elementwise_weight,
     index_target,
+    plain_index_target,
     input_poison,
     reduce_loss,
 )
@@ -98,9 +100,36 @@ def _log_prob_loss(
     return reduce_loss(loss, norm, reduction, poison)
 
 
+def _plain_cross_entropy(
+    input: Tensor, indices: Tensor, weight: Optional[Tensor], class_weight: Optional[Tensor], reduction: str
+) -> Tensor:
+    """:func:`weighted_cross_entropy` of checked class indices with no pixel ignored and no smoothing:
+    torch's fused cross-entropy, then the weight map and the reduction rule. The values of
+    :func:`_log_prob_loss` (class weights included), in fewer passes."""
+    check_reduction(reduction)
+    class_weight = check_class_weight(class_weight, input.shape[1])
+    if class_weight is not None:
+        class_weight = class_weight.to(input.dtype)
+    loss = F.cross_entropy(input, indices, weight=class_weight, reduction="none")
+    norm: Optional[Tensor] = None if class_weight is None else class_weight[indices]
+    pixel_weight = elementwise_weight(weight, list(loss.shape), False)
+    if pixel_weight is not None:
+        loss = loss * pixel_weight
+        norm = pixel_weight if norm is None else norm * pixel_weight
+    return reduce_loss(loss, norm, reduction, input_poison(input))
+
+
 def _focal_factor(one_minus_p: Tensor, gamma: float) -> Tensor:
-    """(1 - p)^gamma, floored at a tiny base so that gamma < 1 keeps a finite gradient at p = 1."""
-    return one_minus_p.clamp_min(1e-30).pow(gamma)
+    """(1 - p)^gamma, floored at a tiny base where gamma < 1, so that it keeps a finite gradient at p = 1.
+
+    From gamma = 1 on, the power's gradient at 0 is finite already, and the floor (a pass of its
+    own) would change a factor by at most 1e-30^gamma, so it is left out there.
+    """
+    if gamma < 1.0:
+        one_minus_p = one_minus_p.clamp_min(1e-30)
+    if gamma == 2.0:
+        return one_minus_p * one_minus_p
+    return one_minus_p.pow(gamma)
 
 
 def weighted_nll_loss(
@@ -198,6 +227,13 @@ def weighted_cross_entropy(
     """
     input = checked_input(input, 2, "(N, C, *)")
     check_softmax_channels(input, "for one channel of logits use weighted_bce_with_logits")
+    if target.dim() != input.dim() and label_smoothing == 0.0 and checking_values():
+        # Eager and TorchScript only: compiled, the decomposition below runs faster than torch's
+        # fused loss, and torch 2.14's ONNX exporter translates F.cross_entropy's label_smoothing
+        # with reduction="none" wrongly (off by 0.2 on unit logits), silently.
+        indices = plain_index_target(target, input, ignore_index)
+        if indices is not None:
+            return _plain_cross_entropy(input, indices, weight, class_weight, reduction)
     return _log_prob_loss(
         F.log_softmax(input, 1),
         target,
@@ -274,12 +310,15 @@ def focal_loss(
         raise ValueError("class_weight: only the softmax focal loss takes class weights; use alpha for sigmoid")
     input, target, poison = binary_parts(input, target)
     pixel_weight = elementwise_weight(weight, list(input.shape), input.dim() >= 4)
-    loss = (1.0 - target) * input + softplus_neg(input)
+    # torch's fused BCE of logits: (1 - t)·x + log(1 + e^-x), stable, in one pass and one backward.
+    loss = F.binary_cross_entropy_with_logits(input, target, reduction="none")
     if gamma > 0.0:
         p = torch.sigmoid(input)
-        loss = loss * _focal_factor(p + target * (1.0 - 2.0 * p), gamma)
+        # 1 - p_t = p + t·(1 - 2p), with p_t = p·t + (1 - p)·(1 - t): a lerp from p to 1 - p.
+        loss = loss * _focal_factor(torch.lerp(p, 1.0 - p, target), gamma)
     if alpha is not None:
-        loss = loss * (alpha * target + (1.0 - alpha) * (1.0 - target))
+        # α_t = α·t + (1 - α)·(1 - t) = (1 - α) + (2α - 1)·t.
+        loss = loss * ((2.0 * alpha - 1.0) * target + (1.0 - alpha))
     if pixel_weight is not None:
         loss = loss * pixel_weight
     return reduce_loss(loss, pixel_weight, reduction, poison)
