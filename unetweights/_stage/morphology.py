@@ -55,18 +55,20 @@ def _lower_envelope(f: Tensor, step: float) -> Tensor:
 
 
 def _envelope_scanned(f: Tensor, position: Tensor, step: float) -> Tensor:
-    """:func:`_lower_envelope` for an exported graph: the candidates y 16 at a time, in a loop.
+    """:func:`_lower_envelope` for an exported graph: the candidates y 8 at a time, in a loop.
 
     An exported graph has symbolic sizes and runs where nothing fuses the sum into the minimum
     (onnxruntime), so taking every y at once would store (elements × L) values: 1 GiB for a 128³
-    float32 volume. Here a scan (an ONNX ``Scan``) carries the running minimum over slices of 16
-    candidates, so no step holds more than (elements × 16) values, whatever the size. The lines
+    float32 volume. Here a scan (an ONNX ``Scan``) carries the running minimum over slices of 8
+    candidates, so no step holds more than (elements × 8) values, whatever the size (slices of 16
+    ran 1.35x faster and took twice the memory: 1.5 GiB more for a 128³ graph of three classes,
+    benchmarks/RESULTS.md). The lines
     are padded with +inf to a whole number of slices, at least two (a loop of one would be
     specialised by the exporter).
     """
     from torch._higher_order_ops.scan import scan
 
-    width = 16
+    width = 8
     slices = f.shape[-1] // width + 2
     padded = F.pad(f, [0, slices * width - f.shape[-1]], value=math.inf)
     # unfold, not reshape: the exporter proves its sizes without a divisibility guard.
@@ -109,7 +111,7 @@ def squared_distance_to(mask: Tensor, spacing: Optional[List[float]] = None, dim
     per element (the same values), and process the other axes' lines in chunks of at most 2^24
     (line, x, y) triples; torch.compile takes each axis whole (it fuses the sum into the
     minimum, storing nothing of that size), and an exported graph (torch.export, ONNX) loops over
-    the candidates y 16 at a time, so no step holds more than (elements × 16) floats.
+    the candidates y 8 at a time, so no step holds more than (elements × 8) floats.
     """
     ndim = mask.dim() - 2 if dims == -1 else dims
     if ndim < 1 or ndim > mask.dim():
@@ -117,14 +119,13 @@ def squared_distance_to(mask: Tensor, spacing: Optional[List[float]] = None, dim
     steps = checked_spacing(spacing, ndim)
     if checking_values():
         # Eager and TorchScript: along the last axis the nearest True element is found by two
-        # running maxima, O(1) per element instead of O(L). Traced graphs keep to the envelope,
-        # which every exporter takes.
+        # running maxima, O(1) per element instead of O(L).
         squared = _nearest_along_last(mask, steps[ndim - 1])
-        axes = ndim - 1
     else:
-        zero = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
-        squared = torch.where(mask, zero, zero + math.inf)
-        axes = ndim
+        # Traced graphs: the same in O(1) per element with what every exporter takes (a cumulative
+        # count, a scatter and two gathers); ONNX has no running maximum.
+        squared = _nearest_along_last_traced(mask, steps[ndim - 1])
+    axes = ndim - 1
     for axis in range(axes):
         dim = mask.dim() - ndim + axis
         moved = squared.movedim(dim, -1)
@@ -141,6 +142,26 @@ def _nearest_along_last(mask: Tensor, step: float) -> Tensor:
     after = -torch.cummax(torch.where(mask, -position, nowhere).flip(-1), -1)[0].flip(-1)
     gap = torch.minimum(position - before, after - position) * step
     return gap * gap
+
+
+def _nearest_along_last_traced(mask: Tensor, step: float) -> Tensor:
+    """:func:`_nearest_along_last` without a running maximum: where the k-th True element of each line
+    lies, from a cumulative count, a scatter into a table of positions and two gathers."""
+    length = mask.shape[-1]
+    lines = mask.reshape(-1, length)
+    position = torch.arange(length, device=mask.device, dtype=torch.float32).expand(lines.shape)
+    count = lines.to(torch.int64).cumsum(-1)  # True elements at or before x
+    # Slot k of the table holds the position of the k-th True element (k = 1, 2, ...); slot 0 is
+    # "none before" (-inf) and every slot past the last one "none after" (+inf). Elements that
+    # are not True all write -inf into slot 0.
+    table = torch.full([lines.shape[0], length + 2], math.inf, device=mask.device, dtype=torch.float32)
+    table = torch.cat([torch.full_like(table[:, :1], -math.inf), table[:, 1:]], 1)
+    slots = torch.where(lines, count, torch.zeros_like(count))
+    table = table.scatter(1, slots, torch.where(lines, position, torch.full_like(position, -math.inf)))
+    before = table.gather(1, count)
+    after = table.gather(1, count - lines.to(torch.int64) + 1)
+    gap = torch.minimum(position - before, after - position) * step
+    return (gap * gap).reshape(mask.shape)
 
 
 def distance_transform(mask: Tensor, spacing: Optional[List[float]] = None, signed: bool = True) -> Tensor:
