@@ -481,23 +481,40 @@ cdef void _later_pass(double* f1, label_t* l1, double* f2, label_t* l2, Py_ssize
 
 
 def add_border_term(f1_arr, f2_arr, labels, weights, double scale, double w0, double sigma, double cutoff,
-                    bint background_only):
+                    bint background_only, Py_ssize_t threads=1):
     """Add w0 exp(-(d1 + d2)^2 / 2 sigma^2) to ``weights`` where d1 + d2 <= ``cutoff``, in one pass.
 
     ``f1_arr``, ``f2_arr``: the squared distances of :func:`nearest_two_squared` in the rescaled
     units (d = scale sqrt(f)); ``labels``: the kernel's int64 labels; ``weights``: float32, the
     same (P, M, N) shape, updated in place. With ``background_only`` only label-0 pixels change.
     The sum is formed as numpy would form it (sqrt, scale, add, divide by sigma) so that the map
-    equals the plain formula to rounding.
+    equals the plain formula to rounding. ``threads`` share the pixels, each a range of its own.
     """
-    cdef const double[::1] f1 = f1_arr.reshape(-1)
-    cdef const double[::1] f2 = f2_arr.reshape(-1)
-    cdef const label_t[::1] lab = labels.reshape(-1)
-    cdef float[::1] w = weights.reshape(-1)
-    cdef Py_ssize_t i, size = f1.shape[0]
+    arrays = (f1_arr.reshape(-1), f2_arr.reshape(-1), labels.reshape(-1), weights.reshape(-1))
+    options = (scale, w0, sigma, cutoff, background_only)
+    size = arrays[0].shape[0]
+    if threads <= 1:
+        _border_range(arrays, options, 0, size)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    bounds = [size * t // threads for t in range(threads + 1)]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for done in [pool.submit(_border_range, arrays, options, bounds[t], bounds[t + 1]) for t in range(threads)]:
+            done.result()
+
+
+def _border_range(arrays, options, Py_ssize_t start, Py_ssize_t stop):
+    cdef const double[::1] f1 = arrays[0]
+    cdef const double[::1] f2 = arrays[1]
+    cdef const label_t[::1] lab = arrays[2]
+    cdef float[::1] w = arrays[3]
+    cdef double scale = options[0], w0 = options[1], sigma = options[2], cutoff = options[3]
+    cdef bint background_only = options[4]
+    cdef Py_ssize_t i
     cdef double total, z
     with nogil:
-        for i in range(size):
+        for i in range(start, stop):
             if background_only and lab[i] != 0:
                 continue
             total = sqrt(f1[i]) * scale + sqrt(f2[i]) * scale

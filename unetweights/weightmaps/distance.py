@@ -90,7 +90,9 @@ def _add_border_term_in_place(
     if not weights.flags.c_contiguous or weights.dtype != np.float32:
         raise AssertionError("weights must be a C-contiguous float32 array: it is updated through a flat view")
     f1, f2, kernel_labels, scale = _squared(labels, spacing, threads)
-    add_border_term(f1, f2, kernel_labels, weights.reshape(kernel_labels.shape), scale, w0, sigma, cutoff, background_only)
+    add_border_term(
+        f1, f2, kernel_labels, weights.reshape(kernel_labels.shape), scale, w0, sigma, cutoff, background_only, threads
+    )
 
 
 def _nearest_two(labels: np.ndarray, spacing: np.ndarray, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
