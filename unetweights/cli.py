@@ -151,7 +151,8 @@ def _precompute(args: argparse.Namespace) -> int:
 
     report = precompute(
         _mask_paths(args.masks), args.out, workers=args.workers, progress=not args.quiet, overwrite=args.overwrite,
-        signed_distance=args.signed_distance, skeleton_radius=args.skeleton_radius, **weight_options(args),
+        signed_distance=args.signed_distance, skeleton_radius=args.skeleton_radius, threads=args.threads,
+        **weight_options(args),
     )
     print(report.summary())
     return 0 if report.ok else 1
@@ -164,6 +165,8 @@ def _precompute_zarr(args: argparse.Namespace) -> int:
         raise UsageError("--zarr: give either --zarr IN OUT or mask files with --out, not both")
     if args.signed_distance or args.skeleton_radius is not None:
         raise UsageError("--zarr: chunked volumes get weight maps only, not --signed-distance or --skeleton-radius")
+    if args.threads != 1:
+        raise UsageError("--threads: with --zarr the scheduler runs the chunks in parallel; leave --threads at 1")
     source, destination = args.zarr
     options = weight_options(args)
     from .weightmaps import WEIGHTINGS
@@ -379,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--zarr", nargs=2, metavar=("IN", "OUT"), help="a zarr label volume in, a chunked zarr weight map out")
     pre.add_argument("--scheduler", help="with --zarr: a dask.distributed scheduler address (default: local threads)")
     _add_count(pre, "--workers", 1, default=1, help="processes (default 1)")
+    _add_count(pre, "--threads", 0, default=1, help="threads per map (default 1; 0: every core, for large volumes)")
     pre.add_argument("--overwrite", action="store_true", help="recompute everything, even with other options")
     pre.add_argument("--quiet", action="store_true", help="no progress bar")
     pre.add_argument(

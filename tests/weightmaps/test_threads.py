@@ -66,3 +66,28 @@ def test_input_unchanged_with_threads():
     before = labels.copy()
     unet_weight_map(labels, threads=2)
     assert np.array_equal(labels, before)
+
+
+def test_precompute_and_the_command_line_take_threads(tmp_path):
+    from unetweights.cli import main
+    from unetweights.data import precompute
+
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for k in range(2):
+        np.save(masks / f"m{k}.npy", _labels((6, 30, 28), seed=k))
+    paths = sorted(masks.glob("*.npy"))
+    one = precompute(paths, tmp_path / "one", progress=False, spacing=(2.0, 1.0, 1.0))
+    two = precompute(paths, tmp_path / "two", progress=False, spacing=(2.0, 1.0, 1.0), threads=2)
+    assert one.ok and two.ok
+    for name in ("m0.npy", "m1.npy"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    # The count changes no map, so the manifests agree: a run with another count resumes the folder.
+    manifest = "unetweights_manifest.json"
+    assert (tmp_path / "one" / manifest).read_text() == (tmp_path / "two" / manifest).read_text()
+    again = precompute(paths, tmp_path / "one", progress=False, spacing=(2.0, 1.0, 1.0), threads=0)
+    assert again.skipped == 2
+    assert main(["precompute", str(masks), "--out", str(tmp_path / "cli"), "--threads", "2", "--spacing", "2", "1", "1", "--quiet"]) == 0
+    assert (tmp_path / "cli" / "m0.npy").read_bytes() == (tmp_path / "one" / "m0.npy").read_bytes()
+    with pytest.raises(ValueError, match="threads"):
+        precompute(paths, tmp_path / "bad", progress=False, threads=-2)

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Optional
 import numpy as np
 
 from .._files import check_writable_folder, refuse_file_as_folder, refuse_overlap
+from .._validation import thread_count
 from ..weightmaps import WeightMapRecipe
 from ._manifest import _apply_out_dir_plan, _MANIFEST_NAME, _MANIFEST_VERSION, _plan_out_dir
 from ._masks import _read_mask, _UnreadableMask
@@ -101,7 +102,7 @@ class PrecomputeReport:
         return "\n".join(lines)
 
 
-def _compute_one(path: str, out_paths: dict, recipe: WeightMapRecipe) -> Optional[str]:
+def _compute_one(path: str, out_paths: dict, recipe: WeightMapRecipe, threads: int = 1) -> Optional[str]:
     """Read a mask, compute and write its maps ({output: path}); the reason it failed, or None.
 
     Runs in pool workers too.
@@ -109,7 +110,7 @@ def _compute_one(path: str, out_paths: dict, recipe: WeightMapRecipe) -> Optiona
     try:
         # An ignore label is a value of the labels as the file holds them (see read_mask).
         mask = _read_mask(Path(path), integers=recipe.options.get("ignore_label") is not None)
-        maps = recipe.maps(mask)
+        maps = recipe.maps(mask, threads=threads)
         for output, out_path in out_paths.items():
             _write_npy_atomic(Path(out_path), maps[output])
     except (_UnreadableMask, ValueError, TypeError) as exc:
@@ -191,6 +192,7 @@ def precompute(
     signed_distance: bool = False,
     skeleton_radius: Optional[float] = None,
     recipe: Optional[WeightMapRecipe] = None,
+    threads: Optional[int] = 1,
     **options: Any,
 ) -> PrecomputeReport:
     """Write the weight map of every mask file to ``<out_dir>/<stem>.npy``: parallel and resumable.
@@ -216,7 +218,8 @@ def precompute(
         symlink or a hard link to it) raises ValueError before anything is written, naming both.
     workers : int, default 1
         1 computes in this process; more use a ``ProcessPoolExecutor`` of that many processes
-        (at most one per mask to compute). Each map is single-threaded, so one worker per core.
+        (at most one per mask to compute). Each map runs on ``threads`` threads, so with the
+        default of one, one worker per core.
     progress : bool, default True
         Show a tqdm progress bar (on stderr).
     overwrite : bool, default False
@@ -234,6 +237,11 @@ def precompute(
     recipe : WeightMapRecipe, optional
         The weighting, its options and the extra maps as one object, instead of
         ``signed_distance``, ``skeleton_radius`` and ``**options``.
+    threads : int or None, default 1
+        Native threads for each map's distance transform (a weighting that takes ``threads``:
+        "unet" and "falk"); 0 or None for every core. For a few large volumes, ``workers=1``
+        with ``threads=0`` uses every core on each; the maps are the same whatever the count, so
+        it is not recorded in the manifest.
     **options
         The arguments of :class:`WeightMapRecipe`: ``weighting`` and its options, by default
         those of :func:`unet_weight_map`: ``w0``, ``sigma``, ``class_weights``, ``spacing``,
@@ -305,6 +313,7 @@ def precompute(
     paths = _mask_path_list(mask_paths)
     out_dir = _as_path(out_dir, "out_dir")
     workers = _check_workers(workers)
+    threads = thread_count(threads)
     if not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be a bool, got {progress!r}")
     if not isinstance(overwrite, (bool, np.bool_)):
@@ -355,12 +364,12 @@ def precompute(
 
         if n_workers == 1:
             for path, out_paths in todo:
-                record(path, _compute_one(path, out_paths, recipe))
+                record(path, _compute_one(path, out_paths, recipe, threads))
         else:
             pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context())
             try:
                 futures = {
-                    pool.submit(_compute_one, path, out_paths, recipe): path for path, out_paths in todo
+                    pool.submit(_compute_one, path, out_paths, recipe, threads): path for path, out_paths in todo
                 }
                 for future in as_completed(futures):
                     try:

@@ -1,13 +1,11 @@
 """The weight-map recipe: which weighting, its options and the maps beside it, checked once.
 
 Every entry point that makes maps from labels (the transform, the cached dataset, precompute, the
-command line, ``unetweights.dask``, MONAI's ``WeightMapd``) takes its options through one
-:class:`WeightMapRecipe`, and every weighting is one row of :data:`WEIGHTINGS`. Adding a
-weighting is its function (labels in, a float32 map of their shape out, keyword options with
-defaults) plus one :func:`register_weighting` call; adding an option to a weighting is the
-function's new keyword plus one :class:`Option` in its row. The entry points, the command-line
-flags, cache keys and manifests all read the table, so nothing else changes.
-"""
+command line, ``unetweights.dask``, MONAI's ``WeightMapd``) takes one :class:`WeightMapRecipe`;
+every weighting is one row of :data:`WEIGHTINGS`. A weighting is its function (labels in, a
+float32 map out, keyword options with defaults) plus one :func:`register_weighting` call; an
+option is the function's keyword plus one :class:`Option` in its row. The entry points, flags,
+cache keys and manifests all read the table."""
 
 from __future__ import annotations
 
@@ -33,7 +31,9 @@ OPTION_KINDS = ("float", "int", "choice", "class_weights", "spacing", "flag")
 
 # Names an option may not have: they are the recipe's own arguments, or arguments the entry points
 # take beside the options.
-_RESERVED = frozenset({"labels", "weighting", "signed_distance", "skeleton_radius", "recipe", "classes", "halo"})
+_RESERVED = frozenset(
+    {"labels", "weighting", "signed_distance", "skeleton_radius", "recipe", "classes", "halo", "threads"}
+)
 
 # The number of classes of the foreground target: background (0) and foreground (1).
 FOREGROUND_CLASSES = 2
@@ -71,18 +71,17 @@ class Weighting:
         The value of the ``weighting`` argument that picks it.
     function : callable
         ``function(labels, **options)``: a float32 map of the labels' shape. It checks its own
-        options and raises TypeError or ValueError naming the bad one; the recipe relies on that,
-        with a dry run on a tiny mask when it is built.
+        options, raising TypeError or ValueError naming the bad one (the recipe's dry run on a
+        tiny mask relies on that).
     options : tuple of Option
         The keyword options that configure a whole dataset, each a parameter of ``function``
-        with a default. (A per-pixel argument such as ``classes`` is not an option.)
+        with a default (not a per-pixel ``classes``, nor ``threads``, which changes no map).
     help : str
         One line for the command line's ``--weighting``.
     reach : callable, optional
         ``reach(options)``: the distance, in spacing units, beyond which the labels no longer
-        change the map at a pixel (to the function's own tolerance). ``unetweights.dask`` grows
-        each chunk by it, so that chunked maps are exact; None (unbounded) keeps the weighting
-        out of chunked computation.
+        change the map at a pixel (to the function's tolerance); ``unetweights.dask`` grows each
+        chunk by it. None (unbounded) keeps the weighting out of chunked computation.
     """
 
     name: str
@@ -388,18 +387,20 @@ class WeightMapRecipe:
 
     # -- the maps -----------------------------------------------------------------------------
 
-    def weight_map(self, labels, classes=None) -> np.ndarray:
+    def weight_map(self, labels, classes=None, threads=1) -> np.ndarray:
         """The float32 weight map of ``labels``: the weighting's function with the recipe's options.
 
         ``classes`` (a per-pixel class map of the labels' shape, for a semantic segmentation whose
         instances are its connected components) goes to a weighting whose function takes it
         (:func:`unet_weight_map`: class weights per class); TypeError for one that does not.
-        """
+        ``threads`` (the time, never the map) goes to a function that takes it."""
+        accepted = inspect.signature(self._spec.function).parameters
+        extra = {"threads": threads} if threads != 1 and "threads" in accepted else {}
         if classes is None:
-            return self._spec.function(labels, **self._options)
-        if "classes" not in inspect.signature(self._spec.function).parameters:
+            return self._spec.function(labels, **self._options, **extra)
+        if "classes" not in accepted:
             raise TypeError(f"classes: weighting {self._spec.name!r} takes no per-pixel classes")
-        return self._spec.function(labels, classes=classes, **self._options)
+        return self._spec.function(labels, classes=classes, **self._options, **extra)
 
     def foreground(self, labels) -> np.ndarray:
         """The bool target the weight map of ``labels`` goes with: the objects after the carving of
@@ -430,15 +431,14 @@ class WeightMapRecipe:
             classes = np.where(ignored, 0, classes)
         return tubed_skeleton(classes, radius=self._skeleton_radius, spacing=self.spacing)
 
-    def maps(self, labels) -> dict:
-        """{"weight": ..., "distance": ..., "skeleton": ...}: the maps of :attr:`outputs`.
+    def maps(self, labels, threads=1) -> dict:
+        """{"weight": ..., "distance": ..., "skeleton": ...}: the maps of :attr:`outputs`; ``threads``
+        as for :meth:`weight_map`.
 
-        The weight map is float32 of the labels' shape; the distance map float32 of shape
-        ``(2, *labels.shape)`` for the classes 0 and 1 of the foreground target (channel 0 is
-        minus channel 1); the skeleton int64 of the labels' shape, 1 on the tube of the
-        foreground and 0 elsewhere.
-        """
-        maps = {"weight": self.weight_map(labels)}
+        The weight map is float32 of the labels' shape; the distance map float32 (2, *labels.shape)
+        for the classes 0 and 1 of the foreground target (channel 0 is minus channel 1); the
+        skeleton int64 of the labels' shape, 1 on the tube of the foreground, 0 elsewhere."""
+        maps = {"weight": self.weight_map(labels, threads=threads)}
         if self._signed_distance or self._skeleton_radius is not None:
             target = self.foreground(labels)
             if self._signed_distance:
