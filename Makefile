@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_torchvision.py
 	$(BIN)/python benchmarks/bench_nnunet.py
 	$(BIN)/python benchmarks/bench_surface.py
+	$(BIN)/python benchmarks/bench_hot_path.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .hypothesis build unetweights/weightmaps/_two_nearest.c unetweights/weightmaps/_two_nearest.*.so
