@@ -45,8 +45,8 @@ def _required_tolerance(tolerance: object) -> List[float]:
     return taus
 
 
-class _SurfaceMetric(nn.Module):
-    """The mask options every surface metric shares, its forward, and its key for grouping."""
+class _MaskOptions(nn.Module):
+    """The options that make the masks and their distance fields, shared by a metric and a group."""
 
     def __init__(
         self,
@@ -69,18 +69,17 @@ class _SurfaceMetric(nn.Module):
         spacing = None if self.spacing is None else tuple(self.spacing)
         return self.activation, self.threshold, self.include_background, self.ignore_index, spacing
 
-    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-        distances = surface_distances(
-            input,
-            target,
-            weight,
-            self.activation,
-            self.threshold,
-            self.include_background,
-            self.ignore_index,
-            self.spacing,
+    def distances(self, input: Tensor, target: Tensor, weight: Optional[Tensor]) -> Distances:
+        return surface_distances(
+            input, target, weight, self.activation, self.threshold, self.include_background, self.ignore_index, self.spacing
         )
-        return self.from_distances(distances)
+
+
+class _SurfaceMetric(_MaskOptions):
+    """A surface metric: its forward scores the distance fields of its own masks."""
+
+    def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return self.from_distances(self.distances(input, target, weight))
 
     @torch.jit.export
     def from_distances(self, distances: Distances) -> Tensor:
@@ -202,7 +201,7 @@ def is_surface_metric(module: nn.Module) -> bool:
     return isinstance(module, _SurfaceMetric)
 
 
-class SurfaceGroup(nn.Module):
+class SurfaceGroup(_MaskOptions):
     """Surface metrics with equal mask options, scored from one pair of distance transforms.
 
     ``forward(input, target, weight)`` returns each metric's output under its name. Built by
@@ -210,30 +209,16 @@ class SurfaceGroup(nn.Module):
     """
 
     def __init__(self, metrics: Dict[str, nn.Module]) -> None:
-        super().__init__()
         first = next(iter(metrics.values()))
         options = first.mask_options()
         for name, metric in metrics.items():
             if metric.mask_options() != options:
                 raise ValueError(f"metrics['{name}']: its mask options {metric.mask_options()} differ from {options}")
-        self.activation = first.activation
-        self.threshold = first.threshold
-        self.include_background = first.include_background
-        self.ignore_index = first.ignore_index
-        self.spacing: Optional[List[float]] = first.spacing
+        super().__init__(first.activation, first.threshold, first.include_background, first.ignore_index, first.spacing)
         self.metrics = nn.ModuleDict(metrics)
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        distances = surface_distances(
-            input,
-            target,
-            weight,
-            self.activation,
-            self.threshold,
-            self.include_background,
-            self.ignore_index,
-            self.spacing,
-        )
+        distances = self.distances(input, target, weight)
         outputs: Dict[str, Tensor] = {}
         for name, metric in self.metrics.items():
             outputs[name] = metric.from_distances(distances)
