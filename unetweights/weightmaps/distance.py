@@ -15,7 +15,6 @@ import math
 from typing import Optional
 
 import numpy as np
-from scipy import ndimage as ndi
 
 try:
     from ._two_nearest import add_border_term, nearest_two_squared
@@ -207,6 +206,8 @@ def _signed_distance(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     n_fg = np.count_nonzero(mask)
     if n_fg == 0 or n_fg == mask.size:
         return np.zeros(mask.shape, dtype=np.float32)
+    from scipy import ndimage as ndi  # here: importing scipy.ndimage costs 0.2 s, which a weight map never needs
+
     sampling, scale = _unit_sampling(spacing)
     outside = ndi.distance_transform_edt(~mask, sampling=sampling)
     outside -= ndi.distance_transform_edt(mask, sampling=sampling)

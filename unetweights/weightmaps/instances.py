@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from scipy import ndimage as ndi
-from skimage.measure import label as _skimage_label
 
 from .._validation import as_label_array, integer_in_range
 
@@ -38,7 +36,9 @@ def label_instances(mask, connectivity: int = 1) -> np.ndarray:
     """
     arr = as_label_array(mask, name="mask")
     connectivity = _check_connectivity(connectivity, arr.ndim)
-    labels, count = _skimage_label(arr, background=0, connectivity=connectivity, return_num=True)
+    from skimage.measure import label  # here, not at import: scikit-image and scipy cost 0.3 s to import
+
+    labels, count = label(arr, background=0, connectivity=connectivity, return_num=True)
     if count < np.iinfo(np.int32).max:
         return labels.astype(np.int32, copy=False)
     return labels.astype(np.int64, copy=False)
@@ -90,6 +90,8 @@ def _neighbour_max(arr: np.ndarray, connectivity: int) -> np.ndarray:
     """
     padded = np.pad(arr, 1)
     result = np.zeros_like(arr)
+    from scipy import ndimage as ndi
+
     footprint = ndi.generate_binary_structure(arr.ndim, connectivity)
     footprint[(1,) * arr.ndim] = False
     for offset in np.argwhere(footprint):

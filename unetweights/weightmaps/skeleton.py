@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from scipy import ndimage as ndi
-from skimage.morphology import skeletonize
 
 from .._validation import (
     SpacingLike,
@@ -109,6 +107,8 @@ def _checked_spacing(spacing: SpacingLike, shape: tuple) -> np.ndarray:
 
 def _tubes(labels: np.ndarray, radius: float, spacing: np.ndarray) -> np.ndarray:
     """The tube of every positive value of ``labels`` (bool or integer), in ``labels``' dtype."""
+    from scipy import ndimage as ndi  # here, not at import: a weight map alone never needs scipy
+
     out = np.zeros(labels.shape, dtype=labels.dtype)
     values, inverse = np.unique(labels, return_inverse=True)
     # find_objects numbers objects from 1: shift the indices when no pixel is 0, so that the
@@ -128,6 +128,9 @@ def _tubes(labels: np.ndarray, radius: float, spacing: np.ndarray) -> np.ndarray
 
 def _skeleton(region: np.ndarray, sampling: np.ndarray) -> np.ndarray:
     """scikit-image's skeleton of ``region``, with the deepest pixels of a component it deleted."""
+    from scipy import ndimage as ndi
+    from skimage.morphology import skeletonize
+
     skeleton = skeletonize(region).astype(bool, copy=False)
     components, count = ndi.label(region, structure=np.ones((3,) * region.ndim, dtype=bool))
     lost = np.ones(count + 1, dtype=bool)
