@@ -19,7 +19,8 @@ from ._accumulator_checks import as_tensor
 from ._surface import (
     _tolerance_list,
     average_from,
-    check_surface_options,
+    check_percentile,
+    check_tolerance,
     counts_from,
     hausdorff_from,
     surface_distances,
@@ -50,7 +51,8 @@ class SurfaceOptions:
             )
         taus = _tolerance_list(tolerance)
         percentile = checked_real(percentile, "percentile", "a number in (0, 100]")
-        check_surface_options(percentile, taus)
+        check_percentile(percentile)
+        check_tolerance(taus)
         steps = _checked_spacing(spacing)
         return SurfaceOptions(tuple(taus), percentile, None if steps is None else tuple(steps))
 

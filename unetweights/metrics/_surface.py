@@ -52,11 +52,15 @@ from .._stage.reduce import check_option_range, checking_values, input_poison
 from ._per_image import _prediction, check_empty_score, check_prediction_options
 
 
-def check_surface_options(percentile: float, tolerance: List[float]) -> None:
+def check_percentile(percentile: float) -> None:
     if not torch.jit.is_scripting() and checking_values():
         check_number(percentile, "percentile", "a number in (0, 100]")
-        checked_reals(tolerance, "tolerance", "a non-negative number, or a list of one per scored class")
     check_option_range(percentile, "percentile", 0.0, 100.0, True, False)
+
+
+def check_tolerance(tolerance: List[float]) -> None:
+    if not torch.jit.is_scripting() and checking_values():
+        checked_reals(tolerance, "tolerance", "a non-negative number, or a list of one per scored class")
     if len(tolerance) == 0:
         raise ValueError("tolerance: expected a non-negative number, or a list of one per scored class, got []")
     for tau in tolerance:
@@ -239,7 +243,7 @@ def hausdorff_distance(
         float32, shape (N, C), or (N, C - 1) without the background.
     """
     check_empty_score(empty_score)
-    check_surface_options(percentile, [0.0])
+    check_percentile(percentile)
     if not torch.jit.is_scripting():
         checked_flag(directed, "directed")
     distances = surface_distances(input, target, weight, activation, threshold, include_background, ignore_index, spacing)
@@ -342,7 +346,7 @@ def surface_counts(
     if not torch.jit.is_scripting():
         # Eager callers may pass a number or a tuple.
         taus = _tolerance_list(tolerance)
-    check_surface_options(100.0, taus)
+    check_tolerance(taus)
     distances = surface_distances(input, target, weight, activation, threshold, include_background, ignore_index, spacing)
     return counts_from(distances, taus)
 

@@ -19,7 +19,8 @@ from ._per_image import check_empty_score, check_prediction_options
 from ._surface import (
     _tolerance_list,
     average_from,
-    check_surface_options,
+    check_percentile,
+    check_tolerance,
     counts_from,
     hausdorff_from,
     nsd_from,
@@ -41,7 +42,7 @@ def _required_tolerance(tolerance: object) -> List[float]:
     if tolerance is None:
         raise ValueError("tolerance: required, the distance τ (in units of spacing) within which a boundary voxel counts")
     taus = _tolerance_list(tolerance)
-    check_surface_options(100.0, taus)
+    check_tolerance(taus)
     return taus
 
 
@@ -101,7 +102,7 @@ class HausdorffDistance(_SurfaceMetric):
         empty_score: float = math.nan,
     ) -> None:
         super().__init__(activation, threshold, include_background, ignore_index, spacing)
-        check_surface_options(percentile, [0.0])
+        check_percentile(percentile)
         check_empty_score(empty_score)
         self.percentile = float(percentile)
         self.directed = checked_flag(directed, "directed")

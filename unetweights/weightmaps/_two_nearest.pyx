@@ -345,9 +345,9 @@ def nearest_two_squared(labels, spacing, Py_ssize_t threads=1):
     # One job per axis: its independent lines (rows, or blocks of BLOCK columns) split into ranges.
     jobs = [(_first_axis_rows, (float(spacing[2]) ** 2,), P * M)]
     if M > 1:
-        jobs.append((_later_blocks, (P, M, N, float(spacing[1]) ** 2), P * _blocks(N)))
+        jobs.append((_later_blocks, (M, N, float(spacing[1]) ** 2), P * _blocks(N)))
     if P > 1:
-        jobs.append((_later_blocks, (1, P, M * N, float(spacing[0]) ** 2), _blocks(M * N)))
+        jobs.append((_later_blocks, (P, M * N, float(spacing[0]) ** 2), _blocks(M * N)))
     if threads <= 1:
         for run, options, items in jobs:
             run(arrays, options, 0, items)
@@ -391,8 +391,8 @@ def _later_blocks(arrays, options, Py_ssize_t start, Py_ssize_t stop):
     cdef label_t[::1] l1 = arrays[2].reshape(-1)
     cdef double[::1] f2 = arrays[3].reshape(-1)
     cdef label_t[::1] l2 = arrays[4].reshape(-1)
-    cdef Py_ssize_t outer = options[0], n = options[1], inner = options[2]
-    cdef double w = options[3]
+    cdef Py_ssize_t n = options[0], inner = options[1]
+    cdef double w = options[2]
     # Scratch for one line (see _later_axis for the layout) and one block, this range's own.
     cdef double[::1] dbuf = np.empty(8 * n + 2, dtype=np.float64)
     cdef label_t[::1] lbuf = np.empty(8 * n, dtype=np.int64)

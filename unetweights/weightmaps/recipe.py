@@ -394,8 +394,9 @@ class WeightMapRecipe:
         instances are its connected components) goes to a weighting whose function takes it
         (:func:`unet_weight_map`: class weights per class); TypeError for one that does not.
         ``threads`` (the time, never the map) goes to a function that takes it."""
-        accepted = inspect.signature(self._spec.function).parameters
-        extra = {"threads": threads} if threads != 1 and "threads" in accepted else {}
+        # The signature only where an argument beyond the options comes: a transform calls this per sample.
+        accepted = inspect.signature(self._spec.function).parameters if classes is not None or threads != 1 else {}
+        extra = {"threads": threads} if "threads" in accepted else {}
         if classes is None:
             return self._spec.function(labels, **self._options, **extra)
         if "classes" not in accepted:
