@@ -40,7 +40,7 @@ def test_every_thread_count_gives_the_same_bits(shape, spacing):
 
 
 def test_the_kernel_splits_lines_beyond_their_count():
-    labels = _labels((4, 6, 50), seed=1)
+    labels = _labels((4, 6, 50), seed=1).astype(np.int32)
     one = nearest_two_squared(labels, (2.0, 1.0, 1.0), 1)
     many = nearest_two_squared(labels, (2.0, 1.0, 1.0), 64)
     assert all(a.tobytes() == b.tobytes() for a, b in zip(one, many))

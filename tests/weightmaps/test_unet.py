@@ -360,8 +360,31 @@ def test_border_cutoff_zero_when_w0_not_above_tol(w0, tol):
 )
 def test_realistic_touching_nuclei(shape, n, radius, spacing):
     """Touching nuclei bigger than the property tests, 2D and anisotropic 3D: equal to the reference."""
+    from unetweights import unet_weight_map
     from unetweights.synthetic import touching_nuclei
 
     labels = touching_nuclei(shape, n, radius=radius, spacing=spacing, seed=7)
     for border in ("background", "all"):
         run_and_compare(labels, spacing=spacing, border=border)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint16])
+def test_peak_memory_per_voxel(dtype):
+    """Issue 24: at most 32 bytes per voxel, the output included (tracemalloc sees numpy's arrays).
+
+    The kernel's ids are int32 (its label scratch 8 B/voxel, freed before w_c is allocated); an
+    int32 mask is read without a copy, other dtypes cost a 4-byte copy."""
+    import tracemalloc
+
+    from unetweights import unet_weight_map
+    from unetweights.synthetic import touching_nuclei
+
+    labels = touching_nuclei((24, 48, 64), 12, radius=6.0, seed=2).astype(dtype)
+    tracemalloc.start()
+    try:
+        weights = unet_weight_map(labels, spacing=(2.0, 1.0, 1.0))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert weights.shape == labels.shape
+    assert peak / labels.size <= 32.0, f"{peak / labels.size:.1f} B/voxel"

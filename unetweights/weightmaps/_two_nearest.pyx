@@ -36,7 +36,7 @@ import numpy as np
 
 from libc.math cimport INFINITY, exp, sqrt
 
-ctypedef long long label_t
+ctypedef int label_t  # int32 ids: the caller renumbers ids beyond its range (the kernel only compares them)
 
 
 cdef inline void _see(label_t c, Py_ssize_t x, Py_ssize_t* near, label_t* near_label, Py_ssize_t* other,
@@ -135,26 +135,30 @@ cdef struct Envelope:
     double* z
     Py_ssize_t k
 
+# A sweep reads a line through (g, s): column q's value is g[s q]. s = 1 reads it as it is; s = -1,
+# with g at the line's last entry, reads it mirrored, so a right-to-left sweep is the left-to-right
+# code on mirrored columns, without a mirrored copy.
 
-cdef inline double _cross(const double* g, double w, Py_ssize_t q, Py_ssize_t p) noexcept nogil:
-    """Where the parabola of column q (q > p) drops below that of column p."""
-    return ((g[q] - g[p]) / w + <double>(q * q - p * p)) / (2.0 * <double>(q - p))
+
+cdef inline double _cross(const double* g, Py_ssize_t s, double w, Py_ssize_t q, Py_ssize_t p) noexcept nogil:
+    """Where the parabola of column q (q > p) drops below that of column p (one division)."""
+    return (g[s * q] - g[s * p] + w * <double>(q * q - p * p)) / (2.0 * w * <double>(q - p))
 
 
-cdef inline void _push(Envelope* e, const double* g, double w, Py_ssize_t q) noexcept nogil:
+cdef inline void _push(Envelope* e, const double* g, Py_ssize_t s, double w, Py_ssize_t q) noexcept nogil:
     """Add column q, right of every column already in ``e``."""
-    cdef double s = -INFINITY
+    cdef double z = -INFINITY
     # Drop the parabolas that column q's undercuts over their whole segment.
     while e.k >= 0:
-        s = _cross(g, w, q, e.v[e.k])
-        if s > e.z[e.k]:
+        z = _cross(g, s, w, q, e.v[e.k])
+        if z > e.z[e.k]:
             break
         e.k -= 1
     if e.k < 0:
-        s = -INFINITY  # q is lowest everywhere
+        z = -INFINITY  # q is lowest everywhere
     e.k += 1
     e.v[e.k] = q
-    e.z[e.k] = s
+    e.z[e.k] = z
     e.z[e.k + 1] = INFINITY
 
 
@@ -182,7 +186,7 @@ cdef void _envelope_of(Envelope* e, const double* g, Py_ssize_t n, double w,
     e.k = -1
     for y in range(n):
         if g[y] < INFINITY:
-            _push(e, g, w, y)
+            _push(e, g, 1, w, y)
     if e.k < 0:
         for x in range(n):
             value[x] = INFINITY
@@ -197,130 +201,130 @@ cdef void _envelope_of(Envelope* e, const double* g, Py_ssize_t n, double w,
         winner[x] = y
 
 
-cdef double _scan(const double* g, const label_t* lab, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t step,
-                  Py_ssize_t x, label_t skip, double w, double best, label_t* best_label) noexcept nogil:
-    """The smallest g[y] + w (x - y)^2 over y = start, start + step, ... (not stop) whose label is not
-    ``skip``, below ``best``; stops once y is past x and w (x - y)^2 alone reaches the best value.
-    The caller seeds ``best_label`` with the label of the ``best`` it passes in."""
+cdef double _scan(const double* g, const label_t* lab, Py_ssize_t s, Py_ssize_t start, Py_ssize_t x,
+                  label_t skip, double w, double best, label_t* best_label) noexcept nogil:
+    """The smallest g[y] + w (x - y)^2 over y = start, start - 1, ..., 0 (read through s) whose label is
+    not ``skip``, below ``best``; stops once y is left of x and w (x - y)^2 alone reaches the best
+    value. The caller seeds ``best_label`` with the label of the ``best`` it passes in."""
     cdef Py_ssize_t y = start
     cdef double d, value
-    while y != stop:
+    while y >= 0:
         d = <double>(x - y)
-        # Only past x does the distance grow with every step (the scan may start on x's far side).
-        if w * d * d >= best and (y - x) * step >= 0:
+        # Only left of x does the distance grow with every step (the scan may start right of x).
+        if y <= x and w * d * d >= best:
             break
-        if g[y] < INFINITY and lab[y] != skip:
-            value = g[y] + w * d * d
+        if g[s * y] < INFINITY and lab[s * y] != skip:
+            value = g[s * y] + w * d * d
             if value < best:
                 best = value
-                best_label[0] = lab[y]
-        y += step
+                best_label[0] = lab[s * y]
+        y -= 1
     return best
 
 
-cdef void _other_label(Envelope* e, const double* g, const label_t* lab, const Py_ssize_t* run_of,
-                       const Py_ssize_t* run_start, Py_ssize_t n, double w, const Py_ssize_t* winner,
-                       const label_t* nearest, double* best, label_t* best_label) noexcept nogil:
-    """Left part of A(x), in place: lower ``best`` to the smallest f1 parabola of the columns left
-    of the run holding x's winner whose label differs from ``nearest[x]``.
+cdef void _other_label(Envelope* e, const double* g, const label_t* lab, Py_ssize_t n, double w,
+                       const Py_ssize_t* winner, const Py_ssize_t* run_of, const Py_ssize_t* first,
+                       const Py_ssize_t* last, const label_t* nearest, double* best, label_t* best_label,
+                       bint mirrored) noexcept nogil:
+    """One part of A(x), in place: lower ``best[x]`` to the smallest f1 parabola of the columns left
+    of the run holding x's winner (right of it when ``mirrored``) whose label differs from
+    ``nearest[x]``.
 
-    Columns are added run by run to an envelope built left to right; the queries of the x whose
-    winner lies in run j run just before run j is added. The right part is this on mirrored data.
+    Columns are added run by run to an envelope built in the sweep's direction; the queries of the
+    x whose winner lies in run j run just before run j is added. The mirrored sweep works in
+    mirrored coordinates t = n - 1 - x, reading the line through s = -1.
     """
-    cdef Py_ssize_t x = 0, y = 0, j, c, segment = 0
+    cdef Py_ssize_t s = -1 if mirrored else 1
+    cdef const double* gs = g + (n - 1 if mirrored else 0)
+    cdef const label_t* ls = lab + (n - 1 if mirrored else 0)
+    cdef Py_ssize_t t, x, y = 0, j, c, stop, segment = 0
     cdef double d, value
     cdef label_t found
     e.k = -1
-    while x < n:
-        if winner[x] < 0:
-            x += 1
-            continue
+    for t in range(n):
+        x = n - 1 - t if mirrored else t
         j = run_of[winner[x]]
-        # Add every column of the runs before j.
-        while y < run_start[j]:
-            if g[y] < INFINITY:
-                _push(e, g, w, y)
+        # Add every column before run j, in the sweep's coordinates.
+        stop = n - 1 - last[j] if mirrored else first[j]
+        while y < stop:
+            if gs[s * y] < INFINITY:
+                _push(e, gs, s, w, y)
             y += 1
         if e.k >= 0:
-            segment = _locate(e, <double>x, segment)
+            segment = _locate(e, <double>t, segment)
             c = e.v[segment]
-            if lab[c] != nearest[x]:
-                d = <double>(x - c)
-                value = g[c] + w * d * d
+            if ls[s * c] != nearest[x]:
+                d = <double>(t - c)
+                value = gs[s * c] + w * d * d
                 if value < best[x]:
                     best[x] = value
-                    best_label[x] = lab[c]
+                    best_label[x] = ls[s * c]
             else:
                 # A comb: the lowest parabola carries x's own label; scan past it.
                 found = best_label[x]
-                best[x] = _scan(g, lab, run_start[j] - 1, -1, -1, x, nearest[x], w, best[x], &found)
+                best[x] = _scan(gs, ls, s, stop - 1, t, nearest[x], w, best[x], &found)
                 best_label[x] = found
-        x += 1
 
 
 cdef inline void _runs(const double* g, const label_t* lab, Py_ssize_t n, Py_ssize_t* run_of,
-                       Py_ssize_t* run_start) noexcept nogil:
-    """Number the maximal runs of equal label over the finite columns: ``run_of[y]`` for each
-    finite column, and ``run_start[j]`` = the first column after run j - 1's last finite column
-    (the inf columns between runs add nothing to an envelope)."""
-    cdef Py_ssize_t y, runs = 0, last = -1
+                       Py_ssize_t* first, Py_ssize_t* last) noexcept nogil:
+    """Number the maximal runs of equal label over the finite columns: ``run_of[y]`` for each finite
+    column, and the first and last finite column of each run (the inf columns between runs add
+    nothing to an envelope)."""
+    cdef Py_ssize_t y, runs = 0
     cdef label_t previous = 0
     for y in range(n):
         if g[y] < INFINITY:
             if runs == 0 or lab[y] != previous:
-                run_start[runs] = y if runs == 0 else last + 1
+                first[runs] = y
                 runs += 1
                 previous = lab[y]
             run_of[y] = runs - 1
-            last = y
+            last[runs - 1] = y
 
 
 cdef void _later_axis(Py_ssize_t n, double w, double* g1, label_t* a1, double* g2, label_t* a2,
-                      double* tmp, label_t* tmp_label, Py_ssize_t* winner, Py_ssize_t* winner2,
-                      Py_ssize_t* run_of, Py_ssize_t* run_start, label_t* nearest,
-                      double* rg, label_t* rlab, Py_ssize_t* rrun_of, Py_ssize_t* rrun_start,
-                      Py_ssize_t* rwinner, label_t* rnearest, double* rbest, label_t* rbest_label,
-                      Envelope* e) noexcept nogil:
-    """One line of a later axis, in place on the line's (g1, a1, g2, a2)."""
-    cdef Py_ssize_t x, y
-    cdef double* e1 = tmp
-    cdef double* e2 = tmp + n
-    cdef double* best = tmp + 2 * n
-    cdef label_t* best_label = tmp_label
-    cdef label_t* e2_label = tmp_label + n
+                      double* dbuf, label_t* lbuf, Py_ssize_t* ibuf) noexcept nogil:
+    """One line of a later axis, in place on the line's (g1, a1, g2, a2).
 
-    _envelope_of(e, g1, n, w, e1, winner)
+    Scratch: ``dbuf`` 4n + 2 doubles, ``lbuf`` 3n labels, ``ibuf`` 6n + 1 indices.
+    """
+    cdef Py_ssize_t x
+    cdef double* e1 = dbuf
+    cdef double* e2 = dbuf + n
+    cdef double* best = dbuf + 2 * n
+    cdef label_t* best_label = lbuf
+    cdef label_t* e2_label = lbuf + n
+    cdef label_t* nearest = lbuf + 2 * n
+    cdef Py_ssize_t* winner = ibuf
+    cdef Py_ssize_t* winner2 = ibuf + n
+    cdef Py_ssize_t* run_of = ibuf + 2 * n
+    cdef Py_ssize_t* first = ibuf + 3 * n
+    cdef Py_ssize_t* last = ibuf + 4 * n
+    cdef Envelope e
+    e.v = ibuf + 5 * n                         # n + 1
+    e.z = dbuf + 3 * n                         # n + 2
+
+    _envelope_of(&e, g1, n, w, e1, winner)
     if winner[0] < 0:
         return  # no label on this line: everything stays inf
-    _envelope_of(e, g2, n, w, e2, winner2)
+    _envelope_of(&e, g2, n, w, e2, winner2)
     for x in range(n):
         nearest[x] = a1[winner[x]]
         e2_label[x] = a2[winner2[x]] if winner2[x] >= 0 else 0
         best[x] = INFINITY
         best_label[x] = 0
-    _runs(g1, a1, n, run_of, run_start)
-    _other_label(e, g1, a1, run_of, run_start, n, w, winner, nearest, best, best_label)
-
-    # The right part: the same on the mirrored line. Mirrored runs start after the next run ends.
+    _runs(g1, a1, n, run_of, first, last)
+    _other_label(&e, g1, a1, n, w, winner, run_of, first, last, nearest, best, best_label, False)
+    _other_label(&e, g1, a1, n, w, winner, run_of, first, last, nearest, best, best_label, True)
     for x in range(n):
-        rg[x] = g1[n - 1 - x]
-        rlab[x] = a1[n - 1 - x]
-        rwinner[x] = n - 1 - winner[n - 1 - x]
-        rnearest[x] = nearest[n - 1 - x]
-        rbest[x] = best[n - 1 - x]
-        rbest_label[x] = best_label[n - 1 - x]
-    _runs(rg, rlab, n, rrun_of, rrun_start)
-    _other_label(e, rg, rlab, rrun_of, rrun_start, n, w, rwinner, rnearest, rbest, rbest_label)
-
-    for x in range(n):
-        y = n - 1 - x
         # d2 = min(A, E2); on a tie A's label, which certainly differs from the nearest one.
-        if e2[x] < rbest[y]:
+        if e2[x] < best[x]:
             g2[x] = e2[x]
             a2[x] = e2_label[x]
         else:
-            g2[x] = rbest[y]
-            a2[x] = rbest_label[y]
+            g2[x] = best[x]
+            a2[x] = best_label[x]
         g1[x] = e1[x]
         a1[x] = nearest[x]
 
@@ -328,7 +332,7 @@ cdef void _later_axis(Py_ssize_t n, double w, double* g1, label_t* a1, double* g
 def nearest_two_squared(labels, spacing, Py_ssize_t threads=1):
     """Squared distances (d1², d2²) to the nearest and second-nearest distinct nonzero label.
 
-    ``labels``: a C-contiguous int64 array of shape (P, M, N); ``spacing``: three positive floats;
+    ``labels``: a C-contiguous int32 array of non-negative ids, of shape (P, M, N); ``spacing``: three positive floats;
     ``threads``: how many native threads share each axis's lines (the GIL released), >= 1.
     Returns two new float64 arrays of that shape, inf where there is no such label. Every line is
     computed alone, so the result is the same bit for bit whatever ``threads`` is.
@@ -339,8 +343,8 @@ def nearest_two_squared(labels, spacing, Py_ssize_t threads=1):
     f2_arr = np.empty((P, M, N), dtype=np.float64)
     if P * M * N == 0:
         return f1_arr, f2_arr
-    l1_arr = np.empty((P, M, N), dtype=np.int64)
-    l2_arr = np.empty((P, M, N), dtype=np.int64)
+    l1_arr = np.empty((P, M, N), dtype=np.int32)
+    l2_arr = np.empty((P, M, N), dtype=np.int32)
     arrays = (labels, f1_arr, l1_arr, f2_arr, l2_arr)
     # One job per axis: its independent lines (rows, or blocks of BLOCK columns) split into ranges.
     jobs = [(_first_axis_rows, (float(spacing[2]) ** 2,), P * M)]
@@ -394,11 +398,11 @@ def _later_blocks(arrays, options, Py_ssize_t start, Py_ssize_t stop):
     cdef Py_ssize_t n = options[0], inner = options[1]
     cdef double w = options[2]
     # Scratch for one line (see _later_axis for the layout) and one block, this range's own.
-    cdef double[::1] dbuf = np.empty(8 * n + 2, dtype=np.float64)
-    cdef label_t[::1] lbuf = np.empty(8 * n, dtype=np.int64)
-    cdef Py_ssize_t[::1] ibuf = np.empty(8 * n + 1, dtype=np.intp)
+    cdef double[::1] dbuf = np.empty(4 * n + 2, dtype=np.float64)
+    cdef label_t[::1] lbuf = np.empty(3 * n, dtype=np.int32)
+    cdef Py_ssize_t[::1] ibuf = np.empty(6 * n + 1, dtype=np.intp)
     cdef double[::1] block_f = np.empty(2 * BLOCK * _row_stride(n), dtype=np.float64)
-    cdef label_t[::1] block_l = np.empty(2 * BLOCK * _row_stride(n), dtype=np.int64)
+    cdef label_t[::1] block_l = np.empty(2 * BLOCK * _row_stride(n), dtype=np.int32)
     with nogil:
         _later_pass(&f1[0], &l1[0], &f2[0], &l2[0], n, inner, w, start, stop,
                     &dbuf[0], &lbuf[0], &ibuf[0], &block_f[0], &block_l[0])
@@ -422,32 +426,10 @@ cdef void _later_pass(double* f1, label_t* l1, double* f2, label_t* l2, Py_ssize
     """Transform the middle axis of arrays viewed as (outer, n, inner), BLOCK lines at a time: the
     blocks [start, stop) in the order (o, j), _blocks(inner) of them per o.
 
-    Scratch: ``dbuf`` 8n + 2 doubles, ``lbuf`` 8n labels, ``ibuf`` 8n + 1 indices, ``block_f``
+    Scratch: ``dbuf``, ``lbuf`` and ``ibuf`` as :func:`_later_axis` needs them, ``block_f``
     2 BLOCK ld doubles and ``block_l`` 2 BLOCK ld labels, ld = _row_stride(n).
     """
     cdef Py_ssize_t o, j, x, b, base, width, at, k, per_outer = _blocks(inner)
-    cdef Envelope e
-    cdef double* rg = dbuf + 2 * n
-    cdef double* tmp = dbuf + 3 * n            # 3n: e1, e2, best
-    cdef double* rbest = dbuf + 6 * n
-    cdef label_t* tmp_label = lbuf + 2 * n     # 2n: best_label, e2_label
-    cdef label_t* nearest = lbuf + 4 * n
-    cdef label_t* rlab = lbuf + 5 * n
-    cdef label_t* rnearest = lbuf + 6 * n
-    cdef label_t* rbest_label = lbuf + 7 * n
-    cdef Py_ssize_t* winner = ibuf
-    cdef Py_ssize_t* winner2 = ibuf + n
-    cdef Py_ssize_t* run_of = ibuf + 2 * n
-    cdef Py_ssize_t* run_start = ibuf + 3 * n
-    cdef Py_ssize_t* rrun_of = ibuf + 4 * n
-    cdef Py_ssize_t* rrun_start = ibuf + 5 * n
-    cdef Py_ssize_t* rwinner = ibuf + 6 * n
-    cdef double* g1
-    cdef double* g2
-    cdef label_t* a1
-    cdef label_t* a2
-    e.v = ibuf + 7 * n                         # n + 1
-    e.z = dbuf + 7 * n                         # n + 2
     # Line b of a block lives at [b ld, b ld + n) of each block buffer. ld is n rounded up to an odd
     # number of cache lines: with a power-of-two stride (n = 512, say) the 2 BLOCK lines written
     # for one x all fall into one cache set and evict each other.
@@ -465,12 +447,8 @@ cdef void _later_pass(double* f1, label_t* l1, double* f2, label_t* l2, Py_ssize
                 block_l[b * ld + x] = l1[at + b]
                 block_l[(BLOCK + b) * ld + x] = l2[at + b]
         for b in range(width):
-            g1 = block_f + b * ld
-            g2 = block_f + (BLOCK + b) * ld
-            a1 = block_l + b * ld
-            a2 = block_l + (BLOCK + b) * ld
-            _later_axis(n, w, g1, a1, g2, a2, tmp, tmp_label, winner, winner2, run_of, run_start,
-                        nearest, rg, rlab, rrun_of, rrun_start, rwinner, rnearest, rbest, rbest_label, &e)
+            _later_axis(n, w, block_f + b * ld, block_l + b * ld, block_f + (BLOCK + b) * ld,
+                        block_l + (BLOCK + b) * ld, dbuf, lbuf, ibuf)
         for x in range(n):
             at = base + x * inner
             for b in range(width):
@@ -485,7 +463,7 @@ def add_border_term(f1_arr, f2_arr, labels, weights, double scale, double w0, do
     """Add w0 exp(-(d1 + d2)^2 / 2 sigma^2) to ``weights`` where d1 + d2 <= ``cutoff``, in one pass.
 
     ``f1_arr``, ``f2_arr``: the squared distances of :func:`nearest_two_squared` in the rescaled
-    units (d = scale sqrt(f)); ``labels``: the kernel's int64 labels; ``weights``: float32, the
+    units (d = scale sqrt(f)); ``labels``: the kernel's int32 labels; ``weights``: float32, the
     same (P, M, N) shape, updated in place. With ``background_only`` only label-0 pixels change.
     The sum is formed as numpy would form it (sqrt, scale, add, divide by sigma) so that the map
     equals the plain formula to rounding. ``threads`` share the pixels, each a range of its own.

@@ -19,7 +19,7 @@ from .._validation import (
     thread_count,
 )
 from .balance import ClassWeights, check_class_weights, class_balance_weights
-from .distance import _add_border_term_in_place, _nearest_two
+from .distance import _add_border_term_in_place, _nearest_two, _squared
 from .instances import label_instances, separate_touching
 
 BORDERS = ("background", "all")
@@ -158,6 +158,11 @@ def unet_weight_map(
         classes = as_label_array(classes, name="classes", ndims=(labels.ndim,))
         check_same_shape(classes, "classes", labels.shape)
     labels, ignored = _prepared(labels, separate, ignore_label)
+    # The distances come first: the kernel's label scratch (8 B/voxel) is freed before w_c and the
+    # class mask exist, which keeps the peak at about 28 B/voxel (issue 24). Beyond the cutoff the
+    # border term is below tol, and with a zero cutoff it is left out altogether.
+    cutoff = border_cutoff(w0, sigma, tol)
+    squared = _squared(labels, spacing, threads) if cutoff > 0.0 else None
     classes = labels > 0 if classes is None else classes
     if ignored is None:
         # C order: the border term is added in place through a flat view (F-ordered labels give F-ordered w_c).
@@ -167,28 +172,11 @@ def unet_weight_map(
         kept = ~ignored
         if kept.any():
             weights[kept] = class_balance_weights(classes[kept], class_weights)
-    _add_border_term(weights, labels, w0, sigma, tol, spacing, border, threads)
+    if squared is not None:
+        _add_border_term_in_place(weights, squared, w0, sigma, cutoff, border == "background", threads)
     if ignored is not None:
         weights[ignored] = 0.0
     return weights
-
-
-def _add_border_term(
-    weights: np.ndarray,
-    labels: np.ndarray,
-    w0: float,
-    sigma: float,
-    tol: float,
-    spacing: np.ndarray,
-    border: str,
-    threads: int,
-) -> None:
-    cutoff = border_cutoff(w0, sigma, tol)
-    if cutoff == 0.0:
-        return
-    # (d / sigma)^2 rather than d^2 / sigma^2, whose parts overflow or underflow (to inf / inf or
-    # 0 / 0) for extreme sigma or spacing; beyond the cutoff the term is below tol and left out.
-    _add_border_term_in_place(weights, labels, spacing, w0, sigma, cutoff, border == "background", threads)
 
 
 def falk_weight_map(
