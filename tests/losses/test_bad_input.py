@@ -422,3 +422,28 @@ def test_fullgraph_compile_errors_still_name_the_argument():
     assert isinstance(info.value, (ValueError, torch._dynamo.exc.Unsupported))
     with pytest.raises(Exception, match="input: expected a floating"):
         run(x.long(), t, w)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pooled_sigmoid_focal_keeps_the_nan_rule(mode, tmp_path):
+    """"mean" and "sum" of the sigmoid focal loss check the logits from the total (eager, on the CPU)
+    or inside the loss's own reduction (compiled), not in a pass of their own: a NaN or infinite
+    logit is still a NaN loss, a zero weight does not hide it, a bad target is still refused (or
+    NaN, compiled), and an overflowed sum of finite logits stays inf rather than NaN."""
+    x, target, weight = make_inputs("binary", SHAPE, seed=21)
+    weight[0, 2, 3] = 0.0
+    for reduction in ("mean", "sum"):
+        module = L.FocalLoss("sigmoid", alpha=0.25, reduction=reduction)
+        run = _build(mode, module, tmp_path)
+        clean = module(x, target, weight)
+        torch.testing.assert_close(run(x, target, weight), clean, rtol=1e-5, atol=1e-6)
+        for value in (math.nan, math.inf, -math.inf):
+            assert torch.isnan(run(_at(x, value), target, weight)), (reduction, value)
+        for value in (math.nan, 2.0, -0.5):
+            if mode == "compile":
+                assert torch.isnan(run(x, _at(target, value), weight)), (reduction, value)
+            else:
+                with pytest.raises(RAISED, match="target:"):
+                    run(x, _at(target, value), weight)
+        huge = torch.full_like(x, 3e38)
+        assert run(huge, torch.zeros_like(target), None).item() == math.inf, reduction

@@ -169,12 +169,16 @@ def scored_parts(
     return prob, truth, pixel_weight, poison
 
 
-def binary_parts(input: Tensor, target: Tensor, probabilities: bool = False) -> Tuple[Tensor, Tensor, Tensor]:
+def binary_parts(
+    input: Tensor, target: Tensor, probabilities: bool = False, input_values: bool = True
+) -> Tuple[Tensor, Tensor, Tensor]:
     """Check an input/target pair of the same shape: logits, or probabilities with ``probabilities``.
 
     Returns ``(input, target, poison)``: both in float32 (or float64), and the (N,) poison of the
     images with a NaN or infinite input or, while tracing, a target (or a probability input)
-    outside [0, 1] (eager and TorchScript raise for those).
+    outside [0, 1] (eager and TorchScript raise for those). Without ``input_values`` the logits'
+    values are left to the caller, which then owns the NaN rule for them: the poison covers the
+    target only.
     """
     if input.dim() < 1:
         raise ValueError(f"input: expected at least one dim, got shape {list(input.shape)}")
@@ -186,6 +190,8 @@ def binary_parts(input: Tensor, target: Tensor, probabilities: bool = False) -> 
     target, target_poison = probability_target(target, input.dtype)
     if probabilities:
         return input, target, _probability_poison(input) + target_poison
+    if not input_values:
+        return input, target, target_poison
     return input, target, input_poison(input) + target_poison
 
 

@@ -147,11 +147,17 @@ def probability_target(target: Tensor, dtype: torch.dtype, name: str = "target")
     plausible probability; it is 0 otherwise.
     """
     truth = as_float32(target) if target.is_floating_point() else target.to(dtype)
-    in_range = (truth >= 0) & (truth <= 1)
     if checking_values():
-        if not bool(in_range.all()):
-            raise ValueError(f"{name}: expected binary targets or probabilities in [0, 1], found NaN or values outside")
-    return truth, poison_unless_all(in_range, truth.dtype)
+        # One pass, and none for a bool target: a NaN anywhere makes both ends NaN, failing both tests.
+        if target.dtype != torch.bool:
+            low, high = torch.aminmax(truth.detach())
+            if not (float(low) >= 0.0 and float(high) <= 1.0):
+                raise ValueError(
+                    f"{name}: expected binary targets or probabilities in [0, 1], found NaN or values outside"
+                )
+        # What raises here is what the poison would mark: nothing is left to mark.
+        return truth, torch.zeros(truth.shape[0], dtype=truth.dtype, device=truth.device)
+    return truth, poison_unless_all((truth >= 0) & (truth <= 1), truth.dtype)
 
 
 def check_floating(x: Tensor, name: str) -> None:
@@ -395,10 +401,36 @@ def reduce_loss(loss: Tensor, norm: Optional[Tensor], reduction: str, poison: Op
         return poison_rows(per_image, poison)
     total = loss.sum()
     if reduction == "mean":
-        if norm is None:
-            total = total / max(loss.numel(), 1)
-        else:
-            total = safe_divide(total, norm.expand(loss.shape).sum())
+        total = _mean_of(total, loss, norm)
     if poison is not None:
         total = total + poison.sum()
     return total
+
+
+def _mean_of(total: Tensor, loss: Tensor, norm: Optional[Tensor]) -> Tensor:
+    """The "mean" of a loss that sums to ``total``: Σ w·ℓ / Σ w (0 when Σ w = 0), or / the count."""
+    if norm is None:
+        return total / max(loss.numel(), 1)
+    return safe_divide(total, norm.expand(loss.shape).sum())
+
+
+def reduce_product(
+    loss: Tensor, factor: Optional[Tensor], norm: Optional[Tensor], reduction: str, poison: Optional[Tensor] = None
+) -> Tensor:
+    """:func:`reduce_loss` of ``loss * factor`` (``factor`` None: of ``loss``), ``norm`` as there.
+
+    Eager and TorchScript, "mean" and "sum" with a factor of the loss's shape and dtype take one dot
+    product for the sum: no product tensor is written, and the backward is the product's. (Traced,
+    the product and the sum fuse into one kernel anyway, where a dot would be a library call.)
+    """
+    if factor is None:
+        return reduce_loss(loss, norm, reduction, poison)
+    pooled = reduction == "mean" or reduction == "sum"
+    if pooled and checking_values() and factor.shape == loss.shape and factor.dtype == loss.dtype:
+        total = torch.dot(loss.reshape(-1), factor.reshape(-1))
+        if reduction == "mean":
+            total = _mean_of(total, loss, norm)
+        if poison is not None:
+            total = total + poison.sum()
+        return total
+    return reduce_loss(loss * factor, norm, reduction, poison)

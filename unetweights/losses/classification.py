@@ -33,6 +33,7 @@ from .._stage.reduce import (
     plain_index_target,
     input_poison,
     reduce_loss,
+    reduce_product,
 )
 
 
@@ -113,6 +114,8 @@ def _plain_cross_entropy(
     loss = F.cross_entropy(input, indices, weight=class_weight, reduction="none")
     norm: Optional[Tensor] = None if class_weight is None else class_weight[indices]
     pixel_weight = elementwise_weight(weight, list(loss.shape), False)
+    if norm is None:
+        return reduce_product(loss, pixel_weight, pixel_weight, reduction, input_poison(input))
     if pixel_weight is not None:
         loss = loss * pixel_weight
         norm = pixel_weight if norm is None else norm * pixel_weight
@@ -308,20 +311,39 @@ def focal_loss(
         return loss
     if class_weight is not None:
         raise ValueError("class_weight: only the softmax focal loss takes class weights; use alpha for sigmoid")
-    input, target, poison = binary_parts(input, target)
+    # Eager on the CPU, "mean" and "sum" need no pass of their own for the logits: a NaN or
+    # infinite logit makes its BCE term NaN or inf (each form of it holds an x·t or x·(1 - t)), and
+    # no factor below turns that finite, so a finite total proves the logits finite. Only a total
+    # that is not finite takes the per-image poison (an overflowed sum of finite logits stays inf).
+    # Traced (compiled or exported), they take it inside the loss's own reduction instead: 0·x is NaN
+    # for a NaN or infinite logit and a target outside [0, 1] adds NaN, so no reduction of its own
+    # reads x and t again (the per-image poison is then unused, and the graph drops it).
+    pooled = reduction == "mean" or reduction == "sum"
+    deferred = pooled and checking_values() and input.device.type == "cpu"
+    fused = pooled and not checking_values()
+    input, target, parts_poison = binary_parts(input, target, False, not deferred)
+    poison: Optional[Tensor] = parts_poison
     pixel_weight = elementwise_weight(weight, list(input.shape), input.dim() >= 4)
     # torch's fused BCE of logits: (1 - t)·x + log(1 + e^-x), stable, in one pass and one backward.
     loss = F.binary_cross_entropy_with_logits(input, target, reduction="none")
+    if fused:
+        loss = loss + (0.0 * input.detach() + torch.where((target >= 0) & (target <= 1), 0.0, math.nan))
+        poison = None
+    factor: Optional[Tensor] = None
     if gamma > 0.0:
-        p = torch.sigmoid(input)
-        # 1 - p_t = p + t·(1 - 2p), with p_t = p·t + (1 - p)·(1 - t): a lerp from p to 1 - p.
-        loss = loss * _focal_factor(torch.lerp(p, 1.0 - p, target), gamma)
+        # 1 - p_t = t + p·(1 - 2t), with p_t = p·t + (1 - p)·(1 - t): one multiply-add whose
+        # backward is one product (1 - 2t holds no gradient); exact for binary t.
+        factor = _focal_factor(torch.addcmul(target, torch.sigmoid(input), torch.rsub(target, 1.0, alpha=2.0)), gamma)
     if alpha is not None:
         # α_t = α·t + (1 - α)·(1 - t) = (1 - α) + (2α - 1)·t.
-        loss = loss * ((2.0 * alpha - 1.0) * target + (1.0 - alpha))
+        balance = (2.0 * alpha - 1.0) * target + (1.0 - alpha)
+        factor = balance if factor is None else factor * balance
     if pixel_weight is not None:
-        loss = loss * pixel_weight
-    return reduce_loss(loss, pixel_weight, reduction, poison)
+        factor = pixel_weight if factor is None else factor * pixel_weight
+    total = reduce_product(loss, factor, pixel_weight, reduction, poison)
+    if deferred and not bool(torch.isfinite(total)):
+        total = total + input_poison(input).sum()
+    return total
 
 
 def check_focal_options(activation: str, alpha: Optional[float], gamma: float) -> None:
