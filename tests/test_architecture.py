@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "unetweights"
 SHARED = {"_files", "_graph", "_validation", "_stage"}
 
 # Private top-level modules that are parts of one room (split off to keep modules short).
-PARTS = {"_onnx_export": "export", "_artefacts": "export", "_providers": "runtime", "_input_checks": "runtime",
+PARTS = {"_onnx_export": "export", "_pt2_export": "export", "_artefacts": "export", "_providers": "runtime", "_input_checks": "runtime",
          "_weight_flags": "cli", "_evaluate_objects": "cli", "_export_command": "cli"}
 
 # room -> the rooms it may import (the shared helpers are allowed everywhere).

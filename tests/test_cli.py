@@ -123,6 +123,35 @@ def test_export(exported, capsys):
         torch.testing.assert_close(value, expected[name])
 
 
+@pytest.mark.parametrize("pt2", [False, True])
+def test_export_writes_the_pt2_files_on_request(tmp_path, capsys, monkeypatch, pt2):
+    """The wiring of --pt2, with the exporters replaced by recorders (to_pt2 itself is tested in
+    tests/export/test_pt2.py, and one compile there costs tens of seconds)."""
+    import unetweights.export as export
+
+    calls = {}
+
+    def recorder(name):
+        def record(graph, path, example, **options):
+            calls[name] = (graph, str(path), example, options)
+            return "report"
+
+        return record
+
+    for name in ("to_onnx", "to_torchscript", "to_pt2"):
+        monkeypatch.setattr(export, name, recorder(name))
+    out = tmp_path / "graph"
+    assert main(["export", "--classes", "3", "--out", str(out)] + (["--pt2"] if pt2 else [])) == 0
+    printed = capsys.readouterr().out
+    assert ("to_pt2" in calls) == pt2 and ("eval.pt2" in printed) == pt2
+    if pt2:
+        graph, path, example, options = calls["to_pt2"]
+        assert isinstance(graph, EvaluationGraph) and graph.output_names == calls["to_onnx"][0].output_names
+        assert path == str(out / "eval.pt2") and options == {"program_path": out / "eval_program.pt2"}
+        assert example is calls["to_onnx"][2]
+        assert "eval_program.pt2" in printed
+
+
 def test_export_3d_without_weight_with_surface_metrics(tmp_path, capsys):
     surface = ["--surface", "1.0", "2.0", "--percentile", "90", "--spacing", "2", "1", "1", "--ignore-empty"]
     argv = ["export", "--classes", "2", "--ndim", "3", "--no-weight", *surface, "--out", str(tmp_path / "graph")]

@@ -1,5 +1,6 @@
 """cli's ``unetweights export``: the default evaluation graph, with the surface metrics and MONAI's
-empty-class rule on request, written as OUT/eval.onnx and OUT/eval.pt. A part of cli (only cli
+empty-class rule on request, written as OUT/eval.onnx and OUT/eval.pt (and, with ``--pt2``, as an
+AOTInductor package OUT/eval.pt2 and a saved ExportedProgram OUT/eval_program.pt2). A part of cli (only cli
 imports it), split off to keep cli.py under 500 lines; user errors are cli's ``UsageError``, passed in.
 """
 
@@ -33,6 +34,11 @@ def add_export_options(parser: argparse.ArgumentParser, add_count: Callable, err
     parser.add_argument("--spacing", type=float, nargs="+", help="voxel size, one per spatial axis (default 1), with --surface")
     parser.add_argument("--no-weight", action="store_true", help="a graph without the weight-map input")
     parser.add_argument("--opset", type=int, help="ONNX opset (default 20, at least 18)")
+    parser.add_argument(
+        "--pt2", action="store_true",
+        help="also write eval.pt2 (an AOTInductor package, for C++ with libtorch; compiling takes tens of seconds) "
+        "and eval_program.pt2 (the ExportedProgram, for torch.export.load)",
+    )
     parser.set_defaults(run=lambda args: run_export(args, error))
 
 
@@ -40,7 +46,7 @@ def run_export(args: argparse.Namespace, error: type) -> int:
     import torch
 
     from .evaluation import EvaluationGraph
-    from .export import to_onnx, to_torchscript
+    from .export import to_onnx, to_pt2, to_torchscript
 
     if args.classes < 1 or (args.activation == "softmax" and args.classes < 2):
         raise error(f"--classes: expected at least {2 if args.activation == 'softmax' else 1}, got {args.classes}")
@@ -74,4 +80,9 @@ def run_export(args: argparse.Namespace, error: type) -> int:
     # The outputs named here come from the graph itself, like the ONNX report's above, so the text
     # cannot promise an output (a Dice loss, say) that this graph does not compute.
     print(f"{out / 'eval.pt'} (TorchScript of the same graph, outputs {', '.join(graph.output_names)}; for libtorch programs)")
+    if args.pt2:
+        to_pt2(graph, out / "eval.pt2", example, program_path=out / "eval_program.pt2")
+        print(f"{out / 'eval.pt2'} (AOTInductor package of the same graph, checked on unseen shapes; for "
+              "torch::inductor::AOTIModelPackageLoader and torch._inductor.aoti_load_package)")
+        print(f"{out / 'eval_program.pt2'} (its ExportedProgram; for torch.export.load)")
     return 0

@@ -1,9 +1,11 @@
-"""The torch side of :func:`unetweights.export.to_onnx`: what it derives, how it calls the exporter.
+"""The torch side of :func:`unetweights.export.to_onnx` (and the example shapes of ``to_pt2``): what they derive, how they call the exporter.
 
 - :func:`graph_ignore_index`: the target value that every part of an EvaluationGraph ignores,
   which ``to_onnx`` records in the file's metadata for :class:`~unetweights.runtime.OnnxEvaluator`.
-- :func:`check_example_sizes` and :func:`torch_dynamic_shapes`: the dynamic dims as
-  ``torch.export.Dim`` symbols, each with an example size that torch.export keeps symbolic.
+- :func:`example_tuple`, :func:`dynamic_dims`, :func:`check_example_sizes` and
+  :func:`torch_dynamic_shapes`: the example inputs, which of their dims are dynamic (shared by
+  ``to_onnx`` and ``to_pt2``), and those dims as ``torch.export.Dim`` symbols, each with an example
+  size that torch.export keeps symbolic.
 - :func:`translations`: softmax and log-softmax written as reductions, for onnxruntime's speed.
 - :func:`quiet_exporter`: the exporter's prints, logs and self-addressed warnings kept quiet.
 
@@ -49,6 +51,47 @@ def graph_ignore_index(graph: EvaluationGraph) -> Optional[int]:
     if not values or any(value is None for value in values) or len(set(values)) != 1:
         return None
     return values[0]
+
+
+_SPATIAL_NAMES = {1: ["length"], 2: ["height", "width"], 3: ["depth", "height", "width"]}
+
+
+def example_tuple(example_inputs: Any) -> Tuple[Tensor, ...]:
+    """``example_inputs`` (one tensor or a sequence) as a tuple of detached tensors, checked."""
+    inputs = (example_inputs,) if isinstance(example_inputs, Tensor) else tuple(example_inputs)
+    if not inputs:
+        raise ValueError("example_inputs: expected at least one tensor, got none")
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"example_inputs[{i}]: expected a tensor, got {type(x).__name__}")
+    return tuple(x.detach() for x in inputs)
+
+
+def dynamic_dims(example_inputs: Sequence[Tensor]) -> List[Dict[int, str]]:
+    """The dims that :func:`to_onnx` makes dynamic, with their symbol names, for each input.
+
+    Segmentation layout: the first input is (N, C, *spatial). Dim 0 of every input is the batch,
+    and the trailing ``len(spatial)`` dims of every input are the spatial dims, named "height"
+    and "width" in 2D and "depth", "height", "width" in 3D. Dims in between (channels) stay
+    fixed.
+    """
+    first = example_inputs[0]
+    if first.dim() < 2:
+        raise ValueError(
+            f"example_inputs[0]: expected shape (N, C, *spatial) to derive the dynamic dims, got {list(first.shape)}"
+        )
+    rank = first.dim() - 2
+    spatial = _SPATIAL_NAMES.get(rank, [f"spatial_{k}" for k in range(rank)])
+    dims: List[Dict[int, str]] = []
+    for i, x in enumerate(example_inputs):
+        if x.dim() < rank + 1:
+            raise ValueError(
+                f"example_inputs[{i}]: expected a batch dim and {rank} spatial dims, got shape {list(x.shape)}"
+            )
+        spec = {0: "batch"}
+        spec.update({x.dim() - rank + k: spatial[k] for k in range(rank)})
+        dims.append(spec)
+    return dims
 
 
 def check_example_sizes(example_inputs: Sequence[Tensor], dims: Sequence[Dict[int, str]]) -> None:

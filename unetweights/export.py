@@ -1,4 +1,7 @@
-"""Export modules (evaluation graphs, losses) to ONNX and TorchScript, and check what was saved.
+"""Export modules (evaluation graphs, losses) to ONNX, AOTInductor and TorchScript; check what was saved.
+
+:func:`to_pt2` (torch.export and AOTInductor: C++ with libtorch, Python without the source) is
+written in ``_pt2_export``, with its notes.
 
 ONNX goes through torch's torch.export-based exporter with dynamic batch and spatial dims. That
 exporter silently fixes any dim the code forces to be constant (a Python loop over the batch, a
@@ -21,14 +24,20 @@ from torch import Tensor, nn
 from ._artefacts import compare, default_opset, load_model
 from ._files import check_output_file, written_in_place
 from ._graph import IGNORE_INDEX_METADATA, INPUT_NAMES, LOGITS
-from ._onnx_export import check_example_sizes, graph_ignore_index, quiet_exporter, torch_dynamic_shapes, translations
+from ._onnx_export import (
+    check_example_sizes,
+    dynamic_dims,
+    example_tuple,
+    graph_ignore_index,
+    quiet_exporter,
+    torch_dynamic_shapes,
+    translations,
+)
+from ._pt2_export import INPUTS_METADATA, OUTPUTS_METADATA, to_pt2
 from .evaluation import EvaluationGraph
 
 DEFAULT_OPSET = 20
 MIN_OPSET = 18
-
-_SPATIAL_NAMES = {1: ["length"], 2: ["height", "width"], 3: ["depth", "height", "width"]}
-
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -71,43 +80,6 @@ def _require_onnx():
             "to_onnx needs the onnx and onnxscript packages: pip install 'unetweights[onnx]'"
         ) from error
     return onnx
-
-
-def _example_tuple(example_inputs: Any) -> Tuple[Tensor, ...]:
-    inputs = (example_inputs,) if isinstance(example_inputs, Tensor) else tuple(example_inputs)
-    if not inputs:
-        raise ValueError("example_inputs: expected at least one tensor, got none")
-    for i, x in enumerate(inputs):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"example_inputs[{i}]: expected a tensor, got {type(x).__name__}")
-    return tuple(x.detach() for x in inputs)
-
-
-def dynamic_dims(example_inputs: Sequence[Tensor]) -> List[Dict[int, str]]:
-    """The dims that :func:`to_onnx` makes dynamic, with their symbol names, for each input.
-
-    Segmentation layout: the first input is (N, C, *spatial). Dim 0 of every input is the batch,
-    and the trailing ``len(spatial)`` dims of every input are the spatial dims, named "height"
-    and "width" in 2D and "depth", "height", "width" in 3D. Dims in between (channels) stay
-    fixed.
-    """
-    first = example_inputs[0]
-    if first.dim() < 2:
-        raise ValueError(
-            f"example_inputs[0]: expected shape (N, C, *spatial) to derive the dynamic dims, got {list(first.shape)}"
-        )
-    rank = first.dim() - 2
-    spatial = _SPATIAL_NAMES.get(rank, [f"spatial_{k}" for k in range(rank)])
-    dims: List[Dict[int, str]] = []
-    for i, x in enumerate(example_inputs):
-        if x.dim() < rank + 1:
-            raise ValueError(
-                f"example_inputs[{i}]: expected a batch dim and {rank} spatial dims, got shape {list(x.shape)}"
-            )
-        spec = {0: "batch"}
-        spec.update({x.dim() - rank + k: spatial[k] for k in range(rank)})
-        dims.append(spec)
-    return dims
 
 
 def _elem_type_name(onnx, elem_type: int) -> str:
@@ -193,7 +165,7 @@ def to_onnx(
         )
     if not isinstance(module, nn.Module):
         raise TypeError(f"module: expected an nn.Module, got {type(module).__name__}")
-    inputs = _example_tuple(example_inputs)
+    inputs = example_tuple(example_inputs)
     opset = DEFAULT_OPSET if opset is None else int(opset)
     if opset < MIN_OPSET:
         raise ValueError(f"opset: the torch.export-based exporter writes opset {MIN_OPSET} or newer, got {opset}")
@@ -322,7 +294,7 @@ def to_torchscript(
             torch.jit.save(scripted, tmp)
             loaded = torch.jit.load(tmp)
             if example_inputs is not None:
-                inputs = _example_tuple(example_inputs)
+                inputs = example_tuple(example_inputs)
                 with torch.no_grad():
                     expected = module(*inputs)
                     actual = loaded(*inputs)
@@ -407,4 +379,7 @@ def append_to_model(
     return merged
 
 
-__all__: List[str] = ["DEFAULT_OPSET", "IGNORE_INDEX_METADATA", "MIN_OPSET", "ExportReport", "TensorSpec", "append_to_model", "dynamic_dims", "to_onnx", "to_torchscript"]
+__all__: List[str] = [
+    "DEFAULT_OPSET", "IGNORE_INDEX_METADATA", "INPUTS_METADATA", "MIN_OPSET", "OUTPUTS_METADATA", "ExportReport", "TensorSpec",
+    "append_to_model", "dynamic_dims", "to_onnx", "to_pt2", "to_torchscript",
+]

@@ -57,7 +57,6 @@ def exported(tmp_path_factory):
         ("softmax_3d", softmax_graph(), softmax_inputs((2, 3, 6, 10, 8))),
         ("sigmoid_2d", sigmoid_graph(), sigmoid_inputs((2, 1, 16, 12))),
         ("probability_2d", probability_graph(), probability_inputs((2, 1, 16, 12))),
-        ("unweighted_2d", softmax_graph(), softmax_inputs((2, 3, 24, 20), weighted=False)),
         ("distance_computed_2d", distance_graph([1.0, 0.5]), softmax_inputs((2, 3, 24, 20))),
         ("distance_3d", distance_graph([2.0, 1.0, 1.0]), distance_inputs((2, 3, 6, 10, 8), [2.0, 1.0, 1.0])),
     ]:
@@ -71,7 +70,6 @@ UNSEEN = {
     "softmax_3d": [(1, 3, 5, 7, 9), (3, 3, 4, 11, 6)],
     "sigmoid_2d": [(1, 1, 13, 29), (3, 1, 32, 7)],
     "probability_2d": [(1, 1, 13, 29), (3, 1, 32, 7)],
-    "unweighted_2d": [(1, 3, 17, 9), (3, 3, 31, 40)],
     "distance_computed_2d": [(1, 3, 17, 9), (3, 3, 31, 40)],
     "distance_3d": [(1, 3, 5, 7, 9), (3, 3, 4, 11, 6)],
 }
@@ -153,11 +151,6 @@ def test_report_lists_symbolic_shapes(exported):
     assert shapes["iou"] == ("batch", 2)  # include_background=False
     assert shapes["overall_accuracy"] == ("batch",)
     assert "logits: float32[batch, 3, depth, height, width]" in str(report)
-
-
-def test_unweighted_graph_has_two_inputs(exported):
-    _, _, report = exported["unweighted_2d"]
-    assert [s.name for s in report.inputs] == ["logits", "target"]
 
 
 def test_softmax_is_written_as_reductions(exported):
