@@ -41,7 +41,7 @@ import argparse
 import math
 import os
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -286,6 +286,11 @@ def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--no-weight", action="store_true", help="leave the weight map out of inputs.pt")
+    parser.add_argument(
+        "--pt2", action="store_true",
+        help="also write graph.pt2 (the graph as an AOTInductor package, for unetweights_aoti; compiling takes "
+        "tens of seconds) and reference_graph.txt (the graph's outputs alone, to --compare its output with)",
+    )
     parser.add_argument("--compare", metavar="OUT.txt", help="compare the program's output with the reference")
     parser.add_argument("--reference", metavar="REF.txt", help="reference for --compare (default DIR/reference.txt)")
     parser.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance for --compare (default 1e-5)")
@@ -309,6 +314,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{key:8s} {_NAMES[value.dtype]} {list(value.shape)}")
     for key in ("loss", "graph", "inputs", "reference"):
         print(f"wrote {paths[key]}")
+    if args.pt2:
+        from unetweights.export import to_pt2
+
+        graph = build_graph(args.classes)
+        example = tuple(inputs[key] for key in ("logits", "target", "weight") if key in inputs)
+        package = os.path.join(args.dir, "graph.pt2")
+        to_pt2(graph, package, example)
+        reference = os.path.join(args.dir, "reference_graph.txt")
+        with torch.no_grad():
+            write_results(reference, {f"graph.{name}": value for name, value in graph(*example).items()})
+        print(f"wrote {package}\nwrote {reference}")
     return 0
 
 
