@@ -262,8 +262,9 @@ def _checked_indices(
                 f"in [{int(low)}, {int(high)}]"
             )
         return indices, None
-    in_range = (indices >= 0) & (indices < num_classes)
-    return torch.where(in_range, indices, torch.zeros_like(indices)), poison_unless_all(in_range, dtype)
+    # A clamp makes every index safe to gather in one pass; an index it moved was out of range.
+    safe = indices.clamp(0, num_classes - 1)
+    return safe, poison_unless_all(safe == indices, dtype)
 
 
 def class_indices(target: Tensor, input: Tensor, name: str = "target") -> Tuple[Tensor, Optional[Tensor]]:
@@ -287,10 +288,15 @@ def index_target(
     """
     indices = _indices_layout(target, input, name)
     valid = indices != ignore_index
-    safe, poison = _checked_indices(
-        torch.where(valid, indices, torch.zeros_like(indices)), input.shape[1], ignore_index, input.dtype, name
-    )
-    return valid, safe, poison
+    if checking_values():
+        safe, poison = _checked_indices(
+            torch.where(valid, indices, torch.zeros_like(indices)), input.shape[1], ignore_index, input.dtype, name
+        )
+        return valid, safe, poison
+    # Traced: one clamp makes every index safe to gather (an ignored pixel's class is masked out by
+    # ``valid`` later); an index the clamp moved that is not the ignore index poisons its image.
+    safe = indices.clamp(0, input.shape[1] - 1)
+    return valid, safe, poison_unless_all((safe == indices) | ~valid, input.dtype)
 
 
 def plain_index_target(target: Tensor, input: Tensor, ignore_index: int, name: str = "target") -> Optional[Tensor]:
