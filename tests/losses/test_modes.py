@@ -87,7 +87,8 @@ def test_deep_supervision_modes(mode, tmp_path):
         run = export(module, (*outs, target, weight), dynamic_shapes=specs).module()
     else:
         run = build(mode, module, None, 2, tmp_path)
-    for n, h, w in ((2, 16, 24), (1, 8, 20)):
+    # A second shape would recompile the static mode: unseen shapes are the dynamic modes' job.
+    for n, h, w in ((2, 16, 24),) if mode == "compile" else ((2, 16, 24), (1, 8, 20)):
         outs, target, weight = inputs(n, h, w, n)
         want_outs = [o.clone().requires_grad_(True) for o in outs]
         got_outs = [o.clone().requires_grad_(True) for o in outs]
