@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -184,6 +185,31 @@ inline std::vector<std::string> split_names(const std::string& text) {
     names.push_back(name);
   }
   return names;
+}
+
+// Prints the usage and returns true for a lone -h or --help.
+inline bool asked_for_help(int argc, char* argv[], const char* usage) {
+  if (argc == 2 && (std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help")) {
+    std::cout << usage;
+    return true;
+  }
+  return false;
+}
+
+// Runs body(), the program's work, and returns its exit status; any failure becomes one line,
+// "PROGRAM: error: ...", on stderr and exit status 1.
+template <typename Body>
+int run_reporting_failures(const char* program, Body&& body) {
+  try {
+    return body();
+  } catch (const Failure& error) {
+    std::cerr << program << ": error: " << error.what() << '\n';
+  } catch (const c10::Error& error) {
+    std::cerr << program << ": error: " << error.what_without_backtrace() << '\n';
+  } catch (const std::exception& error) {
+    std::cerr << program << ": error: " << error.what() << '\n';
+  }
+  return 1;
 }
 
 }  // namespace unetweights

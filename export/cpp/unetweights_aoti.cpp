@@ -129,8 +129,7 @@ int run(const std::string& graph_path, const std::string& inputs_path, const std
 }  // namespace
 
 int main(int argc, char* argv[]) {
-  if (argc == 2 && (std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help")) {
-    std::cout << kUsage;
+  if (asked_for_help(argc, argv, kUsage)) {
     return 0;
   }
   int repeat = 0;
@@ -150,14 +149,5 @@ int main(int argc, char* argv[]) {
               << kUsage;
     return 2;
   }
-  try {
-    return run(argv[1], argv[2], argv[3], repeat);
-  } catch (const Failure& error) {
-    std::cerr << "unetweights_aoti: error: " << error.what() << '\n';
-  } catch (const c10::Error& error) {
-    std::cerr << "unetweights_aoti: error: " << error.what_without_backtrace() << '\n';
-  } catch (const std::exception& error) {
-    std::cerr << "unetweights_aoti: error: " << error.what() << '\n';
-  }
-  return 1;
+  return run_reporting_failures("unetweights_aoti", [&] { return run(argv[1], argv[2], argv[3], repeat); });
 }

@@ -136,22 +136,12 @@ int run(const std::string& loss_path, const std::string& graph_path, const std::
 }  // namespace
 
 int main(int argc, char* argv[]) {
-  if (argc == 2 && (std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help")) {
-    std::cout << kUsage;
+  if (asked_for_help(argc, argv, kUsage)) {
     return 0;
   }
   if (argc != 5) {
     std::cerr << "unetweights_eval: expected 4 arguments, got " << (argc - 1) << "\n\n" << kUsage;
     return 2;
   }
-  try {
-    return run(argv[1], argv[2], argv[3], argv[4]);
-  } catch (const Failure& error) {
-    std::cerr << "unetweights_eval: error: " << error.what() << '\n';
-  } catch (const c10::Error& error) {
-    std::cerr << "unetweights_eval: error: " << error.what_without_backtrace() << '\n';
-  } catch (const std::exception& error) {
-    std::cerr << "unetweights_eval: error: " << error.what() << '\n';
-  }
-  return 1;
+  return run_reporting_failures("unetweights_eval", [&] { return run(argv[1], argv[2], argv[3], argv[4]); });
 }

@@ -1,9 +1,11 @@
-"""Building the programs of export/cpp for the tests: CMake into a temporary folder, one target.
+"""Building the programs of export/cpp for the tests: CMake into a temporary folder, one target;
+and export/cpp/make_inputs.py loaded as a module.
 
 The tests skip only when cmake or a C++ compiler is missing; a failed configure or build fails every
 test that needs the program (:meth:`Build.program`), with the build log in the message.
 """
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,6 +18,14 @@ import torch
 
 CPP_DIR = Path(__file__).resolve().parents[2] / "export" / "cpp"
 BUILD_TIMEOUT_S = 1200
+
+
+def load_make_inputs(name: str):
+    """export/cpp/make_inputs.py as a module (it is a script beside the programs, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, CPP_DIR / "make_inputs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _compiler() -> Optional[str]:

@@ -6,7 +6,6 @@ when cmake or a C++ compiler is missing; a failed configure or build fails every
 the program, with the build log in the message.
 """
 
-import importlib.util
 import math
 import subprocess
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Dict
 import pytest
 import torch
 
-from .cpp_build import CPP_DIR, Build, build
+from .cpp_build import Build, build, load_make_inputs
 
 RUN_TIMEOUT_S = 300
 ATOL = 1e-5
@@ -24,14 +23,7 @@ ATOL = 1e-5
 RTOL_OF_SCALE = 1e-4
 
 
-def _load_make_inputs():
-    spec = importlib.util.spec_from_file_location("_unetweights_cpp_make_inputs", CPP_DIR / "make_inputs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_inputs = _load_make_inputs()
+make_inputs = load_make_inputs("_unetweights_cpp_make_inputs")
 
 
 @pytest.fixture(scope="session")

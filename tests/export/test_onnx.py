@@ -161,10 +161,16 @@ def test_softmax_is_written_as_reductions(exported):
     assert "ReduceMax" in ops
 
 
-def test_opset_18(tmp_path):
+@pytest.fixture(scope="module")
+def opset_18(tmp_path_factory):
+    """The default graph exported at opset 18 once: checked here, and joined to an opset-20 network below."""
     graph = EvaluationGraph.default()
-    path = tmp_path / "g.onnx"
-    report = to_onnx(graph, path, softmax_inputs((2, 3, 12, 10)), opset=18)
+    path = tmp_path_factory.mktemp("opset18") / "eval18.onnx"
+    return graph, path, to_onnx(graph, path, softmax_inputs((2, 3, 12, 10)), opset=18)
+
+
+def test_opset_18(opset_18):
+    graph, path, report = opset_18
     assert report.opset == 18
     inputs = softmax_inputs((3, 3, 7, 15), seed=3)
     inputs[1].clamp_(min=0)  # the default graph's metrics take no ignored pixels
@@ -289,12 +295,13 @@ class TinyNet(nn.Module):
         return self.conv(image)
 
 
-def test_append_to_model(tmp_path):
+def test_append_to_model(exported, tmp_path):
     torch.manual_seed(0)
-    net, graph = TinyNet().eval(), softmax_graph()
+    net = TinyNet().eval()
+    # The evaluation side is the module's softmax graph, exported once for every test here.
+    graph, evaluation, _ = exported["softmax_2d"]
     to_onnx(net, tmp_path / "net.onnx", torch.randn(2, 1, 24, 20), input_names=["image"], output_names=["logits"])
-    to_onnx(graph, tmp_path / "eval.onnx", softmax_inputs((2, 3, 24, 20)))
-    joined = append_to_model(tmp_path / "net.onnx", tmp_path / "eval.onnx", tmp_path / "joined.onnx", keep_model_outputs=True)
+    joined = append_to_model(tmp_path / "net.onnx", evaluation, tmp_path / "joined.onnx", keep_model_outputs=True)
     assert [i.name for i in joined.graph.input] == ["image", "target", "weight"]
     assert [o.name for o in joined.graph.output] == ["logits", *graph.output_names]
     image = torch.randn(3, 1, 17, 30)
@@ -306,15 +313,14 @@ def test_append_to_model(tmp_path):
     for name, value in expected.items():
         np.testing.assert_allclose(actual[name], value.numpy(), rtol=0, atol=TOLERANCE, equal_nan=True, err_msg=name)
     assert not (tmp_path / "other.onnx").exists()
-    only_metrics = append_to_model(onnx.load(str(tmp_path / "net.onnx")), onnx.load(str(tmp_path / "eval.onnx")))
+    only_metrics = append_to_model(onnx.load(str(tmp_path / "net.onnx")), onnx.load(str(evaluation)))
     assert [o.name for o in only_metrics.graph.output] == graph.output_names
 
 
-def test_append_to_model_errors(tmp_path):
+def test_append_to_model_errors(opset_18, tmp_path):
     net = TinyNet().eval()
     to_onnx(net, tmp_path / "net.onnx", torch.randn(2, 1, 8, 6), input_names=["image"], output_names=["logits"])
-    graph = EvaluationGraph.default()
-    to_onnx(graph, tmp_path / "eval18.onnx", softmax_inputs((2, 3, 8, 6)), opset=18)
+    (tmp_path / "eval18.onnx").write_bytes(opset_18[1].read_bytes())
     with pytest.raises(ValueError, match="model, evaluation: expected the same opset, got 20 and 18"):
         append_to_model(tmp_path / "net.onnx", tmp_path / "eval18.onnx")
     with pytest.raises(ValueError, match=r"model_output: expected one of the model's outputs \['logits'\], got 'scores'"):

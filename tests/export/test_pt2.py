@@ -6,7 +6,6 @@ Compiling a package takes tens of seconds, so each dimensionality is compiled on
 and every test reuses it; the refusals run before any compile.
 """
 
-import importlib.util
 import math
 import subprocess
 
@@ -18,7 +17,7 @@ from unetweights.export import INPUTS_METADATA, OUTPUTS_METADATA, to_pt2
 from unetweights.losses import GeneralizedDiceLoss, WeightedCrossEntropyLoss
 from unetweights.metrics import DiceScore, IoUScore
 
-from .cpp_build import CPP_DIR, build
+from .cpp_build import build, load_make_inputs
 
 ATOL = 1e-5
 IGNORE = 255
@@ -26,14 +25,7 @@ EXAMPLE_SIZES = {2: (24, 20), 3: (6, 10, 8)}
 UNSEEN_SIZES = {2: (37, 15), 3: (9, 7, 13)}
 
 
-def _load_make_inputs():
-    spec = importlib.util.spec_from_file_location("_unetweights_cpp_make_inputs_pt2", CPP_DIR / "make_inputs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_inputs = _load_make_inputs()
+make_inputs = load_make_inputs("_unetweights_cpp_make_inputs_pt2")
 
 
 def _graph():
