@@ -111,7 +111,7 @@ def loss_table(shape, repeats: int, folder: Path) -> None:
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
         scripted, script_s = timed(lambda: torch.jit.script(loss))
     compiled = torch.compile(loss)
-    small = tuple(t[:2, ..., :24, :20] for t in (x0, target, weight))
+    small = tuple(t[:2, ..., :24, :20].clone() for t in (x0, target, weight))
     package, aoti_s = timed(lambda: to_pt2(loss, folder / "loss.pt2", small))
 
     def step(fn):
