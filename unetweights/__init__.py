@@ -95,7 +95,7 @@ _LAZY = {
     "evaluation": None,
     "EvaluationGraph": "evaluation",
     "export": None,
-    **{name: "export" for name in ("append_to_model", "to_onnx", "to_torchscript")},
+    **{name: "export" for name in ("append_to_model", "to_onnx", "to_pt2", "to_torchscript")},
     "data": None,
     **{
         name: "data"
