@@ -15,6 +15,7 @@ never saw, held to the eager module, and only then renamed into place.
 Part of the export room: imports torch (``torch._inductor`` when it runs) and ``evaluation``.
 """
 
+import contextlib
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -117,7 +118,8 @@ def to_pt2(
         does not end in ``.pt2`` or a ``program_path`` equal to ``path``.
     RuntimeError
         If the loaded package (or program) differs from eager by more than ``atol`` on the check
-        inputs, or returns another structure. Nothing is written then.
+        inputs, or returns another structure. Neither file is written then: both are renamed into
+        place only once both have passed.
 
     Notes
     -----
@@ -168,12 +170,16 @@ def to_pt2(
                 metadata[IGNORE_INDEX_METADATA] = str(ignore_index)
     else:
         metadata[INPUTS_METADATA] = ",".join(f"input{i}" for i in range(len(inputs)))
-    if program_path is not None:
-        with written_in_place(program_path, argument="program_path") as tmp:
-            torch.export.save(program, tmp)
+    # Both files are built and checked before either is renamed into place: a failure leaves both
+    # destinations as they were.
+    with contextlib.ExitStack() as stack:
+        if program_path is not None:
+            program_tmp = stack.enter_context(written_in_place(program_path, argument="program_path"))
+            torch.export.save(program, program_tmp)
             with torch.no_grad():
-                compare(expected, torch.export.load(tmp).module()(*checks), atol, "output", "to_pt2 (the saved program)")
-    with written_in_place(path, argument="path") as tmp:
+                reloaded = torch.export.load(program_tmp).module()(*checks)
+            compare(expected, reloaded, atol, "output", "to_pt2 (the saved program)")
+        tmp = stack.enter_context(written_in_place(path, argument="path"))
         aoti_compile_and_package(program, package_path=tmp, inductor_configs={"aot_inductor.metadata": metadata})
         loaded = aoti_load_package(tmp)
         with torch.no_grad():

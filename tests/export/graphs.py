@@ -124,3 +124,14 @@ def distance_inputs(shape, spacing, seed=0):
     one_hot = target.numpy()[:, None] == classes
     distance = np.stack([signed_distance_map(image, spacing, channel_axis=0) for image in one_hot])
     return logits, target, weight, torch.from_numpy(distance)
+
+
+def computed_distance_graph(spacing) -> EvaluationGraph:
+    """The two losses that compute the target's distance map in the graph when none is given."""
+    return EvaluationGraph(
+        losses={
+            "boundary": L.BoundaryLoss(include_background=False, spacing=spacing, ignore_index=IGNORE),
+            "hausdorff_dt": L.HausdorffDTLoss(include_background=False, spacing=spacing, ignore_index=IGNORE),
+        },
+        metrics={"dice": M.DiceScore(ignore_index=IGNORE)},
+    )

@@ -160,7 +160,7 @@ def test_refusals_come_before_any_work(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_package_that_fails_its_check_leaves_the_destination_as_it_was(tmp_path, monkeypatch):
+def test_a_package_that_fails_its_check_leaves_both_destinations_as_they_were(tmp_path, monkeypatch):
     """The package is built beside ``path`` and renamed only after its check: here the compiler
     (replaced, to keep the test fast) writes a file that does not load."""
     import torch._inductor as inductor
@@ -175,6 +175,7 @@ def test_a_package_that_fails_its_check_leaves_the_destination_as_it_was(tmp_pat
 
     monkeypatch.setattr(inductor, "aoti_compile_and_package", broken_compile)
     with pytest.raises(Exception):
-        to_pt2(_graph(), destination, _inputs(2, 2, (6, 5), seed=4))
+        # The saved program passes its own check; it is not renamed either, since the package failed.
+        to_pt2(_graph(), destination, _inputs(2, 2, (6, 5), seed=4), program_path=tmp_path / "eval_program.pt2")
     assert destination.read_bytes() == b"the user's older package"
     assert [p.name for p in tmp_path.iterdir()] == ["eval.pt2"]
