@@ -157,11 +157,11 @@ def to_pt2(
     try:
         with torch.no_grad():
             expected = module(*checks)
-            names = _output_names(module, module(*inputs))
         program = torch.export.export(module, inputs, dynamic_shapes=torch_dynamic_shapes(dims) if dynamic else None)
     finally:
         module.train(was_training)
-    metadata = {OUTPUTS_METADATA: ",".join(names)}
+    # The check's outputs have the structure of every output: they name them, with no run of their own.
+    metadata = {OUTPUTS_METADATA: ",".join(_output_names(module, expected))}
     if isinstance(module, EvaluationGraph):
         metadata[INPUTS_METADATA] = ",".join(INPUT_NAMES[: len(inputs)])
         if len(inputs) >= 2 and inputs[1].dim() == inputs[0].dim() - 1 and not inputs[1].is_floating_point():

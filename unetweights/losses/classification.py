@@ -118,7 +118,7 @@ def _plain_cross_entropy(
         return reduce_product(loss, pixel_weight, pixel_weight, reduction, input_poison(input))
     if pixel_weight is not None:
         loss = loss * pixel_weight
-        norm = pixel_weight if norm is None else norm * pixel_weight
+        norm = norm * pixel_weight
     return reduce_loss(loss, norm, reduction, input_poison(input))
 
 
