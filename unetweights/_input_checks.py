@@ -43,6 +43,11 @@ def _as_torch(array: Any) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array))
 
 
+def _range(x: torch.Tensor) -> torch.Tensor:
+    """The minimum and maximum of the whole input, (2,) float64; NaN when it holds a NaN."""
+    return torch.stack(torch.aminmax(x)).to(torch.float64)
+
+
 def _per_image_range(x: torch.Tensor) -> torch.Tensor:
     """Each image's minimum and maximum, (N, 2) float64; NaN where an image holds a NaN."""
     low, high = torch.aminmax(x.reshape(x.shape[0], -1), dim=1)
@@ -158,44 +163,48 @@ def check_input_values(inputs: Sequence[Any], arrays: Sequence[Any], ignore_inde
 
     Runs after :func:`check_inputs`, so every input has at least one image and one element per image.
 
-    Each checked input costs one min/max pass per image, in torch on the inputs' device; the
-    (inputs, N, 2) ranges then come to the host in one transfer, and the host decides.
+    Each checked input costs one min/max pass over the whole input, in torch on the inputs'
+    device (a reduction per image runs several times slower on the CPU); the ranges then come to
+    the host in one transfer, and the host decides. Only an input whose range fails is ranged
+    again per image, to name the first image that holds a bad value.
     """
     named = {spec.name: array for spec, array in zip(inputs, arrays)}
     logits = named.get(LOGITS)
     classes = logits.shape[1] if logits is not None and len(logits.shape) >= 2 else 0
-    checks = []  # (name, what the input must hold, lowest, highest) of each input checked
-    ranges = []
+    checks = []  # (name, what the input must hold, lowest, highest, the tensor, the ignore index or None)
     for check in _VALUE_CHECKS:
         array = named.get(check.name)
         if array is None or not check.applies(array, logits):
             continue
-        what, highest, tensor = check.what, check.highest, _as_torch(array)
+        what, highest, ignore = check.what, check.highest, None
         if highest is None:
-            what, tensor = _class_indices(what.format(classes=classes), tensor, classes, ignore_index)
+            what, ignore = _class_indices(what.format(classes=classes), classes, ignore_index)
             highest = classes - 1
-        checks.append((check.name, what, check.lowest, highest))
-        ranges.append(_per_image_range(tensor))
+        checks.append((check.name, what, check.lowest, highest, _as_torch(array), ignore))
     if not checks:
         return
     # One transfer: for CUDA inputs this is the only point where the host waits for the device.
-    values = torch.cat(ranges).cpu().tolist()
-    start = 0
-    for (name, what, lowest, highest), per_input in zip(checks, ranges):
-        per_image = values[start : start + per_input.shape[0]]
-        start += per_input.shape[0]
-        for image, (low, high) in enumerate(per_image):
+    ranges = torch.stack([_range(check[4]) for check in checks]).cpu().tolist()
+    for (name, what, lowest, highest, tensor, ignore), (low, high) in zip(checks, ranges):
+        if lowest <= low and high <= highest:
+            continue
+        if ignore is not None:
+            # The target holds a value outside the classes, perhaps only the ignore index:
+            # ignored pixels become class 0, so that min and max see only class indices.
+            tensor = tensor.masked_fill(tensor == ignore, 0)
+            low, high = _range(tensor).cpu().tolist()
+            if lowest <= low and high <= highest:
+                continue
+        for image, (low, high) in enumerate(_per_image_range(tensor).cpu().tolist()):
             if not (lowest <= low and high <= highest):
                 found = high if lowest <= low <= highest else low
                 place = f"image {image}" + (f" of {where}" if where else "")
                 raise ValueError(f"{name}: expected {what}, found {_format_value(found)} at {place}")
 
 
-def _class_indices(what: str, target: torch.Tensor, classes: int, ignore: Optional[int]) -> Tuple[str, torch.Tensor]:
-    """What a class-index target must hold, with its ignore index, and the target to range."""
+def _class_indices(what: str, classes: int, ignore: Optional[int]) -> Tuple[str, Optional[int]]:
+    """What a class-index target must hold, and the ignore index to mask when a value falls
+    outside the classes (None: no ignore index, or one inside [0, C) that the range covers)."""
     if ignore is None:
-        return f"{what} (the graph records no ignore index)", target
-    if not 0 <= ignore < classes:
-        # Ignored pixels become class 0, so that min and max see only class indices.
-        target = target.masked_fill(target == ignore, 0)
-    return f"{what} or the ignore index {ignore}", target
+        return f"{what} (the graph records no ignore index)", None
+    return f"{what} or the ignore index {ignore}", None if 0 <= ignore < classes else ignore
