@@ -4,9 +4,13 @@ Prints, from one run:
 
 1. CPU, N×C×H×W (default 8×3×256×256, float32): the median time of each part of an evaluation
    graph (per-image cross-entropy, soft Dice, Lovasz-softmax, the hard metrics) and of the whole
-   graph, torch eager (no_grad) against onnxruntime on CPU through :class:`OnnxEvaluator`, with
-   the ratio ort/torch (below 1: onnxruntime faster). The contenders run interleaved, so a noisy
-   machine slows them alike. ``--variants`` adds onnxruntime with one thread, with basic graph
+   graph, torch eager (no_grad) against onnxruntime on CPU through :class:`OnnxEvaluator` (its
+   value checks included, as a user runs it), with the ratio ort/torch (below 1: onnxruntime
+   faster). Each runs with its own default threading (onnxruntime's idle threads spin for a
+   while after a run, as torch's OpenMP threads do); the contenders run in interleaved blocks of
+   ``--block`` calls, each block after one untimed call, so that one's spinning threads do not
+   steal the other's cores in a timed call and a noisy machine slows both alike. ``--variants``
+   adds onnxruntime with its threads not spinning, with one thread, with basic graph
    optimisation only, and the graph exported without the softmax rewrite.
 2. GPU, if torch sees CUDA and onnxruntime's CUDA provider starts: the whole graph at
    16×4×512×512 (``--gpu-shape``), torch CUDA against onnxruntime CUDA fed with torch CUDA
@@ -20,6 +24,7 @@ Prints, from one run:
 
     python benchmarks/bench_eval.py
     python benchmarks/bench_eval.py --repeats 15 --variants
+    python benchmarks/bench_eval.py --block 1     # every call timed alone
     python benchmarks/bench_eval.py --skip-cpu            # GPU part only
     python benchmarks/bench_eval.py --skip-cpu --check-values   # value checks (and GPU)
 """
@@ -84,35 +89,37 @@ def export_graph(graph, folder: Path, name: str, num_classes: int, rewrite: bool
     return path
 
 
-# onnxruntime's idle threads spin by default; interleaved with torch on the same cores they
-# would steal torch's time, so the CPU contenders sleep when idle.
+# onnxruntime's idle threads spin by default; the variant that sleeps when idle instead (what a
+# process that shares its cores with other work may want).
 NO_SPIN = {"session.intra_op.allow_spinning": "0"}
 
 
-def cpu_table(shape, repeats: int, variants: bool, folder: Path) -> None:
+def cpu_table(shape, repeats: int, variants: bool, folder: Path, block: int) -> None:
     logits, target, weight = inputs(shape)
     arrays = [x.numpy() for x in (logits, target, weight)]
     print(f"CPU, {'x'.join(map(str, shape))} float32, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"onnxruntime {ort.__version__}, medians of {repeats}")
+          f"onnxruntime {ort.__version__}, medians of {repeats} blocks of {block}")
     header = f"{'graph':<14} {'torch ms':>9} {'ort ms':>9} {'ort/torch':>9}"
     if variants:
-        header += f" {'1 thread':>9} {'basic opt':>9} {'no rewrite':>10}"
+        header += f" {'no spin':>9} {'1 thread':>9} {'basic opt':>9} {'no rewrite':>10}"
     print(header)
     for name, graph in parts(shape[1]).items():
         path = export_graph(graph, folder, name, shape[1])
-        evaluator = OnnxEvaluator(path, providers="cpu", session_config=NO_SPIN)
+        evaluator = OnnxEvaluator(path, providers="cpu")
         fns = {"torch": lambda: graph(logits, target, weight), "ort": lambda: evaluator(*arrays)}
         if variants:
-            one_thread = OnnxEvaluator(path, providers="cpu", threads=1, session_config=NO_SPIN)
-            basic = OnnxEvaluator(path, providers="cpu", optimization="basic", session_config=NO_SPIN)
+            no_spin = OnnxEvaluator(path, providers="cpu", session_config=NO_SPIN)
+            one_thread = OnnxEvaluator(path, providers="cpu", threads=1)
+            basic = OnnxEvaluator(path, providers="cpu", optimization="basic")
             plain_path = export_graph(graph, folder, name, shape[1], rewrite=False)
-            plain = OnnxEvaluator(plain_path, providers="cpu", session_config=NO_SPIN)
-            fns.update({"1 thread": lambda: one_thread(*arrays), "basic": lambda: basic(*arrays), "plain": lambda: plain(*arrays)})
+            plain = OnnxEvaluator(plain_path, providers="cpu")
+            fns.update({"no spin": lambda: no_spin(*arrays), "1 thread": lambda: one_thread(*arrays),
+                        "basic": lambda: basic(*arrays), "plain": lambda: plain(*arrays)})
         with torch.no_grad():
-            t = median_times(fns, repeats)
+            t = median_times(fns, repeats, block)
         row = f"{name:<14} {t['torch'] * 1e3:9.1f} {t['ort'] * 1e3:9.1f} {t['ort'] / t['torch']:9.2f}"
         if variants:
-            row += f" {t['1 thread'] / t['torch']:9.2f} {t['basic'] / t['torch']:9.2f} {t['plain'] / t['torch']:10.2f}"
+            row += f" {t['no spin'] / t['torch']:9.2f} {t['1 thread'] / t['torch']:9.2f} {t['basic'] / t['torch']:9.2f} {t['plain'] / t['torch']:10.2f}"
         print(row, flush=True)
     if variants:
         print("(variant columns are ort/torch ratios too)")
@@ -200,6 +207,7 @@ def main() -> None:
     parser.add_argument("--shape", type=int, nargs="+", default=[8, 3, 256, 256])
     parser.add_argument("--gpu-shape", type=int, nargs="+", default=[16, 4, 512, 512])
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--block", type=int, default=5, help="calls per timed block on the CPU (1: each call timed alone)")
     parser.add_argument("--variants", action="store_true", help="also time ort variants (threads, optimisation, rewrite)")
     parser.add_argument("--skip-cpu", action="store_true", help="skip the CPU table of torch against onnxruntime")
     parser.add_argument("--check-values", action="store_true", help="also time the evaluator's value checks against a run")
@@ -207,7 +215,7 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()}, python {platform.python_version()}, numpy {np.__version__}")
     with tempfile.TemporaryDirectory() as folder:
         if not args.skip_cpu:
-            cpu_table(tuple(args.shape), args.repeats, args.variants, Path(folder))
+            cpu_table(tuple(args.shape), args.repeats, args.variants, Path(folder), args.block)
         gpu_table(tuple(args.gpu_shape), args.repeats, Path(folder))
         if args.check_values:
             check_table(tuple(args.shape), args.repeats, Path(folder))

@@ -419,6 +419,7 @@ POISON = [
     ("f_target_minus_1", "target", -1),
     ("g_target_minus_3", "target", -3),
     ("h_target_C", "target", "C"),
+    ("i_minus_inf_logit", "logits", -INF),
 ]
 
 
@@ -435,8 +436,22 @@ def test_softmax_graph_poisons_only_the_bad_image(graphs, case, name, value):
     evaluator = OnnxEvaluator(graphs["softmax"][1], providers="cpu", check_values=False)
     inputs = clean_inputs()
     clean = evaluator(*(x.numpy() for x in inputs))
-    index = {"logits": (1, 1, 2, 3), "weight": (1, 2, 3), "target": (1, 2, 3)}[name]
+    # A logit at a class other than the pixel's target: -inf there leaves the cross-entropy's
+    # log-sum-exp finite, so only the graph's own test of the logits can catch it.
+    other_class = (int(inputs[1][1, 2, 3]) + 1) % C
+    index = {"logits": (1, other_class, 2, 3), "weight": (1, 2, 3), "target": (1, 2, 3)}[name]
     spoiled = _spoil(inputs, name, index, C if value == "C" else value)
+    _assert_only_image_1_is_nan(evaluator(*(x.numpy() for x in spoiled)), clean)
+
+
+@pytest.mark.parametrize("name,value", [("logits", NAN), ("logits", -INF), ("weight", NAN), ("weight", INF)])
+def test_a_bad_value_at_an_ignored_pixel_still_poisons_its_image(graphs, name, value):
+    """An ignored pixel counts nowhere, but a bad value there is still bad input."""
+    evaluator = OnnxEvaluator(graphs["ignore_255"][1], providers="cpu", check_values=False)
+    logits, target, weight = clean_inputs()
+    target[1, 2, 3] = 255
+    clean = evaluator(logits.numpy(), target.numpy(), weight.numpy())
+    spoiled = _spoil((logits, target, weight), name, (1, 0, 2, 3) if name == "logits" else (1, 2, 3), value)
     _assert_only_image_1_is_nan(evaluator(*(x.numpy() for x in spoiled)), clean)
 
 

@@ -250,8 +250,7 @@ def _checked_indices(
     """Check that every index lies in [0, C) (ignored pixels already replaced by 0).
 
     Eager and TorchScript raise, and return ``(indices, None)``. While tracing nothing can raise:
-    an index out of range becomes class 0, safe to ``gather``, and the (N,) poison of ``dtype`` is
-    NaN for each image that held one.
+    see :func:`_traced_indices`.
     """
     if checking_values():
         low, high = torch.aminmax(indices)
@@ -262,9 +261,27 @@ def _checked_indices(
                 f"in [{int(low)}, {int(high)}]"
             )
         return indices, None
-    # A clamp makes every index safe to gather in one pass; an index it moved was out of range.
-    safe = indices.clamp(0, num_classes - 1)
-    return safe, poison_unless_all(safe == indices, dtype)
+    return _traced_indices(indices, num_classes, None, dtype)
+
+
+def _traced_indices(
+    indices: Tensor, num_classes: int, keep: Optional[Tensor], dtype: torch.dtype
+) -> Tuple[Tensor, Tensor]:
+    """While tracing: ``(safe, poison)`` for int64 ``indices``, with pixels where the bool ``keep``
+    is False (ignored ones) taken as class 0.
+
+    ``safe`` is clamped into [0, C), safe to ``gather``; the (N,) ``poison`` of ``dtype`` is NaN
+    for each image that held an index out of range. The range is tested in float32, which holds
+    every index up to 2^24 exactly and rounds a larger one to a value still outside [0, C): per
+    image a min and a max that only read, then one clamp. onnxruntime runs these float kernels
+    several times faster than its int64 clamp and comparisons.
+    """
+    values = indices.to(torch.float32)
+    if keep is not None:
+        values = values * keep.to(torch.float32)
+    flat = values.reshape(values.shape[0], -1)
+    in_range = (flat.amin(1) >= 0) & (flat.amax(1) <= num_classes - 1)
+    return values.clamp(0, num_classes - 1).to(torch.int64), poison_unless_all(in_range, dtype)
 
 
 def class_indices(target: Tensor, input: Tensor, name: str = "target") -> Tuple[Tensor, Optional[Tensor]]:
@@ -283,8 +300,8 @@ def index_target(
 
     ``valid`` is False where the target equals ``ignore_index``; ``safe`` is the int64 target
     with those pixels set to class 0, ready for ``gather``. Every other value must lie in [0, C):
-    eager and TorchScript raise; while tracing, such a pixel also becomes class 0 and its image's
-    entry of the (N,) ``poison`` is NaN (``poison`` is None when the values were checked).
+    eager and TorchScript raise; while tracing, such a pixel is clamped into [0, C) and its
+    image's entry of the (N,) ``poison`` is NaN (``poison`` is None when the values were checked).
     """
     indices = _indices_layout(target, input, name)
     valid = indices != ignore_index
@@ -293,10 +310,8 @@ def index_target(
             torch.where(valid, indices, torch.zeros_like(indices)), input.shape[1], ignore_index, input.dtype, name
         )
         return valid, safe, poison
-    # Traced: one clamp makes every index safe to gather (an ignored pixel's class is masked out by
-    # ``valid`` later); an index the clamp moved that is not the ignore index poisons its image.
-    safe = indices.clamp(0, input.shape[1] - 1)
-    return valid, safe, poison_unless_all((safe == indices) | ~valid, input.dtype)
+    safe, poison = _traced_indices(indices, input.shape[1], valid, input.dtype)
+    return valid, safe, poison
 
 
 def plain_index_target(target: Tensor, input: Tensor, ignore_index: int, name: str = "target") -> Optional[Tensor]:
@@ -320,8 +335,8 @@ def elementwise_weight(weight: Optional[Tensor], shape: List[int], channel_dim: 
     per-image weight (N, 1, 1), say). When dim 1 of the loss is a channel dim (``channel_dim``),
     a weight of the spatial layout (N, *) is also accepted and applies to every channel. Weights
     must be finite and non-negative: eager and TorchScript raise otherwise; while tracing, an
-    invalid weight becomes NaN, which poisons its image's values. float16 and bfloat16 weights are
-    returned in float32.
+    image with an invalid weight has all its weights NaN (a NaN entry at least that entry), which
+    poisons its values. float16 and bfloat16 weights are returned in float32.
     """
     if weight is None:
         return None
@@ -340,7 +355,14 @@ def elementwise_weight(weight: Optional[Tensor], shape: List[int], channel_dim: 
         raise ValueError(
             f"weight: expected shape {shape} (size-1 dims broadcast){per_pixel}, got {list(weight.shape)}"
         )
-    return check_finite_non_negative(pixel_weight, "weight")
+    if checking_values():
+        return check_finite_non_negative(pixel_weight, "weight")
+    # Traced: each image's weights poison all of it through one min and one max that only read
+    # (and an add), cheaper in onnxruntime than marking each bad entry. A NaN entry stays NaN
+    # where a min or max skips it (onnxruntime's do; torch's return NaN).
+    flat = pixel_weight.reshape(pixel_weight.shape[0], -1)
+    poison = torch.where(flat.amin(1) >= 0, flat.amax(1) * 0.0, math.nan)
+    return poison_rows(pixel_weight, poison)
 
 
 def as_option_tensor(value: object, name: str) -> Optional[Tensor]:

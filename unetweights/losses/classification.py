@@ -133,29 +133,35 @@ def _index_cross_entropy(
     route writes and reads the whole (N, C, *) tensor several times more. It is the path of
     exported and compiled graphs (onnxruntime runs it 2-3x faster) and of eager mode where
     ignored pixels rule out torch's fused loss.
+
+    Each pixel's loss is multiplied by its weight in the mean, w·cw[t] (0 where ignored), rather
+    than selected: the class weight is one ``gather`` and the mask one product, cheaper in
+    onnxruntime than a lookup and two selections, and every pixel's log-sum-exp enters the sums,
+    a NaN one (from a NaN or +inf logit) included, even at weight 0.
     """
     check_reduction(reduction)
     num_classes = input.shape[1]
     class_weight = check_class_weight(class_weight, num_classes)
-    poison = input_poison(input)
     valid, safe, bad_target = index_target(target, input, ignore_index)
-    if bad_target is not None:
-        poison = poison + bad_target
     peak = input.amax(1, keepdim=True)
     log_sum_exp = (input - peak).exp().sum(1).log() + peak.squeeze(1)
     loss = log_sum_exp - input.gather(1, safe.unsqueeze(1)).squeeze(1)
-    if class_weight is None:
-        norm = valid.to(loss.dtype)
-    else:
-        picked = class_weight.to(loss.dtype).index_select(0, safe.reshape(-1)).reshape(safe.shape)
-        loss = loss * picked
-        norm = torch.where(valid, picked, 0.0)
-    loss = torch.where(valid, loss, 0.0)
+    norm = valid.to(loss.dtype)
+    if class_weight is not None:
+        norm = class_weight.to(loss.dtype).gather(0, safe.reshape(-1)).reshape(safe.shape) * norm
     pixel_weight = elementwise_weight(weight, list(loss.shape), False)
     if pixel_weight is not None:
-        loss = loss * pixel_weight
         norm = norm * pixel_weight
-    return reduce_loss(loss, norm, reduction, poison)
+    if checking_values() or reduction == "none":
+        poison = input_poison(input)
+    else:
+        # Traced, reduced: a NaN or +inf logit reaches the sums through its pixel's log-sum-exp;
+        # -inf at a class other than the target leaves that finite, so each image's lowest logit
+        # is taken too (a read, where Σ 0·x costs a write as well).
+        poison = input.detach().reshape(input.shape[0], -1).amin(1) * 0.0
+    if bad_target is not None:
+        poison = poison + bad_target
+    return reduce_loss(loss * norm, norm, reduction, poison)
 
 
 def _focal_factor(one_minus_p: Tensor, gamma: float) -> Tensor:
