@@ -25,6 +25,7 @@ Prints, from one run:
     python benchmarks/bench_eval.py
     python benchmarks/bench_eval.py --repeats 15 --variants
     python benchmarks/bench_eval.py --block 1     # every call timed alone
+    python benchmarks/bench_eval.py --threads 1   # torch and onnxruntime on one thread each
     python benchmarks/bench_eval.py --skip-cpu            # GPU part only
     python benchmarks/bench_eval.py --skip-cpu --check-values   # value checks (and GPU)
 """
@@ -94,25 +95,25 @@ def export_graph(graph, folder: Path, name: str, num_classes: int, rewrite: bool
 NO_SPIN = {"session.intra_op.allow_spinning": "0"}
 
 
-def cpu_table(shape, repeats: int, variants: bool, folder: Path, block: int) -> None:
+def cpu_table(shape, repeats: int, variants: bool, folder: Path, block: int, threads=None) -> None:
     logits, target, weight = inputs(shape)
     arrays = [x.numpy() for x in (logits, target, weight)]
     print(f"CPU, {'x'.join(map(str, shape))} float32, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"onnxruntime {ort.__version__}, medians of {repeats} blocks of {block}")
+          f"onnxruntime {ort.__version__} ({threads or 'its default'} threads), medians of {repeats} blocks of {block}")
     header = f"{'graph':<14} {'torch ms':>9} {'ort ms':>9} {'ort/torch':>9}"
     if variants:
         header += f" {'no spin':>9} {'1 thread':>9} {'basic opt':>9} {'no rewrite':>10}"
     print(header)
     for name, graph in parts(shape[1]).items():
         path = export_graph(graph, folder, name, shape[1])
-        evaluator = OnnxEvaluator(path, providers="cpu")
+        evaluator = OnnxEvaluator(path, providers="cpu", threads=threads)
         fns = {"torch": lambda: graph(logits, target, weight), "ort": lambda: evaluator(*arrays)}
         if variants:
-            no_spin = OnnxEvaluator(path, providers="cpu", session_config=NO_SPIN)
+            no_spin = OnnxEvaluator(path, providers="cpu", threads=threads, session_config=NO_SPIN)
             one_thread = OnnxEvaluator(path, providers="cpu", threads=1)
-            basic = OnnxEvaluator(path, providers="cpu", optimization="basic")
+            basic = OnnxEvaluator(path, providers="cpu", threads=threads, optimization="basic")
             plain_path = export_graph(graph, folder, name, shape[1], rewrite=False)
-            plain = OnnxEvaluator(plain_path, providers="cpu")
+            plain = OnnxEvaluator(plain_path, providers="cpu", threads=threads)
             fns.update({"no spin": lambda: no_spin(*arrays), "1 thread": lambda: one_thread(*arrays),
                         "basic": lambda: basic(*arrays), "plain": lambda: plain(*arrays)})
         with torch.no_grad():
@@ -207,15 +208,19 @@ def main() -> None:
     parser.add_argument("--shape", type=int, nargs="+", default=[8, 3, 256, 256])
     parser.add_argument("--gpu-shape", type=int, nargs="+", default=[16, 4, 512, 512])
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for both on the CPU (torch.set_num_threads and the session's); default: each its own")
     parser.add_argument("--block", type=int, default=5, help="calls per timed block on the CPU (1: each call timed alone)")
     parser.add_argument("--variants", action="store_true", help="also time ort variants (threads, optimisation, rewrite)")
     parser.add_argument("--skip-cpu", action="store_true", help="skip the CPU table of torch against onnxruntime")
     parser.add_argument("--check-values", action="store_true", help="also time the evaluator's value checks against a run")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     print(f"{platform.processor() or platform.machine()}, python {platform.python_version()}, numpy {np.__version__}")
     with tempfile.TemporaryDirectory() as folder:
         if not args.skip_cpu:
-            cpu_table(tuple(args.shape), args.repeats, args.variants, Path(folder), args.block)
+            cpu_table(tuple(args.shape), args.repeats, args.variants, Path(folder), args.block, args.threads)
         gpu_table(tuple(args.gpu_shape), args.repeats, Path(folder))
         if args.check_values:
             check_table(tuple(args.shape), args.repeats, Path(folder))

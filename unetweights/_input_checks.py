@@ -11,8 +11,7 @@ Part of the runtime room: imports numpy, torch and ``_graph``, nothing else of t
 """
 
 import sys
-import warnings
-from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -33,25 +32,40 @@ _TORCH_DTYPES = {
 }
 
 
-def _as_torch(array: Any) -> torch.Tensor:
-    """A tensor view of an array, for the value checks: numpy arrays are shared, not copied."""
+def _host_or_device(array: Any) -> Any:
+    """What the value checks range: a numpy view of a numpy array or CPU tensor (nothing copied),
+    or the CUDA tensor itself.
+
+    On the host the checks run in numpy, on one thread: torch's CPU reductions would wake its
+    thread pool, whose threads then spin for milliseconds on the cores onnxruntime is about to
+    run the graph on (several ms per run on a 2-core machine).
+    """
     if isinstance(array, torch.Tensor):
-        return array.detach()
-    with warnings.catch_warnings():
-        # A read-only array is shared with a tensor that only reads it; torch warns regardless.
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(np.ascontiguousarray(array))
+        array = array.detach()
+        if array.device.type != "cpu":
+            return array
+        if array.dtype == torch.bfloat16:
+            array = array.float()
+        return array.numpy()
+    return np.asarray(array)
 
 
-def _range(x: torch.Tensor) -> torch.Tensor:
-    """The minimum and maximum of the whole input, (2,) float64; NaN when it holds a NaN."""
-    return torch.stack(torch.aminmax(x)).to(torch.float64)
+def _ranges(values: Sequence[Any]) -> List[Tuple[float, float]]:
+    """The minimum and maximum of each whole input (NaN when it holds a NaN): numpy's on the
+    host; for CUDA tensors torch's, brought to the host in one transfer (the only point where
+    the host waits for the device)."""
+    on_device = [torch.stack(torch.aminmax(v)).to(torch.float64) for v in values if isinstance(v, torch.Tensor)]
+    device_ranges = iter(torch.stack(on_device).cpu().tolist() if on_device else [])
+    return [next(device_ranges) if isinstance(v, torch.Tensor) else (float(v.min()), float(v.max())) for v in values]
 
 
-def _per_image_range(x: torch.Tensor) -> torch.Tensor:
-    """Each image's minimum and maximum, (N, 2) float64; NaN where an image holds a NaN."""
-    low, high = torch.aminmax(x.reshape(x.shape[0], -1), dim=1)
-    return torch.stack([low, high], 1).to(torch.float64)
+def _per_image_ranges(values: Any) -> List[Tuple[float, float]]:
+    """Each image's minimum and maximum (NaN where an image holds a NaN)."""
+    if isinstance(values, torch.Tensor):
+        low, high = torch.aminmax(values.reshape(values.shape[0], -1), dim=1)
+        return torch.stack([low, high], 1).to(torch.float64).cpu().tolist()
+    flat = values.reshape(values.shape[0], -1)
+    return list(zip(flat.min(1).astype(np.float64).tolist(), flat.max(1).astype(np.float64).tolist()))
 
 
 def _format_value(value: float) -> str:
@@ -163,15 +177,15 @@ def check_input_values(inputs: Sequence[Any], arrays: Sequence[Any], ignore_inde
 
     Runs after :func:`check_inputs`, so every input has at least one image and one element per image.
 
-    Each checked input costs one min/max pass over the whole input, in torch on the inputs'
-    device (a reduction per image runs several times slower on the CPU); the ranges then come to
-    the host in one transfer, and the host decides. Only an input whose range fails is ranged
-    again per image, to name the first image that holds a bad value.
+    Each checked input costs one min and one max over the whole input: in numpy on the host, in
+    torch on a CUDA device, whose ranges then come to the host in one transfer; the host decides.
+    Only an input whose range fails is ranged again per image, to name the first image that holds
+    a bad value.
     """
     named = {spec.name: array for spec, array in zip(inputs, arrays)}
     logits = named.get(LOGITS)
     classes = logits.shape[1] if logits is not None and len(logits.shape) >= 2 else 0
-    checks = []  # (name, what the input must hold, lowest, highest, the tensor, the ignore index or None)
+    checks = []  # (name, what the input must hold, lowest, highest, its values, the ignore index or None)
     for check in _VALUE_CHECKS:
         array = named.get(check.name)
         if array is None or not check.applies(array, logits):
@@ -180,22 +194,23 @@ def check_input_values(inputs: Sequence[Any], arrays: Sequence[Any], ignore_inde
         if highest is None:
             what, ignore = _class_indices(what.format(classes=classes), classes, ignore_index)
             highest = classes - 1
-        checks.append((check.name, what, check.lowest, highest, _as_torch(array), ignore))
+        checks.append((check.name, what, check.lowest, highest, _host_or_device(array), ignore))
     if not checks:
         return
-    # One transfer: for CUDA inputs this is the only point where the host waits for the device.
-    ranges = torch.stack([_range(check[4]) for check in checks]).cpu().tolist()
-    for (name, what, lowest, highest, tensor, ignore), (low, high) in zip(checks, ranges):
+    for (name, what, lowest, highest, values, ignore), (low, high) in zip(checks, _ranges([c[4] for c in checks])):
         if lowest <= low and high <= highest:
             continue
         if ignore is not None:
             # The target holds a value outside the classes, perhaps only the ignore index:
             # ignored pixels become class 0, so that min and max see only class indices.
-            tensor = tensor.masked_fill(tensor == ignore, 0)
-            low, high = _range(tensor).cpu().tolist()
+            if isinstance(values, torch.Tensor):
+                values = values.masked_fill(values == ignore, 0)
+            else:
+                values = np.where(values == ignore, 0, values)
+            (low, high), = _ranges([values])
             if lowest <= low and high <= highest:
                 continue
-        for image, (low, high) in enumerate(_per_image_range(tensor).cpu().tolist()):
+        for image, (low, high) in enumerate(_per_image_ranges(values)):
             if not (lowest <= low and high <= highest):
                 found = high if lowest <= low <= highest else low
                 place = f"image {image}" + (f" of {where}" if where else "")

@@ -267,21 +267,49 @@ def _checked_indices(
 def _traced_indices(
     indices: Tensor, num_classes: int, keep: Optional[Tensor], dtype: torch.dtype
 ) -> Tuple[Tensor, Tensor]:
-    """While tracing: ``(safe, poison)`` for int64 ``indices``, with pixels where the bool ``keep``
-    is False (ignored ones) taken as class 0.
+    """While tracing: ``(safe, poison)`` for int64 ``indices``: :func:`_traced_values` as int64,
+    safe to ``gather``."""
+    values, poison = _traced_values(indices, num_classes, keep, dtype)
+    return values.to(torch.int64), poison
 
-    ``safe`` is clamped into [0, C), safe to ``gather``; the (N,) ``poison`` of ``dtype`` is NaN
-    for each image that held an index out of range. The range is tested in float32, which holds
-    every index up to 2^24 exactly and rounds a larger one to a value still outside [0, C): per
-    image a min and a max that only read, then one clamp. onnxruntime runs these float kernels
-    several times faster than its int64 clamp and comparisons.
+
+def _traced_values(
+    indices: Tensor, num_classes: int, keep: Optional[Tensor], dtype: torch.dtype
+) -> Tuple[Tensor, Tensor]:
+    """While tracing: the int64 ``indices`` as float32 clamped into [0, C), with pixels where the
+    bool ``keep`` is False (ignored ones) taken as class 0, and the (N,) ``poison`` of ``dtype``,
+    NaN for each image that held an index out of range.
+
+    The range is tested in float32, which holds every index up to 2^24 exactly and rounds a
+    larger one to a value still outside [0, C): per image a min and a max that only read, then
+    one clamp. onnxruntime runs these float kernels several times faster than its int64 clamp
+    and comparisons.
     """
     values = indices.to(torch.float32)
     if keep is not None:
         values = values * keep.to(torch.float32)
     flat = values.reshape(values.shape[0], -1)
     in_range = (flat.amin(1) >= 0) & (flat.amax(1) <= num_classes - 1)
-    return values.clamp(0, num_classes - 1).to(torch.int64), poison_unless_all(in_range, dtype)
+    return values.clamp(0, num_classes - 1), poison_unless_all(in_range, dtype)
+
+
+def traced_class_values(
+    target: Tensor, input: Tensor, ignore_index: Optional[int], name: str = "target"
+) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+    """While tracing only: class indices (N, *) of an (N, C, *) input as float32 values.
+
+    Returns ``(values, keep, poison)``: the classes in [0, C) as float32 (-1 where the target
+    equals ``ignore_index``, a value no class compares equal to), the bool mask of the pixels
+    not ignored (None without an ignore index), and the (N,) poison of the images that held an
+    index out of range (clamped into [0, C) in ``values``). For a one-hot compared in float,
+    which onnxruntime runs faster than int64 compares and casts.
+    """
+    indices = _indices_layout(target, input, name)
+    keep = None if ignore_index is None else indices != ignore_index
+    values, poison = _traced_values(indices, input.shape[1], keep, input.dtype)
+    if keep is not None:
+        values = torch.where(keep, values, -1.0)
+    return values, keep, poison
 
 
 def class_indices(target: Tensor, input: Tensor, name: str = "target") -> Tuple[Tensor, Optional[Tensor]]:
