@@ -261,52 +261,52 @@ def _checked_indices(
                 f"in [{int(low)}, {int(high)}]"
             )
         return indices, None
-    return _traced_indices(indices, num_classes, None, dtype)
+    safe, _, poison = _traced_indices(indices, num_classes, None, dtype)
+    return safe, poison
 
 
 def _traced_indices(
-    indices: Tensor, num_classes: int, keep: Optional[Tensor], dtype: torch.dtype
-) -> Tuple[Tensor, Tensor]:
-    """While tracing: ``(safe, poison)`` for int64 ``indices``: :func:`_traced_values` as int64,
-    safe to ``gather``."""
-    values, poison = _traced_values(indices, num_classes, keep, dtype)
-    return values.to(torch.int64), poison
+    indices: Tensor, num_classes: int, ignore_index: Optional[int], dtype: torch.dtype
+) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+    """While tracing: ``(safe, keep, poison)`` of :func:`_traced_values`, the values as int64, safe
+    to ``gather``."""
+    values, keep, poison = _traced_values(indices, num_classes, ignore_index, dtype)
+    return values.to(torch.int64), keep, poison
 
 
 def _traced_values(
-    indices: Tensor, num_classes: int, keep: Optional[Tensor], dtype: torch.dtype
-) -> Tuple[Tensor, Tensor]:
-    """While tracing: the int64 ``indices`` as float32 clamped into [0, C), with pixels where the
-    bool ``keep`` is False (ignored ones) taken as class 0, and the (N,) ``poison`` of ``dtype``,
-    NaN for each image that held an index out of range.
+    indices: Tensor, num_classes: int, ignore_index: Optional[int], dtype: torch.dtype
+) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+    """While tracing: the int64 ``indices`` as float32 clamped into [0, C) (``ignore_index`` taken
+    as class 0), the bool ``keep`` of the pixels not ignored (None without an ignore index), and
+    the (N,) ``poison`` of ``dtype``, NaN for each image that held an index out of range.
 
-    The range is tested in float32, which holds every index up to 2^24 exactly and rounds a
-    larger one to a value still outside [0, C): per image a min and a max that only read, then
-    one clamp. onnxruntime runs these float kernels several times faster than its int64 clamp
-    and comparisons.
+    The target is read once, into float32, which holds every index up to 2^24 exactly and rounds
+    a larger one to a value still out of range (and equal to no ignore index up to 2^24; a larger
+    one is compared in int64). A min and a max per image, then one clamp: onnxruntime runs these
+    float kernels several times faster than its int64 clamp and comparisons.
     """
     values = indices.to(torch.float32)
-    if keep is not None:
+    keep: Optional[Tensor] = None
+    if ignore_index is not None:
+        if -16777216 <= ignore_index and ignore_index <= 16777216:  # 2^24: exact in float32
+            keep = values != float(ignore_index)
+        else:
+            keep = indices != ignore_index
         values = values * keep.to(torch.float32)
     flat = values.reshape(values.shape[0], -1)
     in_range = (flat.amin(1) >= 0) & (flat.amax(1) <= num_classes - 1)
-    return values.clamp(0, num_classes - 1), poison_unless_all(in_range, dtype)
+    return values.clamp(0, num_classes - 1), keep, poison_unless_all(in_range, dtype)
 
 
 def traced_class_values(
     target: Tensor, input: Tensor, ignore_index: Optional[int], name: str = "target"
 ) -> Tuple[Tensor, Optional[Tensor], Tensor]:
-    """While tracing only: class indices (N, *) of an (N, C, *) input as float32 values.
-
-    Returns ``(values, keep, poison)``: the classes in [0, C) as float32 (-1 where the target
-    equals ``ignore_index``, a value no class compares equal to), the bool mask of the pixels
-    not ignored (None without an ignore index), and the (N,) poison of the images that held an
-    index out of range (clamped into [0, C) in ``values``). For a one-hot compared in float,
-    which onnxruntime runs faster than int64 compares and casts.
-    """
+    """While tracing only: class indices (N, *) of an (N, C, *) input as float32 values, for a
+    one-hot compared in float: ``(values, keep, poison)`` of :func:`_traced_values`, with -1 (no
+    class) where the target equals ``ignore_index``."""
     indices = _indices_layout(target, input, name)
-    keep = None if ignore_index is None else indices != ignore_index
-    values, poison = _traced_values(indices, input.shape[1], keep, input.dtype)
+    values, keep, poison = _traced_values(indices, input.shape[1], ignore_index, input.dtype)
     if keep is not None:
         values = torch.where(keep, values, -1.0)
     return values, keep, poison
@@ -332,14 +332,15 @@ def index_target(
     image's entry of the (N,) ``poison`` is NaN (``poison`` is None when the values were checked).
     """
     indices = _indices_layout(target, input, name)
-    valid = indices != ignore_index
     if checking_values():
+        valid = indices != ignore_index
         safe, poison = _checked_indices(
             torch.where(valid, indices, torch.zeros_like(indices)), input.shape[1], ignore_index, input.dtype, name
         )
         return valid, safe, poison
-    safe, poison = _traced_indices(indices, input.shape[1], valid, input.dtype)
-    return valid, safe, poison
+    safe, keep, traced_poison = _traced_indices(indices, input.shape[1], ignore_index, input.dtype)
+    assert keep is not None  # an ignore index was given
+    return keep, safe, traced_poison
 
 
 def plain_index_target(target: Tensor, input: Tensor, ignore_index: int, name: str = "target") -> Optional[Tensor]:
