@@ -21,11 +21,16 @@ Prints, from one run:
    inputs, torch CPU tensors, and numpy inputs with an ignore index outside [0, C) (255, ~10 %
    of the pixels), which costs the check one more pass over the target. On a CUDA machine a row
    for torch CUDA tensors is added (the check runs on the device, with one host transfer).
+4. With ``--floors``: the core of two graphs in onnxruntime's kernels against torch's own, the
+   bound below which no graph of ours can go: the bare cross-entropy (log-sum-exp minus the
+   target's logit) against torch's fused ``F.cross_entropy``, and Lovasz's sort (``TopK``)
+   against ``torch.sort``.
 
     python benchmarks/bench_eval.py
     python benchmarks/bench_eval.py --repeats 15 --variants
     python benchmarks/bench_eval.py --block 1     # every call timed alone
     python benchmarks/bench_eval.py --threads 1   # torch and onnxruntime on one thread each
+    python benchmarks/bench_eval.py --skip-cpu --floors --threads 1   # onnxruntime's kernel floors
     python benchmarks/bench_eval.py --skip-cpu            # GPU part only
     python benchmarks/bench_eval.py --skip-cpu --check-values   # value checks (and GPU)
 """
@@ -203,6 +208,50 @@ def check_table(shape, repeats: int, folder: Path) -> None:
               f"{t['check'] / t['run']:10.3f}", flush=True)
 
 
+class _BareCrossEntropy(torch.nn.Module):
+    """The least an exported cross-entropy runs: log-sum-exp minus the target's logit, summed per image."""
+
+    def forward(self, logits, target):
+        peak = logits.amax(1, keepdim=True)
+        log_sum_exp = (logits - peak).exp().sum(1).log() + peak.squeeze(1)
+        loss = log_sum_exp - logits.gather(1, target.unsqueeze(1)).squeeze(1)
+        return loss.reshape(loss.shape[0], -1).sum(1)
+
+
+class _Sort(torch.nn.Module):
+    """Lovasz's sort: each row's errors in descending order, with the permutation."""
+
+    def forward(self, errors):
+        return torch.sort(errors, dim=-1, descending=True)
+
+
+def floors_table(shape, repeats: int, folder: Path, threads) -> None:
+    """What onnxruntime's kernels cost for the core of two graphs, against torch's own kernels."""
+    logits, target, _ = inputs(shape)
+    n, c, *spatial = shape
+    errors = torch.rand(n * c, 1, int(np.prod(spatial)), generator=torch.Generator().manual_seed(2))
+    export.to_onnx(_BareCrossEntropy(), folder / "bare_ce.onnx", inputs((2, c, 24, 20))[:2])
+    export.to_onnx(_Sort(), folder / "sort.onnx", torch.rand(3, 1, 40))
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    bare = ort.InferenceSession(str(folder / "bare_ce.onnx"), options, providers=["CPUExecutionProvider"])
+    sort = ort.InferenceSession(str(folder / "sort.onnx"), options, providers=["CPUExecutionProvider"])
+    feeds = [{i.name: x.numpy() for i, x in zip(session.get_inputs(), args)}
+             for session, args in ((bare, (logits, target)), (sort, (errors,)))]
+    fns = {
+        "torch F.cross_entropy (fused, reduction='none')": lambda: torch.nn.functional.cross_entropy(logits, target, reduction="none"),
+        "ort: max, sub, exp, sum, log, gather, sum": lambda: bare.run(None, feeds[0]),
+        f"torch.sort, {n * c} rows of {errors.shape[-1]}": lambda: torch.sort(errors, dim=-1, descending=True),
+        "ort: TopK (torch.sort's export), same rows": lambda: sort.run(None, feeds[1]),
+    }
+    with torch.no_grad():
+        t = median_times(fns, repeats, 5)
+    print(f"Floors, {'x'.join(map(str, shape))}, medians of {repeats} blocks of 5")
+    for name, seconds in t.items():
+        print(f"{name:<52} {seconds * 1e3:8.2f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs="+", default=[8, 3, 256, 256])
@@ -213,6 +262,8 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=5, help="calls per timed block on the CPU (1: each call timed alone)")
     parser.add_argument("--variants", action="store_true", help="also time ort variants (threads, optimisation, rewrite)")
     parser.add_argument("--skip-cpu", action="store_true", help="skip the CPU table of torch against onnxruntime")
+    parser.add_argument("--floors", action="store_true",
+                        help="also time onnxruntime's kernels for the core of the CE and Lovasz graphs against torch's")
     parser.add_argument("--check-values", action="store_true", help="also time the evaluator's value checks against a run")
     args = parser.parse_args()
     if args.threads is not None:
@@ -224,6 +275,8 @@ def main() -> None:
         gpu_table(tuple(args.gpu_shape), args.repeats, Path(folder))
         if args.check_values:
             check_table(tuple(args.shape), args.repeats, Path(folder))
+        if args.floors:
+            floors_table(tuple(args.shape), args.repeats, Path(folder), args.threads)
 
 
 if __name__ == "__main__":
