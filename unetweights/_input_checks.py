@@ -10,6 +10,7 @@ instead of a row of NaNs.
 Part of the runtime room: imports numpy, torch and ``_graph``, nothing else of the package.
 """
 
+import math
 import sys
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -50,13 +51,22 @@ def _host_or_device(array: Any) -> Any:
     return np.asarray(array)
 
 
-def _ranges(values: Sequence[Any]) -> List[Tuple[float, float]]:
+def _ranges(values: Sequence[Any], finite_only: Sequence[bool]) -> List[Tuple[float, float]]:
     """The minimum and maximum of each whole input (NaN when it holds a NaN): numpy's on the
     host; for CUDA tensors torch's, brought to the host in one transfer (the only point where
-    the host waits for the device)."""
+    the host waits for the device). On the host, an input that need only be finite is summed
+    first (one pass, not two): a finite sum stands for a range that passes, and any other takes
+    the min and max."""
     on_device = [torch.stack(torch.aminmax(v)).to(torch.float64) for v in values if isinstance(v, torch.Tensor)]
     device_ranges = iter(torch.stack(on_device).cpu().tolist() if on_device else [])
-    return [next(device_ranges) if isinstance(v, torch.Tensor) else (float(v.min()), float(v.max())) for v in values]
+    ranges = []
+    for v, finite in zip(values, finite_only):
+        if isinstance(v, torch.Tensor):
+            ranges.append(next(device_ranges))
+            continue
+        total = float(v.sum()) if finite else math.nan
+        ranges.append((total, total) if math.isfinite(total) else (float(v.min()), float(v.max())))
+    return ranges
 
 
 def _per_image_ranges(values: Any) -> List[Tuple[float, float]]:
@@ -197,7 +207,9 @@ def check_input_values(inputs: Sequence[Any], arrays: Sequence[Any], ignore_inde
         checks.append((check.name, what, check.lowest, highest, _host_or_device(array), ignore))
     if not checks:
         return
-    for (name, what, lowest, highest, values, ignore), (low, high) in zip(checks, _ranges([c[4] for c in checks])):
+    finite_only = [lowest == -_LARGEST and highest == _LARGEST for _, _, lowest, highest, _, _ in checks]
+    ranges = _ranges([check[4] for check in checks], finite_only)
+    for (name, what, lowest, highest, values, ignore), (low, high) in zip(checks, ranges):
         if lowest <= low and high <= highest:
             continue
         if ignore is not None:
@@ -207,7 +219,7 @@ def check_input_values(inputs: Sequence[Any], arrays: Sequence[Any], ignore_inde
                 values = values.masked_fill(values == ignore, 0)
             else:
                 values = np.where(values == ignore, 0, values)
-            (low, high), = _ranges([values])
+            (low, high), = _ranges([values], [False])
             if lowest <= low and high <= highest:
                 continue
         for image, (low, high) in enumerate(_per_image_ranges(values)):

@@ -14,7 +14,7 @@ Every function here is written so that the losses calling it run unchanged in ea
   (:func:`input_poison`), and every empty-set guard tests ``den == 0``, which NaN fails, rather
   than ``den > 0``, which would treat NaN as empty.
 - float16 and bfloat16 tensors are computed in float32 (:func:`as_float32`), as torch's autocast
-  does for losses, so sums cannot overflow the half type; the result is float32.
+  does for losses, so sums cannot overflow the half type.
 
 TorchScript turns a raised ``ValueError`` into ``torch.jit.Error`` whose message starts with
 ``builtins.ValueError:``; the text after it is the same. Under ``torch.compile(fullgraph=True)``
@@ -25,7 +25,6 @@ surfaces as ``torch._dynamo.exc.Unsupported`` ("Observed exception") whose text 
 """
 
 import math
-
 from typing import List, Optional, Tuple
 
 import torch
@@ -268,8 +267,7 @@ def _checked_indices(
 def _traced_indices(
     indices: Tensor, num_classes: int, ignore_index: Optional[int], dtype: torch.dtype
 ) -> Tuple[Tensor, Optional[Tensor], Tensor]:
-    """While tracing: ``(safe, keep, poison)`` of :func:`_traced_values`, the values as int64, safe
-    to ``gather``."""
+    """While tracing: :func:`_traced_values` with the values as int64, safe to ``gather``."""
     values, keep, poison = _traced_values(indices, num_classes, ignore_index, dtype)
     return values.to(torch.int64), keep, poison
 
@@ -367,8 +365,19 @@ def elementwise_weight(weight: Optional[Tensor], shape: List[int], channel_dim: 
     image with an invalid weight has all its weights NaN (a NaN entry at least that entry), which
     poisons its values. float16 and bfloat16 weights are returned in float32.
     """
+    pixel_weight, poison = weight_and_poison(weight, shape, channel_dim)
+    if pixel_weight is None or poison is None:
+        return pixel_weight
+    return poison_rows(pixel_weight, poison)
+
+
+def weight_and_poison(
+    weight: Optional[Tensor], shape: List[int], channel_dim: bool
+) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+    """:func:`elementwise_weight` with the traced (N,) poison kept apart, for a caller that adds it
+    to its own: ``(weight, poison)``; poison is None where values were checked or no weight came."""
     if weight is None:
-        return None
+        return None, None
     check_floating(weight, "weight")
     pixel_weight = as_float32(weight)
     if channel_dim and pixel_weight.dim() == len(shape) - 1:
@@ -385,13 +394,11 @@ def elementwise_weight(weight: Optional[Tensor], shape: List[int], channel_dim: 
             f"weight: expected shape {shape} (size-1 dims broadcast){per_pixel}, got {list(weight.shape)}"
         )
     if checking_values():
-        return check_finite_non_negative(pixel_weight, "weight")
-    # Traced: each image's weights poison all of it through one min and one max that only read
-    # (and an add), cheaper in onnxruntime than marking each bad entry. A NaN entry stays NaN
-    # where a min or max skips it (onnxruntime's do; torch's return NaN).
+        return check_finite_non_negative(pixel_weight, "weight"), None
+    # Traced: a min and a max per image (reads), cheaper in onnxruntime than marking each bad
+    # entry; a NaN entry stays NaN where they skip it (onnxruntime's do).
     flat = pixel_weight.reshape(pixel_weight.shape[0], -1)
-    poison = torch.where(flat.amin(1) >= 0, flat.amax(1) * 0.0, math.nan)
-    return poison_rows(pixel_weight, poison)
+    return pixel_weight, torch.where(flat.amin(1) >= 0, flat.amax(1) * 0.0, math.nan)
 
 
 def as_option_tensor(value: object, name: str) -> Optional[Tensor]:

@@ -34,6 +34,7 @@ from .._stage.reduce import (
     input_poison,
     reduce_loss,
     reduce_product,
+    weight_and_poison,
 )
 
 
@@ -143,13 +144,13 @@ def _index_cross_entropy(
     num_classes = input.shape[1]
     class_weight = check_class_weight(class_weight, num_classes)
     valid, safe, bad_target = index_target(target, input, ignore_index)
-    peak = input.amax(1, keepdim=True)
-    log_sum_exp = (input - peak).exp().sum(1).log() + peak.squeeze(1)
-    loss = log_sum_exp - input.gather(1, safe.unsqueeze(1)).squeeze(1)
+    # log Σ exp(x - max) - (x[t] - max): the target's logit gathered from the shifted logits.
+    shifted = input - input.amax(1, keepdim=True)
+    loss = shifted.exp().sum(1).log() - shifted.gather(1, safe.unsqueeze(1)).squeeze(1)
     norm = valid.to(loss.dtype)
     if class_weight is not None:
         norm = class_weight.to(loss.dtype).gather(0, safe.reshape(-1)).reshape(safe.shape) * norm
-    pixel_weight = elementwise_weight(weight, list(loss.shape), False)
+    pixel_weight, bad_weight = weight_and_poison(weight, list(loss.shape), False)
     if pixel_weight is not None:
         norm = norm * pixel_weight
     if checking_values() or reduction == "none":
@@ -161,6 +162,8 @@ def _index_cross_entropy(
         poison = input.detach().reshape(input.shape[0], -1).amin(1) * 0.0
     if bad_target is not None:
         poison = poison + bad_target
+    if bad_weight is not None:
+        poison = poison + bad_weight
     return reduce_loss(loss * norm, norm, reduction, poison)
 
 
