@@ -174,9 +174,9 @@ class OnnxEvaluator:
     input, which gives C = ``logits.shape[1]``) holds class indices in [0, C) or ``ignore_index``
     when it has one dim fewer than the logits, and finite values in [0, 1] (binary or
     probability targets) when it has as many. The check costs a min and a max over each input
-    (in numpy on one thread for numpy arrays and CPU tensors, which leaves torch's thread pool
-    asleep while the session runs; in torch for CUDA tensors, with one transfer of those numbers
-    to the host); a class-index target that holds values outside the classes takes two more
+    (a sum for the logits and distances, which need only be finite; in numpy on one thread for
+    numpy arrays and CPU tensors, which leaves torch's thread pool asleep while the session runs;
+    in torch for CUDA tensors, with one transfer of those numbers to the host); a class-index target that holds values outside the classes takes two more
     passes, to mask the ignore index, and only an input found bad is ranged again, image by
     image, to name the image. See benchmarks/RESULTS.md for its cost against a run.
 
