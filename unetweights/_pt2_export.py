@@ -145,10 +145,12 @@ def to_pt2(
         program_path = check_output_file(program_path, "program_path", "to_pt2")
         if os.path.abspath(program_path) == os.path.abspath(path):
             raise ValueError(f"program_path: {program_path} is also path; the package and the program need two files")
-    checks = inputs if check_inputs is None and not dynamic else None
-    checks = example_tuple(check_inputs) if check_inputs is not None else checks
-    if checks is None:
+    if check_inputs is not None:
+        checks = example_tuple(check_inputs)
+    elif dynamic:
         checks = _unseen_inputs(inputs, dims, seed=0)
+    else:
+        checks = inputs
 
     from torch._inductor import aoti_compile_and_package, aoti_load_package
 

@@ -98,12 +98,12 @@ def target_classes(
         return truth, None, poison
     check_sigmoid_target(input, target, activation, name)
     valid: Optional[Tensor] = None
+    classes = torch.arange(input.shape[1], device=input.device).view([1, -1] + [1] * (input.dim() - 2))
     if not checking_values():
         values, keep, bad_values = traced_class_values(target, input, ignore_index, name)
         if keep is not None:
             valid = keep.to(input.dtype).unsqueeze(1)
-        float_classes = torch.arange(input.shape[1], device=input.device, dtype=torch.float32)
-        truth = (values.unsqueeze(1) == float_classes.view([1, -1] + [1] * (input.dim() - 2))).to(input.dtype)
+        truth = (values.unsqueeze(1) == classes.to(torch.float32)).to(input.dtype)
         return truth, valid, bad_values
     if ignore_index is None:
         labels, bad_target = class_indices(target, input, name)
@@ -112,7 +112,6 @@ def target_classes(
         valid = keep.to(input.dtype).unsqueeze(1)
         # -1 matches no class: an ignored pixel is 0 in every channel.
         labels = torch.where(keep, labels, torch.full_like(labels, -1))
-    classes = torch.arange(input.shape[1], device=input.device).view([1, -1] + [1] * (input.dim() - 2))
     truth = (labels.unsqueeze(1) == classes).to(input.dtype)
     return truth, valid, bad_target
 
